@@ -1,0 +1,33 @@
+//! The pure domain of ca-notify.
+//!
+//! Everything here is plain data and pure functions: no IO, no async runtime, no clock
+//! reads (callers pass "today" and "now" in). The four ports, the pipeline and every
+//! adapter speak in these types, so the rules that keep a person from being texted twice
+//! or a record from being lost are written, and tested, exactly once.
+//!
+//! * [`phone`]: [`PhoneNumber`], normalised to E.164 and masked in `Debug`/`Display`.
+//! * [`recipient`]: [`RecipientRecord`] (raw, as a store holds it) and [`Recipient`] (parsed).
+//! * [`outcome`]: [`Outcome`], what happened to one record, and the seed's sent flag.
+//! * [`dedup`]: [`DedupKey`], the verification server's `uuid`, derived with a keyed HMAC.
+//! * [`evaluate`]: [`evaluate_response`], the judgement of one batch-issue answer.
+//! * [`backoff`]: [`Backoff`], exponential backoff with full jitter, shared by every retry.
+//! * [`date_window`]: [`DateWindow`], the server's accepted test/symptom date range.
+//! * [`scrub`]: [`scrub_phone_numbers`], removes phone numbers from outside error text.
+
+pub mod backoff;
+pub mod date_window;
+pub mod dedup;
+pub mod evaluate;
+pub mod outcome;
+pub mod phone;
+pub mod recipient;
+pub mod scrub;
+
+pub use backoff::Backoff;
+pub use date_window::{DateField, DateWindow};
+pub use dedup::{DedupKey, DedupSecret};
+pub use evaluate::{evaluate_response, Evaluation, ItemAnswer, RetryBudget, StopSignal};
+pub use outcome::{DeferReason, NotSentReason, Outcome, RecordOutcome};
+pub use phone::{PhoneError, PhoneNumber, PhoneParser, RawPhone};
+pub use recipient::{ClaimToken, DateError, Recipient, RecipientRecord, RecordId, TestType};
+pub use scrub::scrub_phone_numbers;

@@ -1,0 +1,238 @@
+//! What happened to one record, and how that is written back.
+//!
+//! The seed wrote only a sent flag (1 / 0). We keep that flag, derived from a richer
+//! [`Outcome`], and add a stable reason code so an operator can tell a landline from a
+//! server rejection. [`Outcome::Deferred`] is not a result at all: the record goes back to
+//! the store, unmarked, for a later run.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::date_window::DateField;
+use crate::dedup::DedupKey;
+use crate::recipient::RecordId;
+
+/// The end of one record's journey through a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// The verification server issued a code and sent the SMS.
+    Sent,
+    /// The verification server already holds this dedup key: texted before, not again.
+    AlreadySent,
+    /// Not texted, for good.
+    NotSent {
+        /// Why.
+        reason: NotSentReason,
+    },
+    /// Not decided in this run; the record is released for a later one.
+    Deferred {
+        /// Why.
+        reason: DeferReason,
+    },
+}
+
+impl Outcome {
+    /// Shorthand for `NotSent { reason }`.
+    pub fn not_sent(reason: NotSentReason) -> Self {
+        Self::NotSent { reason }
+    }
+
+    /// Shorthand for `Deferred { reason }`.
+    pub fn deferred(reason: DeferReason) -> Self {
+        Self::Deferred { reason }
+    }
+
+    /// The seed's sent flag: 1 for sent or already sent, 0 for not sent, none for deferred.
+    pub fn sent_flag(&self) -> Option<u8> {
+        match self {
+            Self::Sent | Self::AlreadySent => Some(1),
+            Self::NotSent { .. } => Some(0),
+            Self::Deferred { .. } => None,
+        }
+    }
+
+    /// Whether this outcome is written as a result (everything but `Deferred`).
+    pub fn is_final(&self) -> bool {
+        !matches!(self, Self::Deferred { .. })
+    }
+
+    /// The outcome column: `sent`, `already_sent`, `not_sent` or `deferred`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Sent => "sent",
+            Self::AlreadySent => "already_sent",
+            Self::NotSent { .. } => "not_sent",
+            Self::Deferred { .. } => "deferred",
+        }
+    }
+
+    /// The reason column: a stable code, empty for `Sent`.
+    pub fn reason_code(&self) -> String {
+        match self {
+            Self::Sent => String::new(),
+            Self::AlreadySent => "uuid_already_exists".to_owned(),
+            Self::NotSent { reason } => reason.code(),
+            Self::Deferred { reason } => reason.code().to_owned(),
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let reason = self.reason_code();
+        if reason.is_empty() {
+            f.write_str(self.label())
+        } else {
+            write!(f, "{} ({reason})", self.label())
+        }
+    }
+}
+
+/// Why a record was not texted, for good.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum NotSentReason {
+    /// The phone is not a valid number (parse failure, or the validator said so).
+    InvalidNumber {
+        /// A short code: a `PhoneError` code or the validator's own (`twilio:TOO_LONG`).
+        detail: String,
+    },
+    /// A valid number that cannot receive SMS (landline, toll-free, pager, …).
+    NotSmsCapable {
+        /// The line type as the validator named it.
+        line_type: String,
+    },
+    /// A permanent per-item error from the verification server.
+    Rejected {
+        /// The server's `errorCode` (`unspecified` when it gave none).
+        error_code: String,
+    },
+    /// Transient failures until the retry budget ran out.
+    GaveUp {
+        /// The last error's code.
+        last_error: String,
+    },
+    /// A date the server would reject: malformed, or outside its accepted window.
+    InvalidDate {
+        /// Which date.
+        field: DateField,
+        /// `malformed`, `too_old` or `in_future`.
+        detail: String,
+    },
+    /// A test type the server does not know.
+    InvalidTestType,
+}
+
+impl NotSentReason {
+    /// A stable code for the reason column, e.g. `not_sms_capable:landline`.
+    pub fn code(&self) -> String {
+        match self {
+            Self::InvalidNumber { detail } => format!("invalid_number:{detail}"),
+            Self::NotSmsCapable { line_type } => format!("not_sms_capable:{line_type}"),
+            Self::Rejected { error_code } => format!("rejected:{error_code}"),
+            Self::GaveUp { last_error } => format!("gave_up:{last_error}"),
+            Self::InvalidDate { field, detail } => {
+                format!("invalid_date:{}:{detail}", field.as_str())
+            }
+            Self::InvalidTestType => "invalid_test_type".to_owned(),
+        }
+    }
+
+    /// The short kind, for counting (`invalid_number`, `not_sms_capable`, …).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::InvalidNumber { .. } => "invalid_number",
+            Self::NotSmsCapable { .. } => "not_sms_capable",
+            Self::Rejected { .. } => "rejected",
+            Self::GaveUp { .. } => "gave_up",
+            Self::InvalidDate { .. } => "invalid_date",
+            Self::InvalidTestType => "invalid_test_type",
+        }
+    }
+}
+
+/// Why a record was handed back to the store undecided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeferReason {
+    /// The phone validator kept failing (Twilio 429/5xx after its retry budget).
+    ValidationUnavailable,
+    /// The verification server was unavailable (maintenance, queue full, 5xx).
+    IssuerUnavailable,
+    /// The verification server's rate limit would not reset before the deadline.
+    RateLimited,
+    /// The realm's daily code quota is exhausted.
+    QuotaExhausted,
+    /// A credential was refused; the run stopped.
+    Unauthorized,
+    /// The run's deadline came first.
+    Deadline,
+    /// A shutdown signal came first.
+    Shutdown,
+}
+
+impl DeferReason {
+    /// A stable code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::ValidationUnavailable => "validation_unavailable",
+            Self::IssuerUnavailable => "issuer_unavailable",
+            Self::RateLimited => "rate_limited",
+            Self::QuotaExhausted => "quota_exhausted",
+            Self::Unauthorized => "unauthorized",
+            Self::Deadline => "deadline",
+            Self::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// One record's outcome, as the pipeline hands it to the result sink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordOutcome {
+    /// The record.
+    pub id: RecordId,
+    /// The dedup key sent to the verification server, when one was derived.
+    pub dedup_key: Option<DedupKey>,
+    /// What happened.
+    pub outcome: Outcome,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sent_flag_follows_the_seed() {
+        assert_eq!(Outcome::Sent.sent_flag(), Some(1));
+        assert_eq!(Outcome::AlreadySent.sent_flag(), Some(1));
+        let landline = Outcome::not_sent(NotSentReason::NotSmsCapable {
+            line_type: "landline".into(),
+        });
+        assert_eq!(landline.sent_flag(), Some(0));
+        assert_eq!(landline.reason_code(), "not_sms_capable:landline");
+        assert_eq!(
+            Outcome::deferred(DeferReason::Deadline).sent_flag(),
+            None,
+            "deferred records are released, never marked"
+        );
+    }
+
+    #[test]
+    fn reason_codes_are_stable() {
+        let date = NotSentReason::InvalidDate {
+            field: DateField::TestDate,
+            detail: "too_old".into(),
+        };
+        assert_eq!(date.code(), "invalid_date:test_date:too_old");
+        assert_eq!(
+            NotSentReason::Rejected {
+                error_code: "phone_number_invalid".into()
+            }
+            .code(),
+            "rejected:phone_number_invalid"
+        );
+        assert_eq!(Outcome::Sent.to_string(), "sent");
+    }
+}

@@ -1,0 +1,78 @@
+//! `SmsIssuer`: asks the verification server to issue codes and text them.
+
+use async_trait::async_trait;
+use ca_notify_domain::{DedupKey, ItemAnswer, PhoneNumber, TestType};
+use chrono::NaiveDate;
+use tokio::time::Instant;
+
+/// The verification server's batch limit (`handle_issue_batch.go:30`).
+pub const MAX_BATCH_ITEMS: usize = 10;
+
+/// One code to issue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssueItem {
+    /// Where the SMS goes.
+    pub phone: PhoneNumber,
+    /// The idempotency handle: the same for every attempt, run and release.
+    pub uuid: DedupKey,
+    /// The record's test type; `None` means the issuer's configured default.
+    pub test_type: Option<TestType>,
+    /// The test date, already checked against the server's window.
+    pub test_date: Option<NaiveDate>,
+    /// The symptom onset date, likewise.
+    pub symptom_date: Option<NaiveDate>,
+    /// Offset in minutes of the user's time zone.
+    pub tz_offset: i32,
+}
+
+/// Why a whole batch request failed (per-item failures are [`ItemAnswer`]s instead).
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    /// The server's request limiter said 429; nothing was issued. Retry at `until`.
+    #[error("the verification server is rate limiting us")]
+    RateLimited {
+        /// When the limiter resets (from `Retry-After`).
+        until: Instant,
+    },
+    /// `quota_exceeded` for the whole request: the realm's daily quota is spent. The run
+    /// stops; records are released, not marked 0.
+    #[error("the realm's daily code quota is exhausted")]
+    QuotaExhausted,
+    /// `maintenance_mode`, `sms_queue_full`, or 5xx/timeouts that outlasted the retry
+    /// budget or deadline. Records are released.
+    #[error("the verification server is unavailable: {0}")]
+    Unavailable(String),
+    /// 401/403: the API key is wrong, or we are outside the realm's IP allow-list. The
+    /// run stops with nothing marked.
+    #[error("the verification server refused our API key (check the key and the realm's IP allow-list): {0}")]
+    Unauthorized(String),
+    /// A permanent whole-request refusal (bulk issue disabled, too many items, an
+    /// unparsable request). Our bug or the realm's configuration; the run stops.
+    #[error("the verification server rejected the request: {0}")]
+    Rejected(String),
+    /// Anything else. Records are released.
+    #[error(transparent)]
+    Unknown(#[from] anyhow::Error),
+}
+
+/// Issues verification codes, which the server texts.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait SmsIssuer: Send + Sync {
+    /// Issues one batch of at most [`MAX_BATCH_ITEMS`] codes with a single request and
+    /// returns one answer per item, in request order. Transport failures (5xx, timeouts,
+    /// resets) are retried inside the adapter with the same uuids, inside `deadline`.
+    ///
+    /// # Errors
+    /// [`IssueError::RateLimited`] for the limiter's 429; [`IssueError::QuotaExhausted`]
+    /// for a whole-request `quota_exceeded`; [`IssueError::Unavailable`] for maintenance,
+    /// a full SMS queue, or transport failures past the retry budget;
+    /// [`IssueError::Unauthorized`] for 401/403; [`IssueError::Rejected`] for a permanent
+    /// whole-request 400. An adapter MUST return per-item failures (including 409
+    /// `uuid_already_exists`) as [`ItemAnswer`]s, never as an error.
+    async fn issue_batch(
+        &self,
+        items: &[IssueItem],
+        deadline: Instant,
+    ) -> Result<Vec<ItemAnswer>, IssueError>;
+}

@@ -1,0 +1,55 @@
+//! `ResultSink`: the lasting ledger of what was sent.
+//!
+//! The verification server forgets uuids about 14 days after a code expires; this ledger
+//! does not, so it is what keeps a person from being texted twice in the long run.
+
+use async_trait::async_trait;
+use ca_notify_domain::{ClaimToken, RecordOutcome};
+
+/// What one write-back did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteReceipt {
+    /// Records that got a final outcome in this write.
+    pub written: usize,
+    /// `Deferred` records released back to the store (attempts incremented).
+    pub released: usize,
+    /// Records not written because this worker's claim on them was gone (lease expired
+    /// and another worker took them, or already written by an earlier identical call).
+    pub not_owned: usize,
+}
+
+/// Why a write-back failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// The store is unreachable or busy. Retryable: the write is atomic and idempotent,
+    /// so the same batch may be written again.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    /// Credentials refused, or the state table is missing. Fatal.
+    #[error("the store refused the write: {0}")]
+    Misconfigured(String),
+    /// Anything else. Fatal for the run.
+    #[error(transparent)]
+    Unknown(#[from] anyhow::Error),
+}
+
+/// Where outcomes go.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait ResultSink: Send + Sync {
+    /// Writes one batch of outcomes in a single atomic write, only for records still
+    /// claimed by `token`. Final outcomes set the sent flag, outcome, reason, dedup uuid
+    /// and processed time and clear the claim; `Deferred` outcomes release the record
+    /// (claim cleared, attempts incremented) without an outcome. Writing the same batch
+    /// twice changes nothing.
+    ///
+    /// # Errors
+    /// [`SinkError::Unavailable`] when the store cannot be reached (retryable, nothing or
+    /// everything was written); [`SinkError::Misconfigured`] and [`SinkError::Unknown`]
+    /// are fatal.
+    async fn write_back(
+        &self,
+        token: &ClaimToken,
+        outcomes: &[RecordOutcome],
+    ) -> Result<WriteReceipt, SinkError>;
+}
