@@ -1,0 +1,11 @@
+//! Local, faithful stand-ins for the two outside HTTP services ca-notify calls.
+//!
+//! * [`twilio`]: Twilio Lookup v2 (`GET /v2/PhoneNumbers/{phone}`).
+//! * [`verification`]: the Exposure Notifications Verification Server
+//!   (`POST /api/batch-issue`).
+//!
+//! Both are axum servers that tests start in-process on an ephemeral loopback port, and
+//! that `ca-notify simulate` runs as standalone servers. They never reach the network.
+
+pub mod twilio;
+pub mod verification;

@@ -1,0 +1,1 @@
+//! Twilio Lookup v2 simulator (built by the Twilio adapter work).

@@ -1,0 +1,1 @@
+//! Verification server simulator (built by the verification adapter work).
