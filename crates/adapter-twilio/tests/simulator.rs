@@ -531,3 +531,26 @@ async fn no_log_line_contains_a_phone_number() {
         }
     }
 }
+
+#[tokio::test]
+async fn an_unreachable_host_is_retried_then_unavailable() {
+    let sim = start(TwilioSimConfig::default()).await;
+    let mut config = config_for(&sim);
+    // A port that was free a moment ago: nothing listens there now.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    config.base_url = format!("http://{}", closed.local_addr().expect("addr"));
+    drop(closed);
+    let validator = TwilioValidator::new(config).expect("valid config");
+    match validator.check(&phone("+14155550100"), deadline()).await {
+        Err(ValidationError::Unavailable(reason)) => {
+            assert!(reason.contains("could not connect"), "{reason}");
+            assert!(!reason.contains("4155550100"), "{reason}");
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    assert_eq!(
+        validator.stats().requests,
+        5,
+        "one attempt and four retries"
+    );
+}
