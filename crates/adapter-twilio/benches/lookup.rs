@@ -72,8 +72,8 @@ async fn check_all(
     let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    for number in numbers.iter().cloned() {
-        let validator = validator.clone();
+    for number in numbers {
+        let (validator, number) = (validator.clone(), number.clone());
         tasks.spawn(async move { validator.check(&number, deadline).await.is_ok() });
     }
     let mut failed = 0;
