@@ -278,7 +278,8 @@ mod tests {
 
     #[test]
     fn each_bad_setting_names_its_key() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut VerificationConfig)>)> = vec![
+        type Mutation = Box<dyn Fn(&mut VerificationConfig)>;
+        let cases: Vec<(&str, Mutation)> = vec![
             (
                 "verification.api_key",
                 Box::new(|c| c.api_key = "  ".to_owned().into()),
