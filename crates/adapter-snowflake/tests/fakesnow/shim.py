@@ -10,7 +10,8 @@ fakesnow's own request handlers in-process and fixes their requests and answers:
   without it), and adds the token fields real Snowflake sends;
 * queries: turns fakesnow's Arrow rowsets (`rowsetBase64`) into Snowflake's JSON rowsets
   (`queryResultFormat: json`, every cell text or null), the only format the Rust client reads;
-* errors: gives every failed query a `data.queryId` and the other fields Snowflake always sends.
+* errors: gives every failed query a `data.queryId` and the other fields Snowflake always sends;
+* binds: a typed NULL bind is NULL (fakesnow 0.12.1 fails on `int(None)`).
 
 It also makes fakesnow behave like Snowflake where the adapter's safety depends on it:
 
@@ -26,7 +27,8 @@ Test hooks (plain HTTP, 127.0.0.1 only):
 * `GET  /__shim/logins`               → every login's non-secret fields (authenticator, names,
                                          session parameters, JWT claims — never a password or key);
 * `GET  /__shim/queries`              → every statement's SQL text and bind types (never values);
-* `POST /__shim/expire-sessions`      → all current session tokens answer `390112` from now on;
+* `POST /__shim/expire-sessions`      → JSON `{"login_name": …}` (optional): the current sessions
+                                         of that user (or of everyone) answer `390112` from now on;
 * `POST /__shim/fail-next`            → JSON `{"count", "code", "message", "match", "http_status"}`:
                                          the next `count` statements whose SQL contains `match`
                                          fail with that Snowflake error code (or that HTTP status);
@@ -67,6 +69,7 @@ READ_ONLY_KEYWORDS = ("SELECT", "WITH", "SHOW", "DESC", "DESCRIBE", "EXPLAIN")
 
 _session_counter = 0
 _session_params: dict[str, dict[str, Any]] = {}
+_session_logins: dict[str, str] = {}
 _expired_tokens: set[str] = set()
 _logins: list[dict[str, Any]] = []
 _queries: list[dict[str, Any]] = []
@@ -144,6 +147,7 @@ async def login_request(request: Request) -> Response:
         answer_data = answer["data"]
         token = answer_data["token"]
         _session_params[token] = {k.upper(): v for k, v in params.items()}
+        _session_logins[token] = login["login_name"] or ""
         answer_data.setdefault("masterToken", "master-" + token)
         answer_data.setdefault("sessionId", _session_counter)
         answer_data.setdefault("validityInSeconds", 3600)
@@ -280,7 +284,8 @@ def epoch_text(epoch: int, fraction: int) -> str:
 
 
 def json_cell(value: Any, column: dict[str, Any]) -> str | None:
-    if value is None:
+    # fakesnow's timestamp structs mark NULL in their fields, not in the struct.
+    if value is None or (isinstance(value, dict) and value.get("epoch", 0) is None):
         return None
     kind = (column.get("type") or "text").lower()
     scale = column.get("scale") or 0
@@ -321,9 +326,11 @@ async def queries(_: Request) -> Response:
     return JSONResponse(_queries)
 
 
-async def expire_sessions(_: Request) -> Response:
-    _expired_tokens.update(_session_params.keys())
-    return JSONResponse({"expired": len(_session_params)})
+async def expire_sessions(request: Request) -> Response:
+    who = (await read_json(request)).get("login_name")
+    tokens = [t for t, name in _session_logins.items() if who is None or name == who]
+    _expired_tokens.update(tokens)
+    return JSONResponse({"expired": len(tokens)})
 
 
 async def fail_next(request: Request) -> Response:
@@ -363,8 +370,19 @@ def install_conflict_translation() -> None:
     fakesnow_server.run_in_threadpool = run_in_threadpool
 
 
+def install_null_binds() -> None:
+    """A typed NULL bind (`{"type": "FIXED", "value": null}`) is NULL; fakesnow calls int(None)."""
+    original = fakesnow_server.from_binding
+
+    def from_binding(binding: dict[str, Any]) -> Any:
+        return None if binding.get("value") is None else original(binding)
+
+    fakesnow_server.from_binding = from_binding
+
+
 def build_app() -> Starlette:
     install_conflict_translation()
+    install_null_binds()
     overridden = {"/session/v1/login-request", "/queries/v1/query-request"}
     routes = [
         Route("/session/v1/login-request", login_request, methods=["POST"]),
