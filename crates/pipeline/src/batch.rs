@@ -33,6 +33,7 @@ const WRITE_BACKOFF: Backoff = Backoff {
 /// Runs one batch to its write-back and returns its counts (already added to the run's).
 pub(crate) async fn execute_single_batch(
     ctx: Arc<RunCtx>,
+    epoch: u32,
     token: ClaimToken,
     records: Vec<RecipientRecord>,
 ) -> Tally {
@@ -42,7 +43,7 @@ pub(crate) async fn execute_single_batch(
         ..Tally::default()
     };
     let mut entries = pre_check_and_annotate(&ctx, records, &mut tally).await;
-    call_verification_server(&ctx, &mut entries, &mut tally).await;
+    call_verification_server(&ctx, epoch, &mut entries, &mut tally).await;
 
     let outcomes: Vec<RecordOutcome> = entries
         .into_iter()

@@ -5,7 +5,9 @@
 //! cost a request. So the first record to reach issuing owns the key until its answer is
 //! known; any other record with that key waits for the answer and is resolved from it
 //! (delivered → `AlreadySent`, deferred → deferred), or, if the owner ended not sent, is
-//! issued itself. Only keys in flight are held, so memory stays flat over any run.
+//! issued itself. A delivered key is remembered until its epoch is finished, so a later
+//! duplicate in the same claim costs no request either. Only keys of unfinished epochs are
+//! held, so memory stays flat over any run.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -34,35 +36,43 @@ impl Resolution {
     }
 }
 
-type Waiters = Option<watch::Sender<Option<Resolution>>>;
+#[derive(Debug)]
+enum Slot {
+    /// Owned; the channel is made only when a second record shows up, so the common
+    /// case of a unique key costs one map insert and one remove.
+    InFlight(Option<watch::Sender<Option<Resolution>>>),
+    /// The server holds this key; remembered until `epoch` is finished.
+    Delivered { epoch: u32 },
+}
 
 /// The keys in flight in one run.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct DedupGate {
-    // The channel is made only when a second record shows up, so the common case of a
-    // unique key costs one map insert and one remove.
-    keys: Arc<Mutex<HashMap<DedupKey, Waiters>>>,
+    keys: Arc<Mutex<HashMap<DedupKey, Slot>>>,
 }
 
 /// The result of asking for a key.
 pub(crate) enum Entry {
     Owner(Ownership),
     Waiter(watch::Receiver<Option<Resolution>>),
+    Delivered,
 }
 
 impl DedupGate {
-    pub fn enter(&self, key: DedupKey) -> Entry {
+    pub fn enter(&self, key: DedupKey, epoch: u32) -> Entry {
         let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
         match keys.get_mut(&key) {
             None => {
-                keys.insert(key, None);
+                keys.insert(key, Slot::InFlight(None));
                 Entry::Owner(Ownership {
                     key,
+                    epoch,
                     gate: self.clone(),
                     done: false,
                 })
             }
-            Some(waiters) => {
+            Some(Slot::Delivered { .. }) => Entry::Delivered,
+            Some(Slot::InFlight(waiters)) => {
                 let rx = match waiters {
                     Some(tx) => tx.subscribe(),
                     None => {
@@ -76,20 +86,31 @@ impl DedupGate {
         }
     }
 
-    fn leave(&self, key: &DedupKey, resolution: Resolution) {
-        let waiters = self
-            .keys
+    /// Forgets the delivered keys of a finished epoch.
+    pub fn forget_epoch(&self, epoch: u32) {
+        self.keys
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(key);
-        if let Some(Some(tx)) = waiters {
+            .retain(|_, slot| !matches!(slot, Slot::Delivered { epoch: e } if *e == epoch));
+    }
+
+    fn leave(&self, key: &DedupKey, epoch: u32, resolution: Resolution) {
+        let slot = {
+            let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+            if resolution == Resolution::Delivered {
+                keys.insert(*key, Slot::Delivered { epoch })
+            } else {
+                keys.remove(key)
+            }
+        };
+        if let Some(Slot::InFlight(Some(tx))) = slot {
             // Nobody listening is fine: the waiter may have been dropped.
             let _ = tx.send(Some(resolution));
         }
     }
 
     #[cfg(test)]
-    pub fn in_flight(&self) -> usize {
+    pub fn held(&self) -> usize {
         self.keys.lock().map(|k| k.len()).unwrap_or_default()
     }
 }
@@ -97,6 +118,7 @@ impl DedupGate {
 /// Ownership of a key in flight. Publishing (or dropping, e.g. in a panic) frees the key.
 pub(crate) struct Ownership {
     key: DedupKey,
+    epoch: u32,
     gate: DedupGate,
     done: bool,
 }
@@ -104,15 +126,18 @@ pub(crate) struct Ownership {
 impl Ownership {
     pub fn publish(mut self, resolution: Resolution) {
         self.done = true;
-        self.gate.leave(&self.key, resolution);
+        self.gate.leave(&self.key, self.epoch, resolution);
     }
 }
 
 impl Drop for Ownership {
     fn drop(&mut self) {
         if !self.done {
-            self.gate
-                .leave(&self.key, Resolution::Deferred(DeferReason::Shutdown));
+            self.gate.leave(
+                &self.key,
+                self.epoch,
+                Resolution::Deferred(DeferReason::Shutdown),
+            );
         }
     }
 }
@@ -142,25 +167,33 @@ mod tests {
     #[tokio::test]
     async fn a_second_entrant_waits_for_the_owners_answer() {
         let gate = DedupGate::default();
-        let Entry::Owner(owner) = gate.enter(key(1)) else {
+        let Entry::Owner(owner) = gate.enter(key(1), 1) else {
             panic!("first is the owner")
         };
-        let Entry::Waiter(rx) = gate.enter(key(1)) else {
+        let Entry::Waiter(rx) = gate.enter(key(1), 1) else {
             panic!("second waits")
         };
-        assert!(matches!(gate.enter(key(2)), Entry::Owner(_)));
+        let Entry::Owner(other) = gate.enter(key(2), 1) else {
+            panic!("another key is free")
+        };
         let waiting = tokio::spawn(wait(rx));
         owner.publish(Resolution::Delivered);
         assert_eq!(waiting.await.expect("joins"), Resolution::Delivered);
-        assert_eq!(gate.in_flight(), 0, "keys are freed once answered");
-        assert!(matches!(gate.enter(key(1)), Entry::Owner(_)));
+        assert!(matches!(gate.enter(key(1), 1), Entry::Delivered));
+        other.publish(Resolution::NotSent);
+        assert_eq!(gate.held(), 1, "only the delivered key is remembered");
+        gate.forget_epoch(2);
+        assert_eq!(gate.held(), 1);
+        gate.forget_epoch(1);
+        assert_eq!(gate.held(), 0, "and forgotten with its epoch");
+        assert!(matches!(gate.enter(key(1), 2), Entry::Owner(_)));
     }
 
     #[tokio::test]
     async fn a_dropped_owner_defers_its_waiters() {
         let gate = DedupGate::default();
-        let owner = gate.enter(key(3));
-        let Entry::Waiter(rx) = gate.enter(key(3)) else {
+        let owner = gate.enter(key(3), 1);
+        let Entry::Waiter(rx) = gate.enter(key(3), 1) else {
             panic!("second waits")
         };
         drop(owner);

@@ -230,6 +230,7 @@ impl Dispatched {
                 }
             }
         }
+        ctx.dedup.forget_epoch(epoch);
         let report = tally.epoch_report(
             epoch,
             started.elapsed(),
@@ -307,7 +308,7 @@ pub(crate) async fn orchestrate_batches(ctx: &Arc<RunCtx>, epoch: u32, claim: Cl
             let token = token.clone();
             async move {
                 let _slot = permit;
-                execute_single_batch(ctx, token, chunk).await
+                execute_single_batch(ctx, epoch, token, chunk).await
             }
         };
         batches.push((tokio::spawn(task.instrument(span)), ids));

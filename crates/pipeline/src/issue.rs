@@ -32,16 +32,18 @@ const MIN_RATE_LIMIT_PAUSE: Duration = Duration::from_millis(50);
 /// Issues every issuable entry of a batch, one key owner at a time.
 pub(crate) async fn call_verification_server(
     ctx: &RunCtx,
+    epoch: u32,
     entries: &mut [BatchEntry],
     tally: &mut Tally,
 ) {
     let mut owned: Vec<(usize, Ownership)> = Vec::new();
     let mut waiting = Vec::new();
-    for (index, entry) in entries.iter().enumerate() {
+    for (index, entry) in entries.iter_mut().enumerate() {
         if let (true, Some(key)) = (entry.issuable(), entry.dedup_key) {
-            match ctx.dedup.enter(key) {
+            match ctx.dedup.enter(key, epoch) {
                 Entry::Owner(owner) => owned.push((index, owner)),
                 Entry::Waiter(rx) => waiting.push((index, rx)),
+                Entry::Delivered => entry.outcome = Some(Outcome::AlreadySent),
             }
         }
     }
@@ -68,9 +70,10 @@ pub(crate) async fn call_verification_server(
                 Resolution::Deferred(reason) => entry.outcome = Some(Outcome::deferred(reason)),
                 Resolution::NotSent => {
                     let key = entry.dedup_key.expect("issuable entries have a key");
-                    match ctx.dedup.enter(key) {
+                    match ctx.dedup.enter(key, epoch) {
                         Entry::Owner(owner) => owned.push((index, owner)),
                         Entry::Waiter(rx) => waiting.push((index, rx)),
+                        Entry::Delivered => entry.outcome = Some(Outcome::AlreadySent),
                     }
                 }
             }
