@@ -39,11 +39,20 @@ fn check_print_config_never_prints_a_secret() {
     let secrets = [
         ("CA_NOTIFY__DEDUP__SECRET", "dedup-secret-do-not-print-1"),
         ("CA_NOTIFY__VERIFICATION__API_KEY", "api-key-do-not-print-2"),
-        ("CA_NOTIFY__TWILIO__AUTH_TOKEN", "twilio-token-do-not-print-3"),
-        ("CA_NOTIFY__SNOWFLAKE__PASSWORD", "snowflake-pw-do-not-print-4"),
+        (
+            "CA_NOTIFY__TWILIO__AUTH_TOKEN",
+            "twilio-token-do-not-print-3",
+        ),
+        (
+            "CA_NOTIFY__SNOWFLAKE__PASSWORD",
+            "snowflake-pw-do-not-print-4",
+        ),
     ];
     let mut cli = store_env(dir.path())
-        .env("CA_NOTIFY__TWILIO__ACCOUNT_SID", "AC00000000000000000000000000000000")
+        .env(
+            "CA_NOTIFY__TWILIO__ACCOUNT_SID",
+            "AC00000000000000000000000000000000",
+        )
         .env("CA_NOTIFY__TWILIO__BASE_URL", "http://127.0.0.1:9")
         .env("CA_NOTIFY__VERIFICATION__BASE_URL", "http://127.0.0.1:9");
     for (key, value) in secrets {
@@ -74,7 +83,11 @@ fn import_of_a_malformed_csv_changes_nothing_and_names_the_line() {
         let out = cli.run(&["import", &fixture(file)]);
         assert_eq!(out.code, Some(7), "{file}: {}", out.all());
         assert!(out.stderr.contains(line), "{file}: {}", out.stderr);
-        assert!(!out.all().contains("555"), "no phone in the error: {}", out.all());
+        assert!(
+            !out.all().contains("555"),
+            "no phone in the error: {}",
+            out.all()
+        );
     }
 
     let export = dir.path().join("out.csv");
@@ -85,7 +98,11 @@ fn import_of_a_malformed_csv_changes_nothing_and_names_the_line() {
     assert_eq!(lines.next(), Some("id,sent,outcome,reason,processed_at"));
     let rows: Vec<&str> = lines.collect();
     assert_eq!(rows.len(), 2, "only the valid file's records: {text}");
-    assert!(rows.iter().all(|r| r.starts_with("ok-") && r.contains("pending")), "{text}");
+    assert!(
+        rows.iter()
+            .all(|r| r.starts_with("ok-") && r.contains("pending")),
+        "{text}"
+    );
     assert!(!text.contains("555"), "export holds no phone: {text}");
 }
 
@@ -103,7 +120,11 @@ fn demo_succeeds_and_its_summary_adds_up() {
     assert_eq!(out.code, Some(0), "{}", out.all());
     let report: Value =
         serde_json::from_str(&std::fs::read_to_string(&summary).expect("summary")).expect("json");
-    let n = |key: &str| report[key].as_u64().unwrap_or_else(|| panic!("{key} in {report}"));
+    let n = |key: &str| {
+        report[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{key} in {report}"))
+    };
     let sum = |key: &str| -> u64 {
         report[key]
             .as_object()
@@ -116,8 +137,14 @@ fn demo_succeeds_and_its_summary_adds_up() {
         n("claimed"),
         "every claimed record has exactly one outcome: {report}"
     );
-    assert!(n("sent") > 300, "most synthetic recipients are mobiles: {report}");
+    assert!(
+        n("sent") > 300,
+        "most synthetic recipients are mobiles: {report}"
+    );
     assert!(n("already_sent") > 0, "the duplicates are caught: {report}");
-    assert!(sum("not_sent") > 0, "landlines and bad numbers are not texted: {report}");
+    assert!(
+        sum("not_sent") > 0,
+        "landlines and bad numbers are not texted: {report}"
+    );
     assert!(out.stdout.contains("sent"), "{}", out.stdout);
 }

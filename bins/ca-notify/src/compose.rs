@@ -53,8 +53,12 @@ pub fn pipeline_settings(config: &AppConfig, until_drained: bool) -> Result<Sett
 /// # Errors
 /// A configuration failure when the region is unknown.
 pub fn phone_parser(config: &AppConfig) -> Result<PhoneParser, Failure> {
-    PhoneParser::new(&config.source.phone_region)
-        .map_err(|e| Failure::new(exit::CONFIG, format!("configuration: source.phone_region: {e}")))
+    PhoneParser::new(&config.source.phone_region).map_err(|e| {
+        Failure::new(
+            exit::CONFIG,
+            format!("configuration: source.phone_region: {e}"),
+        )
+    })
 }
 
 /// The dedup secret from `dedup.secret`.
@@ -62,9 +66,11 @@ pub fn phone_parser(config: &AppConfig) -> Result<PhoneParser, Failure> {
 /// # Errors
 /// A configuration failure when it is missing or too short.
 pub fn dedup_secret(config: &AppConfig) -> Result<DedupSecret, Failure> {
-    let secret = config.dedup.secret.clone().ok_or_else(|| {
-        Failure::new(exit::CONFIG, "configuration: dedup.secret is required")
-    })?;
+    let secret = config
+        .dedup
+        .secret
+        .clone()
+        .ok_or_else(|| Failure::new(exit::CONFIG, "configuration: dedup.secret is required"))?;
     DedupSecret::new(secret)
         .map_err(|e| Failure::new(exit::CONFIG, format!("configuration: dedup.secret: {e}")))
 }
@@ -187,9 +193,12 @@ pub async fn open_sqlite(config: &AppConfig) -> Result<SqliteStore, Failure> {
         worker_id: config.worker_id(),
         ..SqliteConfig::default()
     };
-    SqliteStore::open(sqlite)
-        .await
-        .map_err(|e| Failure::new(exit::STORE, format!("sqlite store {}: {e}", config.store.path.display())))
+    SqliteStore::open(sqlite).await.map_err(|e| {
+        Failure::new(
+            exit::STORE,
+            format!("sqlite store {}: {e}", config.store.path.display()),
+        )
+    })
 }
 
 fn optional_column(name: &str) -> Option<String> {
@@ -248,11 +257,12 @@ fn snowflake_config(config: &AppConfig) -> Result<SnowflakeConfig, Failure> {
         base_url: sf.base_url.clone(),
         table: ca_notify_adapter_snowflake::SourceTable {
             name: s.table.clone(),
-            id: s.id_column.clone(),
-            phone: s.phone_column.clone(),
-            test_date: optional_column(&s.test_date_column),
-            symptom_date: optional_column(&s.symptom_date_column),
-            test_type: optional_column(&s.test_type_column),
+            id_column: s.id_column.clone(),
+            phone_column: s.phone_column.clone(),
+            test_date_column: optional_column(&s.test_date_column),
+            symptom_date_column: optional_column(&s.symptom_date_column),
+            test_type_column: optional_column(&s.test_type_column),
+            tz_offset_column: None,
         },
         state_table: sf.state_table.clone(),
         worker_id: config.worker_id(),
@@ -312,7 +322,8 @@ pub fn validator(config: &AppConfig) -> Result<Arc<dyn PhoneValidator>, Failure>
 /// A configuration failure naming the key.
 pub fn verification_client(config: &AppConfig) -> Result<VerificationClient, Failure> {
     let v = &config.verification;
-    let missing = |key: &str| Failure::new(exit::CONFIG, format!("configuration: {key} is required"));
+    let missing =
+        |key: &str| Failure::new(exit::CONFIG, format!("configuration: {key} is required"));
     let test_type = TestType::parse(&v.test_type).ok_or_else(|| {
         Failure::new(
             exit::CONFIG,
@@ -330,8 +341,12 @@ pub fn verification_client(config: &AppConfig) -> Result<VerificationClient, Fai
         connect_timeout: Duration::from_secs(v.connect_timeout_secs),
         request_timeout: Duration::from_secs(v.request_timeout_secs),
         ..VerificationConfig::new(
-            v.base_url.clone().ok_or_else(|| missing("verification.base_url"))?,
-            v.api_key.clone().ok_or_else(|| missing("verification.api_key"))?,
+            v.base_url
+                .clone()
+                .ok_or_else(|| missing("verification.base_url"))?,
+            v.api_key
+                .clone()
+                .ok_or_else(|| missing("verification.api_key"))?,
         )
     };
     VerificationClient::new(client_config)
@@ -345,18 +360,35 @@ impl Store {
     /// What failed, as one line.
     pub async fn check(&self) -> Result<String, String> {
         match self {
-            Self::Sqlite(s) => s.check().await.map(|r| {
-                format!(
-                    "sqlite {} at {} (schema v{}, source table {} with columns {})",
-                    r.sqlite_version,
-                    r.path.display(),
-                    r.schema_version,
-                    r.source_table,
-                    r.source_columns.join(", ")
-                )
-            }),
-            Self::Snowflake(s) => s.check().await.map(|r| format!("snowflake: {r}")),
+            Self::Sqlite(s) => s
+                .check()
+                .await
+                .map(|r| {
+                    format!(
+                        "sqlite {} at {} (state schema v{}; source table {} with columns {})",
+                        r.sqlite_version,
+                        r.path.display(),
+                        r.schema_version,
+                        r.source_table,
+                        r.source_columns.join(", ")
+                    )
+                })
+                .map_err(|e| e.to_string()),
+            Self::Snowflake(s) => s
+                .check()
+                .await
+                .map(|r| {
+                    format!(
+                        "snowflake: source table {} ({} columns found); state table {} (schema v{}, this build v{}); {} records pending",
+                        r.source_table,
+                        r.source_columns.len(),
+                        r.state_table,
+                        r.schema_version.map_or_else(|| "none yet".to_owned(), |v| v.to_string()),
+                        r.latest_schema_version,
+                        r.pending_records.map_or_else(|| "unknown".to_owned(), |n| n.to_string()),
+                    )
+                })
+                .map_err(|e| e.to_string()),
         }
-        .map_err(|e| e.to_string())
     }
 }

@@ -47,7 +47,10 @@ fn main() -> ExitCode {
 
 async fn dispatch(cli: Cli, env: HashMap<String, String>) -> Result<(), Failure> {
     let config_path = cli.config.as_deref();
-    match cli.command.unwrap_or(Command::Demo(cli::DemoArgs::default())) {
+    match cli
+        .command
+        .unwrap_or(Command::Demo(cli::DemoArgs::default()))
+    {
         Command::Run(args) => commands::run::execute(config_path, &env, &args).await,
         Command::Demo(args) => commands::demo::execute(&args).await,
         Command::Import { file } => commands::import::execute(config_path, &env, &file).await,

@@ -264,8 +264,7 @@ impl AppConfig {
     /// # Errors
     /// [`ConfigError::Load`] for an unreadable file, an unknown key or a mistyped value.
     pub fn load(file: Option<&Path>, env: &HashMap<String, String>) -> Result<Self, ConfigError> {
-        let mut builder =
-            Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+        let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
         if let Some(path) = file {
             builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
         }
@@ -337,7 +336,13 @@ impl AppConfig {
             ),
             Some(_) => {}
         }
-        if self.verification.base_url.as_deref().unwrap_or("").is_empty() {
+        if self
+            .verification
+            .base_url
+            .as_deref()
+            .unwrap_or("")
+            .is_empty()
+        {
             problem(
                 "verification.base_url",
                 "is required: the verification server's admin API URL (https://…)".to_owned(),
@@ -351,10 +356,16 @@ impl AppConfig {
         }
         if self.validator_kind() == ValidatorKind::Twilio {
             if self.twilio.account_sid.is_none() {
-                problem("twilio.account_sid", "is required for validator.kind = twilio".to_owned());
+                problem(
+                    "twilio.account_sid",
+                    "is required for validator.kind = twilio".to_owned(),
+                );
             }
             if self.twilio.auth_token.is_none() {
-                problem("twilio.auth_token", "is required for validator.kind = twilio".to_owned());
+                problem(
+                    "twilio.auth_token",
+                    "is required for validator.kind = twilio".to_owned(),
+                );
             }
         }
         if problems.is_empty() {
@@ -401,13 +412,19 @@ mod tests {
         let c = AppConfig::load(Some(&path), &env(&[])).expect("file");
         assert_eq!((c.pipeline.epoch_count, c.pipeline.batch_size), (5, 7));
 
-        let c = AppConfig::load(Some(&path), &env(&[("EPOCH_COUNT", "9"), ("BATCH_SIZE", "4")]))
-            .expect("aliases");
+        let c = AppConfig::load(
+            Some(&path),
+            &env(&[("EPOCH_COUNT", "9"), ("BATCH_SIZE", "4")]),
+        )
+        .expect("aliases");
         assert_eq!((c.pipeline.epoch_count, c.pipeline.batch_size), (9, 4));
 
         let c = AppConfig::load(
             Some(&path),
-            &env(&[("EPOCH_COUNT", "9"), ("CA_NOTIFY__PIPELINE__EPOCH_COUNT", "2")]),
+            &env(&[
+                ("EPOCH_COUNT", "9"),
+                ("CA_NOTIFY__PIPELINE__EPOCH_COUNT", "2"),
+            ]),
         )
         .expect("namespaced wins");
         assert_eq!(c.pipeline.epoch_count, 2);
@@ -450,7 +467,11 @@ mod tests {
     fn run_needs_the_secrets_and_urls_and_names_them() {
         let c = AppConfig::load(None, &env(&[])).expect("defaults");
         let err = c.validate_for_run().expect_err("missing").to_string();
-        for key in ["dedup.secret", "verification.base_url", "verification.api_key"] {
+        for key in [
+            "dedup.secret",
+            "verification.base_url",
+            "verification.api_key",
+        ] {
             assert!(err.contains(key), "{err}");
         }
     }

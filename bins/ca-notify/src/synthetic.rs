@@ -46,7 +46,10 @@ pub fn recipients(
             }
             18 => (
                 number(LineKind::Mobile, i),
-                today.checked_sub_days(Days::new(60)).unwrap_or(today).to_string(),
+                today
+                    .checked_sub_days(Days::new(60))
+                    .unwrap_or(today)
+                    .to_string(),
             ),
             _ => (format_national(&number(LineKind::Mobile, i)), test_date),
         };
@@ -72,7 +75,12 @@ fn duplicate_of(record: &RecipientRecord) -> (String, String) {
 /// `(415) 555-0123` style, as spreadsheets often hold numbers.
 fn format_national(national: &str) -> String {
     if national.len() == 10 {
-        format!("({}) {}-{}", &national[..3], &national[3..6], &national[6..])
+        format!(
+            "({}) {}-{}",
+            &national[..3],
+            &national[3..6],
+            &national[6..]
+        )
     } else {
         national.to_owned()
     }
@@ -93,7 +101,12 @@ mod tests {
         assert_eq!(records.len(), 200);
         let phones: Vec<_> = records
             .iter()
-            .map(|r| r.phone.as_ref().map(|p| p.expose().to_owned()).unwrap_or_default())
+            .map(|r| {
+                r.phone
+                    .as_ref()
+                    .map(|p| p.expose().to_owned())
+                    .unwrap_or_default()
+            })
             .collect();
         assert!(phones.iter().any(|p| p.starts_with("212")));
         assert!(phones.iter().any(|p| p == "not a phone"));

@@ -88,8 +88,10 @@ mod tests {
         let mut out = Vec::new();
         {
             let mut w = ScrubbingWriter(&mut out);
-            w.write_all(b"{\"error\":\"The 'To' number +14155550123 is invalid\",\"record_id\":\"r-17\"}\n")
-                .expect("write");
+            w.write_all(
+                b"{\"error\":\"The 'To' number +14155550123 is invalid\",\"record_id\":\"r-17\"}\n",
+            )
+            .expect("write");
         }
         let text = String::from_utf8(out).expect("utf8");
         assert!(!text.contains("4155550123"), "{text}");

@@ -37,7 +37,11 @@ pub async fn execute(
         Err(e) => row("configuration", Err(e.to_string()), exit::CONFIG),
     });
     rows.push(row("store", check_store(&config).await, exit::STORE));
-    rows.push(row("phone validator", check_validator(&config).await, exit::UNAUTHORIZED));
+    rows.push(row(
+        "phone validator",
+        check_validator(&config).await,
+        exit::UNAUTHORIZED,
+    ));
     rows.push(row(
         "verification server",
         check_verification(&config).await,

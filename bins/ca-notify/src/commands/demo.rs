@@ -39,8 +39,7 @@ const ISSUE_LATENCY: Duration = Duration::from_millis(300);
 pub async fn execute(args: &DemoArgs) -> Result<(), Failure> {
     let today = chrono::Utc::now().date_naive();
     let internal = |e: &dyn std::fmt::Display| Failure::new(exit::INTERNAL, format!("demo: {e}"));
-    let secret = DedupSecret::new(SecretString::from(random_secret()))
-        .map_err(|e| internal(&e))?;
+    let secret = DedupSecret::new(SecretString::from(random_secret())).map_err(|e| internal(&e))?;
     let progress = Arc::new(ProgressObserver::new(Some(args.recipients as u64)));
     let settings = Settings {
         until_drained: true,
@@ -86,8 +85,11 @@ pub async fn execute(args: &DemoArgs) -> Result<(), Failure> {
         .await
         .map_err(|e| internal(&e))?;
     let csv = folder.path().join("recipients.csv");
-    write_csv(&csv, &synthetic::recipients(args.recipients, today, simulator_number))
-        .map_err(|e| internal(&e))?;
+    write_csv(
+        &csv,
+        &synthetic::recipients(args.recipients, today, simulator_number),
+    )
+    .map_err(|e| internal(&e))?;
     let imported = import_csv(&store, &csv).await.map_err(|e| internal(&e))?;
     println!("Imported {} recipients.", imported.imported);
 
@@ -193,7 +195,11 @@ async fn run(
 /// Distinct serials give distinct numbers.
 fn memory_number(kind: LineKind, serial: usize) -> String {
     match kind {
-        LineKind::Mobile => format!("415{:06}{}", 200_000 + (serial / 8) % 800_000, 1 + serial % 8),
+        LineKind::Mobile => format!(
+            "415{:06}{}",
+            200_000 + (serial / 8) % 800_000,
+            1 + serial % 8
+        ),
         LineKind::Landline => format!("212{:05}00", 20_000 + serial % 80_000),
         LineKind::Invalid => format!("646{:05}99", 20_000 + serial % 80_000),
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use ca_notify_adapter_twilio::OfflineValidator;
 use ca_notify_domain::{DateWindow, Recipient};
-use ca_notify_ports::{PhoneVerdict, PhoneValidator};
+use ca_notify_ports::{PhoneValidator, PhoneVerdict};
 use tokio::time::Instant;
 
 use crate::compose;
@@ -60,7 +60,9 @@ pub async fn execute(config: &AppConfig) -> Result<(), Failure> {
         *counts.entry(verdict).or_default() += 1;
     }
     let total: u64 = counts.values().sum();
-    println!("Dry run: {total} records the next run would take (nothing claimed, written or sent).");
+    println!(
+        "Dry run: {total} records the next run would take (nothing claimed, written or sent)."
+    );
     let width = counts.keys().map(String::len).max().unwrap_or(0);
     for (what, n) in &counts {
         println!("{what:<width$}  {n:>8}");
@@ -83,12 +85,18 @@ fn judge(recipient: &Recipient, window: &DateWindow, today: chrono::NaiveDate) -
     if recipient.unknown_test_type {
         return Some("not sent: invalid test type".to_owned());
     }
-    for (field, date) in [("test_date", &recipient.test_date), ("symptom_date", &recipient.symptom_date)] {
+    for (field, date) in [
+        ("test_date", &recipient.test_date),
+        ("symptom_date", &recipient.symptom_date),
+    ] {
         match date {
             Err(_) => return Some(format!("not sent: invalid date ({field}: malformed)")),
             Ok(Some(d)) => {
                 if let Err(outside) = window.check(today, *d, recipient.tz_offset) {
-                    return Some(format!("not sent: invalid date ({field}: {})", outside.code()));
+                    return Some(format!(
+                        "not sent: invalid date ({field}: {})",
+                        outside.code()
+                    ));
                 }
             }
             Ok(None) => {}

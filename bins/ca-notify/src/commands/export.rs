@@ -26,7 +26,12 @@ pub async fn execute(
     let store = compose::open_sqlite(&config).await?;
     let report = ca_notify_adapter_sqlite::export_csv(&store, file)
         .await
-        .map_err(|e| Failure::new(exit::STORE, format!("export to {} failed: {e}", file.display())))?;
+        .map_err(|e| {
+            Failure::new(
+                exit::STORE,
+                format!("export to {} failed: {e}", file.display()),
+            )
+        })?;
     println!("Exported {} records to {}.", report.rows, file.display());
     Ok(())
 }

@@ -27,7 +27,12 @@ pub async fn execute(
     let store = compose::open_sqlite(&config).await?;
     let report = ca_notify_adapter_sqlite::import_csv(&store, file)
         .await
-        .map_err(|e| Failure::new(exit::INPUT, format!("import rejected {}: {e}", file.display())))?;
+        .map_err(|e| {
+            Failure::new(
+                exit::INPUT,
+                format!("import rejected {}: {e}", file.display()),
+            )
+        })?;
     println!(
         "Imported {} recipients from {} into {}.",
         report.imported,

@@ -61,7 +61,8 @@ pub async fn execute(
 pub fn report_summary(report: &RunReport, json: Option<&Path>) -> Result<(), Failure> {
     print!("{}", summary::table(report));
     if let Some(path) = json {
-        summary::write_json(report, path).map_err(|e| Failure::new(exit::INTERNAL, e.to_string()))?;
+        summary::write_json(report, path)
+            .map_err(|e| Failure::new(exit::INTERNAL, e.to_string()))?;
     }
     Ok(())
 }
