@@ -1,0 +1,98 @@
+//! `ca-notify run --dry-run`: what the next run would do, from a sample read without
+//! claiming, judged offline. Writes nothing, texts no one, spends no paid lookup.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use ca_notify_adapter_twilio::OfflineValidator;
+use ca_notify_domain::{DateWindow, Recipient};
+use ca_notify_ports::{PhoneVerdict, PhoneValidator};
+use tokio::time::Instant;
+
+use crate::compose;
+use crate::exit::{self, Failure};
+use crate::settings::AppConfig;
+
+/// Peeks at the next run's records and prints what would happen to them.
+///
+/// # Errors
+/// A configuration or store failure.
+pub async fn execute(config: &AppConfig) -> Result<(), Failure> {
+    let parser = compose::phone_parser(config)?;
+    let store = compose::open_store(config).await?;
+    let sample = config.pipeline.epoch_size * config.pipeline.epoch_count.max(1) as usize;
+    let records = store
+        .source()
+        .peek(sample)
+        .await
+        .map_err(|e| Failure::new(exit::STORE, format!("dry run: {e}")))?;
+    let validator = OfflineValidator::new();
+    let window = DateWindow {
+        past_days: config.pipeline.date_window_days,
+    };
+    let today = chrono::Utc::now().date_naive();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    let mut seen = HashSet::new();
+    for record in records {
+        let recipient = Recipient::from_record(record, &parser);
+        let verdict = match judge(&recipient, &window, today) {
+            Some(local) => local,
+            None => {
+                let phone = recipient.phone.as_ref().expect("judged above");
+                let test_date = recipient.test_date.ok().flatten();
+                if !seen.insert((phone.clone(), test_date)) {
+                    "would be already sent (duplicate in sample)".to_owned()
+                } else {
+                    match validator.check(phone, deadline).await {
+                        Ok(PhoneVerdict::SmsCapable { .. }) => "would be sent".to_owned(),
+                        Ok(PhoneVerdict::NotSmsCapable { line_type }) => {
+                            format!("not sent: not SMS-capable ({line_type})")
+                        }
+                        Ok(PhoneVerdict::Invalid { detail }) => {
+                            format!("not sent: invalid number ({detail})")
+                        }
+                        Err(e) => format!("undecided: {e}"),
+                    }
+                }
+            }
+        };
+        *counts.entry(verdict).or_default() += 1;
+    }
+    let total: u64 = counts.values().sum();
+    println!("Dry run: {total} records the next run would take (nothing claimed, written or sent).");
+    let width = counts.keys().map(String::len).max().unwrap_or(0);
+    for (what, n) in &counts {
+        println!("{what:<width$}  {n:>8}");
+    }
+    println!(
+        "Offline validation cannot tell US landlines from mobiles; the real run asks {}.",
+        match config.validator_kind() {
+            crate::settings::ValidatorKind::Twilio => "Twilio Lookup",
+            crate::settings::ValidatorKind::Offline => "nothing more (validator.kind = offline)",
+        }
+    );
+    Ok(())
+}
+
+/// What the pipeline would settle locally, before any validator.
+fn judge(recipient: &Recipient, window: &DateWindow, today: chrono::NaiveDate) -> Option<String> {
+    if let Err(e) = &recipient.phone {
+        return Some(format!("not sent: invalid number ({})", e.code()));
+    }
+    if recipient.unknown_test_type {
+        return Some("not sent: invalid test type".to_owned());
+    }
+    for (field, date) in [("test_date", &recipient.test_date), ("symptom_date", &recipient.symptom_date)] {
+        match date {
+            Err(_) => return Some(format!("not sent: invalid date ({field}: malformed)")),
+            Ok(Some(d)) => {
+                if let Err(outside) = window.check(today, *d, recipient.tz_offset) {
+                    return Some(format!("not sent: invalid date ({field}: {})", outside.code()));
+                }
+            }
+            Ok(None) => {}
+        }
+    }
+    None
+}

@@ -1,0 +1,312 @@
+//! `pre_check_and_annotate`: parse every record once, settle what can be settled locally,
+//! and ask the phone validator about the rest, a bounded number at a time.
+//!
+//! Records with an unusable phone, a date the verification server would refuse, or a test
+//! type it does not know are settled here as `NotSent` without spending a phone check or a
+//! code. They still go into their batch's single write-back. A record the validator calls
+//! SMS-capable gets its dedup key and becomes an issue item.
+
+use std::fmt;
+
+use ca_notify_domain::{
+    scrub_phone_numbers, DateError, DateField, DateWindow, DedupKey, DeferReason, NotSentReason,
+    Outcome, PhoneNumber, Recipient, RecipientRecord, RecordId, TestType,
+};
+use ca_notify_ports::{IssueItem, PhoneVerdict, ValidationError};
+use chrono::NaiveDate;
+use futures::future::join_all;
+use tokio::time::timeout_at;
+use tracing::warn;
+
+use crate::context::RunCtx;
+use crate::failure::FatalCause;
+use crate::report::Tally;
+
+/// One record of a batch on its way through the steps.
+#[derive(Debug)]
+pub(crate) struct BatchEntry {
+    pub id: RecordId,
+    /// Settled so far; `None` while still undecided.
+    pub outcome: Option<Outcome>,
+    /// Known once the record passed every check.
+    pub dedup_key: Option<DedupKey>,
+    /// What the verification server is asked, once the record passed every check.
+    pub item: Option<IssueItem>,
+    /// Waiting for the validator.
+    candidate: Option<Candidate>,
+}
+
+#[derive(Debug)]
+struct Candidate {
+    phone: PhoneNumber,
+    test_type: Option<TestType>,
+    tz_offset: i32,
+    test_date: Option<NaiveDate>,
+    symptom_date: Option<NaiveDate>,
+}
+
+impl BatchEntry {
+    /// Whether the record is ready to be issued and not yet decided.
+    pub fn issuable(&self) -> bool {
+        self.outcome.is_none() && self.item.is_some()
+    }
+}
+
+/// Parses and checks one batch. Returns one entry per record, in order.
+pub(crate) async fn pre_check_and_annotate(
+    ctx: &RunCtx,
+    records: Vec<RecipientRecord>,
+    tally: &mut Tally,
+) -> Vec<BatchEntry> {
+    let parts = &ctx.parts;
+    let today = (parts.today)();
+    let window = parts.settings.date_window;
+    let mut entries: Vec<BatchEntry> = records
+        .into_iter()
+        .map(|record| {
+            let recipient = Recipient::from_record(record, &parts.parser);
+            annotate_locally(recipient, today, &window)
+        })
+        .collect();
+
+    let work_deadline = ctx.work_deadline();
+    let checks = entries.iter().enumerate().filter_map(|(index, entry)| {
+        let candidate = entry.candidate.as_ref()?;
+        Some(async move {
+            // The semaphore is never closed, so the permit always comes.
+            let _permit = ctx.validation_slots.acquire().await.ok();
+            if ctx.stop_issuing.is_cancelled() {
+                return (index, Check::Skipped);
+            }
+            let checked = timeout_at(
+                ctx.deadline,
+                parts.validator.check(&candidate.phone, work_deadline),
+            )
+            .await;
+            (index, checked.map_or(Check::TimedOut, Check::Answered))
+        })
+    });
+    let results = join_all(checks).await;
+
+    let mut unavailable = 0usize;
+    let mut last_error = String::new();
+    for (index, check) in results {
+        let entry = &mut entries[index];
+        let Some(candidate) = entry.candidate.take() else {
+            continue;
+        };
+        if !matches!(check, Check::Skipped) {
+            tally.validator_calls += 1;
+        }
+        let outcome = match check {
+            Check::Answered(Ok(PhoneVerdict::SmsCapable { .. })) => {
+                let key = DedupKey::derive(
+                    &parts.secret,
+                    &candidate.phone,
+                    candidate.test_date,
+                    &entry.id,
+                );
+                entry.dedup_key = Some(key);
+                entry.item = Some(IssueItem {
+                    phone: candidate.phone,
+                    uuid: key,
+                    test_type: candidate.test_type,
+                    test_date: candidate.test_date,
+                    symptom_date: candidate.symptom_date,
+                    tz_offset: candidate.tz_offset,
+                });
+                continue;
+            }
+            Check::Answered(Ok(PhoneVerdict::NotSmsCapable { line_type })) => {
+                Outcome::not_sent(NotSentReason::NotSmsCapable { line_type })
+            }
+            Check::Answered(Ok(PhoneVerdict::Invalid { detail })) => {
+                Outcome::not_sent(NotSentReason::InvalidNumber { detail })
+            }
+            Check::Answered(Err(ValidationError::Unauthorized(message))) => {
+                ctx.fail(FatalCause::ValidatorUnauthorized(scrub_phone_numbers(
+                    &message,
+                )));
+                Outcome::deferred(DeferReason::Unauthorized)
+            }
+            Check::Answered(Err(error)) => {
+                unavailable += 1;
+                last_error = scrub_phone_numbers(&error.to_string());
+                Outcome::deferred(DeferReason::ValidationUnavailable)
+            }
+            Check::TimedOut => Outcome::deferred(DeferReason::Deadline),
+            Check::Skipped => Outcome::deferred(ctx.halt_reason()),
+        };
+        entry.outcome = Some(outcome);
+    }
+    if unavailable > 0 {
+        warn!(
+            records = unavailable,
+            error = %last_error,
+            "Phone validator unavailable; the records are deferred."
+        );
+    }
+    entries
+}
+
+enum Check {
+    Answered(Result<PhoneVerdict, ValidationError>),
+    TimedOut,
+    Skipped,
+}
+
+/// The checks that need no outside call, in the order an operator would fix them.
+fn annotate_locally(recipient: Recipient, today: NaiveDate, window: &DateWindow) -> BatchEntry {
+    let Recipient {
+        id,
+        phone,
+        test_type,
+        test_date,
+        symptom_date,
+        tz_offset,
+        unknown_test_type,
+        ..
+    } = recipient;
+    let checked = (|| {
+        let phone = phone.map_err(|error| NotSentReason::InvalidNumber {
+            detail: error.code().to_owned(),
+        })?;
+        let test_date = check_date(test_date, DateField::TestDate, today, tz_offset, window)?;
+        let symptom_date = check_date(
+            symptom_date,
+            DateField::SymptomDate,
+            today,
+            tz_offset,
+            window,
+        )?;
+        if unknown_test_type {
+            return Err(NotSentReason::InvalidTestType);
+        }
+        Ok(Candidate {
+            phone,
+            test_type,
+            tz_offset,
+            test_date,
+            symptom_date,
+        })
+    })();
+    let (outcome, candidate) = match checked {
+        Ok(candidate) => (None, Some(candidate)),
+        Err(reason) => (Some(Outcome::not_sent(reason)), None),
+    };
+    BatchEntry {
+        id,
+        outcome,
+        dedup_key: None,
+        item: None,
+        candidate,
+    }
+}
+
+fn check_date(
+    date: Result<Option<NaiveDate>, DateError>,
+    field: DateField,
+    today: NaiveDate,
+    tz_offset: i32,
+    window: &DateWindow,
+) -> Result<Option<NaiveDate>, NotSentReason> {
+    match date {
+        Err(DateError::Malformed) => Err(NotSentReason::InvalidDate {
+            field,
+            detail: "malformed".to_owned(),
+        }),
+        Ok(Some(day)) => match window.check(today, day, tz_offset) {
+            Ok(()) => Ok(Some(day)),
+            Err(outside) => Err(NotSentReason::InvalidDate {
+                field,
+                detail: outside.code().to_owned(),
+            }),
+        },
+        Ok(None) => Ok(None),
+    }
+}
+
+/// Record ids of a batch, comma-separated, for its span (formatted only when recorded).
+pub(crate) struct IdList<'a>(pub &'a [RecipientRecord]);
+
+impl fmt::Display for IdList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, record) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            f.write_str(record.id.as_str())?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ca_notify_domain::PhoneParser;
+
+    use super::*;
+
+    fn day(s: &str) -> NaiveDate {
+        s.parse().expect("date")
+    }
+
+    fn local(record: RecipientRecord) -> BatchEntry {
+        let r = Recipient::from_record(record, &PhoneParser::default());
+        annotate_locally(r, day("2021-06-15"), &DateWindow::default())
+    }
+
+    fn reason(entry: &BatchEntry) -> String {
+        entry.outcome.as_ref().expect("settled").reason_code()
+    }
+
+    #[test]
+    fn settles_what_needs_no_outside_call() {
+        assert_eq!(
+            reason(&local(RecipientRecord::new("a", "not a phone"))),
+            "invalid_number:unexpected_character"
+        );
+        assert_eq!(
+            reason(&local(
+                RecipientRecord::new("b", "4155550123").with_test_date("2021-01-01")
+            )),
+            "invalid_date:test_date:too_old"
+        );
+        assert_eq!(
+            reason(&local(
+                RecipientRecord::new("c", "4155550123").with_test_date("2021-06-16")
+            )),
+            "invalid_date:test_date:in_future"
+        );
+        assert_eq!(
+            reason(&local(
+                RecipientRecord::new("d", "4155550123").with_test_date("15/06/2021")
+            )),
+            "invalid_date:test_date:malformed"
+        );
+        let mut symptom = RecipientRecord::new("e", "4155550123");
+        symptom.symptom_date = Some("2020-01-01".into());
+        assert_eq!(reason(&local(symptom)), "invalid_date:symptom_date:too_old");
+        let mut test_type = RecipientRecord::new("f", "4155550123");
+        test_type.test_type = Some("antibody".into());
+        assert_eq!(reason(&local(test_type)), "invalid_test_type");
+    }
+
+    #[test]
+    fn a_good_record_waits_for_the_validator() {
+        let entry = local(RecipientRecord::new("g", "(415) 555-0123").with_test_date("2021-06-14"));
+        assert!(entry.outcome.is_none());
+        let candidate = entry.candidate.expect("candidate");
+        assert_eq!(candidate.test_date, Some(day("2021-06-14")));
+    }
+
+    #[test]
+    fn id_list_joins_ids_only() {
+        let records = [
+            RecipientRecord::new("r1", "4155550123"),
+            RecipientRecord::new("r2", "4155550124"),
+        ];
+        let shown = IdList(&records).to_string();
+        assert_eq!(shown, "r1,r2");
+    }
+}
