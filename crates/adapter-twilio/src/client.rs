@@ -3,20 +3,20 @@
 //!
 //! One number per request, at most `concurrency` requests in flight (a semaphore) and at
 //! most this worker's share of `requests_per_second` started (a `governor` limiter), each
-//! distinct number looked up once (see [`crate::cache`]). Answers are judged in one place,
-//! [`interpret_error`] and [`interpret_lookup`]:
+//! distinct number looked up once (the `cache` module). Answers are judged in one place,
+//! `interpret_error` and `interpret_lookup`:
 //!
 //! * 200 → the verdict of the body under the [`LineTypePolicy`] (`valid == false` is
 //!   `Invalid`, as Lookup v2 reports invalid numbers with 200, not 404);
 //! * 401, 403 or Twilio code 20003 → `Unauthorized`, never retried and never a verdict:
 //!   our credentials say nothing about the number;
-//! * 408, 429/20429, 5xx, timeouts, resets → retried (see [`crate::retry`]), then
+//! * 408, 429/20429, 5xx, timeouts, resets → retried (the `retry` module), then
 //!   `Unavailable`;
 //! * anything else (400, 404, a 200 that is not a Lookup body) → `Unknown`, so the record
 //!   is deferred rather than judged on a misunderstanding.
 //!
 //! The `+` is sent percent-encoded (`%2B`): Twilio accepts both, and `%2B` cannot be read
-//! as a space by any proxy (the Twilio contract, §1.3). Outside error text is scrubbed of
+//! as a space by any proxy (twilio-ruby#659 sent it so). Outside error text is scrubbed of
 //! phone numbers before it reaches an error or a log line, and `reqwest` errors are stripped
 //! of their URL, which holds the number.
 
