@@ -184,7 +184,7 @@ fn main() -> anyhow::Result<()> {
         println!();
         println!("verification adapter against the simulator");
         println!("{:-<78}", "");
-        println!("{:<44} {:>14}  {}", "figure", "value", "goal");
+        println!("{:<44} {:>14}  goal", "figure", "value");
         println!("{:-<78}", "");
         println!(
             "{:<44} {:>14.2}  ",
