@@ -135,7 +135,7 @@ impl VerificationClient {
 
     /// One POST of `body`, answer read in full.
     pub(crate) async fn exchange(&self, body: Vec<u8>) -> Result<Exchange, String> {
-        let response = self
+        let mut response = self
             .http
             .post(self.endpoint.clone())
             .header(&X_API_KEY, self.api_key.clone())
@@ -147,7 +147,6 @@ impl VerificationClient {
             .map_err(|e| describe(&e, self.request_timeout))?;
         let status = response.status();
         let headers = response.headers().clone();
-        let mut response = response;
         let mut body = Vec::new();
         while let Some(chunk) = response
             .chunk()

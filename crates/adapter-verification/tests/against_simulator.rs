@@ -359,3 +359,38 @@ async fn random_faults_never_text_anyone_twice() {
         "{stats:?}"
     );
 }
+
+#[tokio::test]
+async fn a_timeout_while_the_server_still_sends_never_texts_twice() {
+    let sim = VerificationSimulator::start(SimConfig {
+        faults: Faults::scripted([Fault::Delay(Duration::from_millis(800))]),
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator");
+    let mut config = common::config(&sim.base_url(), &sim.api_key());
+    config.request_timeout = Duration::from_millis(300);
+    let client = VerificationClient::new(config).expect("client");
+    let batch = items(1200, 2);
+    // The first attempt times out; the retry meets the uuids still in flight, which the
+    // server's unique index turns into per-item 500s.
+    let answers = client.issue_batch(&batch, far()).await.expect("answers");
+    assert_eq!(
+        answers,
+        vec![ItemAnswer::failed("internal_server_error"); 2]
+    );
+    let evaluation = evaluate_response(2, &answers, 0, &RetryBudget::default());
+    assert_eq!(evaluation.retry, vec![0, 1]);
+    // The first request's sends complete on the server all the same.
+    let waited = Instant::now();
+    while sim.stats().texts < 2 {
+        assert!(
+            waited.elapsed() < Duration::from_secs(5),
+            "the sends never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let answers = client.issue_batch(&batch, far()).await.expect("answers");
+    assert_eq!(answers, vec![ItemAnswer::AlreadyExists; 2]);
+    assert_texted_once(&sim, &batch);
+}

@@ -442,3 +442,67 @@ async fn check_reachable_sends_an_empty_batch_and_reports_what_it_proved() {
     let problem = nobody.check_reachable().await.expect_err("closed port");
     assert!(problem.contains("could not reach"), "{problem}");
 }
+
+#[tokio::test]
+async fn no_request_is_sent_for_an_empty_or_oversized_batch_or_a_passed_deadline() {
+    let server = serve(200, "batch-all-success.response.json", 0).await;
+    let client = issuer(&server);
+    assert_eq!(
+        client.issue_batch(&[], far()).await.expect("empty"),
+        Vec::new()
+    );
+    let error = client
+        .issue_batch(&items(1, 11), far())
+        .await
+        .expect_err("eleven");
+    assert!(matches!(error, IssueError::Rejected(_)), "{error:?}");
+    let error = client
+        .issue_batch(&items(1, 2), Instant::now())
+        .await
+        .expect_err("deadline passed");
+    assert!(matches!(error, IssueError::Unavailable(_)), "{error:?}");
+}
+
+#[tokio::test]
+async fn no_retry_starts_that_would_end_after_the_deadline() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(answer(500, "issue-internal-error.response.json"))
+        .expect(1..=2)
+        .mount(&server)
+        .await;
+    let mut config = common::config(&server.uri(), API_KEY);
+    config.transport_backoff.base = Duration::from_secs(30);
+    config.transport_backoff.cap = Duration::from_secs(30);
+    let client = VerificationClient::new(config).expect("client");
+    let started = Instant::now();
+    // The full-jitter wait is uniform in [0, 30 s]: it almost never fits in the 300 ms
+    // left, and when it does, the second attempt is still inside the deadline.
+    let error = client
+        .issue_batch(&items(1, 2), Instant::now() + Duration::from_millis(300))
+        .await
+        .expect_err("unavailable");
+    assert!(started.elapsed() < Duration::from_millis(400));
+    assert!(matches!(error, IssueError::Unavailable(_)), "{error:?}");
+}
+
+#[tokio::test]
+async fn pacing_that_cannot_fit_before_the_deadline_is_rate_limited_without_sending() {
+    let server = serve(200, "batch-all-success.response.json", 1).await;
+    let mut config = common::config(&server.uri(), API_KEY);
+    config.requests_per_minute = 1;
+    let client = VerificationClient::new(config).expect("client");
+    let items = fixture_items("batch-all-success.request.json");
+    client.issue_batch(&items, far()).await.expect("first slot");
+    let error = client
+        .issue_batch(&items, Instant::now() + Duration::from_secs(5))
+        .await
+        .expect_err("next slot is a minute away");
+    let IssueError::RateLimited { until } = error else {
+        panic!("{error:?}");
+    };
+    assert!(
+        until > Instant::now() + Duration::from_secs(55),
+        "{until:?}"
+    );
+}

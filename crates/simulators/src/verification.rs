@@ -95,8 +95,9 @@ impl Default for SimConfig {
     }
 }
 
-/// Faults to inject: scripted ones first (one per request that passed the API key
-/// check), then, when the script is empty, random ones with these probabilities.
+/// Faults to inject: scripted ones first (one per batch request that passed the API key
+/// check and the limiter), then, when the script is empty, random ones with these
+/// probabilities.
 #[derive(Debug, Clone, Default)]
 pub struct Faults {
     /// The next requests' faults, in order.
@@ -130,9 +131,9 @@ pub enum Fault {
     ErrorAfterIssue,
     /// Issue and text everything, then close the connection without an answer.
     DropAfterIssue,
-    /// Close the connection at once; nothing is issued and no token taken.
+    /// Close the connection at once; nothing is issued.
     DropBeforeIssue,
-    /// The limiter's backend fails: `500` text/plain, nothing issued, no token taken.
+    /// Answer `500` text/plain (as the limiter's backend failing does); nothing issued.
     ErrorBeforeIssue,
     /// Answer `429 maintenance_mode` for this request.
     Maintenance,

@@ -303,8 +303,12 @@ async fn batch_issue(
     if let Err(response) = authenticate(&shared, &headers) {
         return *response;
     }
-    // Faults strike between the API key check and the limiter, so a drop "before
-    // issuing" costs no token.
+    let taken = match limit(&shared) {
+        Ok(taken) => taken,
+        Err(response) => return *response,
+    };
+    // Faults strike requests that got past the limiter, so a scripted fault is never
+    // spent on a 429.
     let fault = shared.next_fault();
     match fault {
         Fault::DropBeforeIssue => {
@@ -315,19 +319,16 @@ async fn batch_issue(
         }
         Fault::ErrorBeforeIssue => {
             shared.count_injected_error();
-            return (
+            let response = (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
                 "Internal Server Error\n",
             )
                 .into_response();
+            return with_limits(response, &taken);
         }
         _ => {}
     }
-    let taken = match limit(&shared) {
-        Ok(taken) => taken,
-        Err(response) => return *response,
-    };
     let response = handle_batch(&shared, &conn, &headers, body, fault).await;
     with_limits(response, &taken)
 }
@@ -411,7 +412,7 @@ async fn handle_batch(
         let fault = fault.clone();
         tokio::spawn(async move {
             let today = chrono::Utc::now().date_naive();
-            let (_request, mut results) = shared.commit_all(&items, today);
+            let mut results = shared.commit_all(&items, today);
             let mut latency = shared.latency();
             if let Fault::Delay(extra) = fault {
                 latency += extra;

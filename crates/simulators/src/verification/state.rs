@@ -252,17 +252,16 @@ impl Shared {
     }
 
     /// Validates and commits every item in index order, as one request.
-    pub fn commit_all(&self, items: &[ItemRequest], today: NaiveDate) -> (u64, Vec<ItemResult>) {
+    pub fn commit_all(&self, items: &[ItemRequest], today: NaiveDate) -> Vec<ItemResult> {
         let mut inner = self.lock();
         inner.next_request += 1;
         let request = inner.next_request;
         inner.stats.batches += 1;
         inner.stats.items += items.len() as u64;
-        let results = items
+        items
             .iter()
             .map(|item| self.commit_one(&mut inner, item, request, today))
-            .collect();
-        (request, results)
+            .collect()
     }
 
     fn commit_one(
