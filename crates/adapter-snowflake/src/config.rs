@@ -497,7 +497,8 @@ pub(crate) mod tests {
 
     #[test]
     fn each_bad_setting_names_its_key() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut SnowflakeConfig)>)> = vec![
+        type Change = Box<dyn Fn(&mut SnowflakeConfig)>;
+        let cases: Vec<(&str, Change)> = vec![
             ("snowflake.account", Box::new(|c| c.account = " ".into())),
             (
                 "snowflake.account",
