@@ -221,6 +221,7 @@ pub(crate) struct Names {
     pub source: SourceNames,
     pub state: ObjectName,
     pub migrations: ObjectName,
+    pub meta: ObjectName,
 }
 
 impl SnowflakeConfig {
@@ -355,10 +356,12 @@ impl SnowflakeConfig {
             ));
         }
         let migrations = state.with_suffix("_MIGRATIONS");
+        let meta = state.with_suffix("_META");
         Ok(Names {
             source,
             state,
             migrations,
+            meta,
         })
     }
 

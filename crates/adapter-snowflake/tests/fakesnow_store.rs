@@ -45,7 +45,7 @@ mod contract {
         ca_notify_store_contract::concurrent_claimers_never_overlap_with(
             &Harness::new().await,
             4,
-            200,
+            120,
             10,
         )
         .await;
