@@ -416,6 +416,27 @@ mod store {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_state_table_keeps_the_ledger_of_one_source_table_only() {
+        let db = TestDb::new().await;
+        let (first, second) = (unique("SRC"), unique("SRC"));
+        db.create_source(&first, &records(1, 1)).await;
+        db.create_source(&second, &records(1, 1)).await;
+        let state = unique("STATE");
+        TestStore::open(db.config(&unique("ledger"), &first, &state)).await;
+        let other = SnowflakeStore::connect(db.config(&unique("ledger"), &second, &state))
+            .await
+            .expect("connect");
+        for result in [other.migrate().await.map(|_| ()), other.check().await.map(|_| ())] {
+            match result {
+                Err(StoreError::Misconfigured(m)) => {
+                    assert!(m.contains(&first) && m.contains(&second), "{m}")
+                }
+                other => panic!("expected a misconfiguration, got {other:?}"),
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn without_a_migration_the_ports_say_misconfigured_and_name_the_state_table() {
         let db = TestDb::new().await;
         let source = unique("SRC");
