@@ -221,6 +221,7 @@ pub(crate) struct Names {
     pub source: SourceNames,
     pub state: ObjectName,
     pub migrations: ObjectName,
+    pub meta: ObjectName,
 }
 
 impl SnowflakeConfig {
@@ -355,10 +356,12 @@ impl SnowflakeConfig {
             ));
         }
         let migrations = state.with_suffix("_MIGRATIONS");
+        let meta = state.with_suffix("_META");
         Ok(Names {
             source,
             state,
             migrations,
+            meta,
         })
     }
 
@@ -497,7 +500,8 @@ pub(crate) mod tests {
 
     #[test]
     fn each_bad_setting_names_its_key() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut SnowflakeConfig)>)> = vec![
+        type Change = Box<dyn Fn(&mut SnowflakeConfig)>;
+        let cases: Vec<(&str, Change)> = vec![
             ("snowflake.account", Box::new(|c| c.account = " ".into())),
             (
                 "snowflake.account",

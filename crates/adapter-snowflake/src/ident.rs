@@ -95,12 +95,10 @@ fn unescape_quoted(inner: &str) -> Result<String, String> {
         if c.is_control() {
             return Err("must not contain control characters".to_owned());
         }
-        if c == '"' {
-            if chars.next_if_eq(&'"').is_none() {
-                return Err(
-                    "has a lone double quote inside a quoted name (write it as \"\")".to_owned(),
-                );
-            }
+        if c == '"' && chars.next_if_eq(&'"').is_none() {
+            return Err(
+                "has a lone double quote inside a quoted name (write it as \"\")".to_owned(),
+            );
         }
         out.push(c);
     }

@@ -20,9 +20,12 @@ pub(crate) struct Migration {
 /// Every migration, oldest first. Versions are consecutive from 1.
 pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
-    description: "create the state table",
+    description: "create the state table and its meta table",
     statements: v1_create_state_table,
 }];
+
+/// The meta key naming the source table (and id column) a state table belongs to.
+pub(crate) const SOURCE_TABLE_KEY: &str = "source_table";
 
 /// The newest schema version this build knows.
 pub(crate) fn latest_version() -> u32 {
@@ -37,7 +40,7 @@ pub(crate) const STATE_COLUMNS: &[&str] = &[
     "REASON",
     "DEDUP_UUID",
     "ATTEMPTS",
-    "DEFER_REASON",
+    "LAST_DEFERRAL",
     "PROCESSED_AT",
     "PROCESSED_BY",
     "CLAIM_TOKEN",
@@ -56,8 +59,8 @@ fn v1_create_state_table(names: &Names) -> Vec<String> {
            OUTCOME VARCHAR COMMENT 'sent, already_sent or not_sent; NULL until decided', \
            REASON VARCHAR COMMENT 'Stable reason code of the outcome', \
            DEDUP_UUID VARCHAR COMMENT 'The uuid sent to the verification server', \
-           ATTEMPTS NUMBER(10,0) NOT NULL DEFAULT 0 COMMENT 'Runs that deferred this record', \
-           DEFER_REASON VARCHAR COMMENT 'Why the last run deferred it', \
+           ATTEMPTS NUMBER(10,0) NOT NULL DEFAULT 0 COMMENT 'Write-backs that reached this record (deferrals and the final one)', \
+           LAST_DEFERRAL VARCHAR COMMENT 'Why the last run deferred it', \
            PROCESSED_AT TIMESTAMP_NTZ COMMENT 'When the outcome was written (UTC)', \
            PROCESSED_BY VARCHAR COMMENT 'Worker that wrote the outcome', \
            CLAIM_TOKEN VARCHAR COMMENT 'Token of the current claim, NULL when unclaimed', \
@@ -69,7 +72,44 @@ fn v1_create_state_table(names: &Names) -> Vec<String> {
          ) COMMENT = 'ca-notify pipeline state per recipient record; managed by ca-notify migrate'",
         state = names.state.sql(),
         pk = pk.table().sql(),
+    ),
+    format!(
+        "CREATE TABLE IF NOT EXISTS {meta} (KEY VARCHAR NOT NULL, VALUE VARCHAR NOT NULL) \
+         COMMENT = 'Facts about the ca-notify state table, such as the source table it belongs to'",
+        meta = names.meta.sql(),
     )]
+}
+
+/// The source table the state table belongs to, as recorded.
+pub(crate) fn read_binding(names: &Names) -> Sql {
+    Sql {
+        text: format!(
+            "SELECT VALUE FROM {meta} WHERE KEY = ? ORDER BY VALUE",
+            meta = names.meta.sql()
+        ),
+        binds: vec![Value::Text(Some(SOURCE_TABLE_KEY.to_owned()))],
+    }
+}
+
+/// Records the source table the state table belongs to, unless one is recorded.
+pub(crate) fn record_binding(names: &Names) -> Sql {
+    Sql {
+        text: format!(
+            "INSERT INTO {meta} (KEY, VALUE) SELECT ?, ? \
+             WHERE NOT EXISTS (SELECT 1 FROM {meta} WHERE KEY = ?)",
+            meta = names.meta.sql()
+        ),
+        binds: vec![
+            Value::Text(Some(SOURCE_TABLE_KEY.to_owned())),
+            Value::Text(Some(binding(names))),
+            Value::Text(Some(SOURCE_TABLE_KEY.to_owned())),
+        ],
+    }
+}
+
+/// How a source table is named in the meta table: the table and its id column.
+pub(crate) fn binding(names: &Names) -> String {
+    format!("{}({})", names.source.table.sql(), names.source.id.sql())
 }
 
 /// Creates the migrations table if needed.
@@ -136,7 +176,9 @@ mod tests {
                     "v{} is not idempotent: {statement}",
                     m.version
                 );
-                assert!(statement.contains(&names.state.sql()));
+                assert!(
+                    statement.contains(&names.state.sql()) || statement.contains(&names.meta.sql())
+                );
                 assert!(!statement.contains(&names.source.table.sql()));
             }
         }

@@ -216,8 +216,8 @@ pub(crate) fn release(names: &Names, token: &ClaimToken, ids: &[RecordId]) -> Sq
 const OUTCOME_COLUMNS: usize = 6;
 
 /// Writes a batch in one `MERGE`, only on records `token` still holds: final outcomes set
-/// the sent flag, outcome, reason, dedup uuid and processed time; releases count an
-/// attempt. Both clear the claim and remember `token` in `LAST_TOKEN`, which is how a
+/// the sent flag, outcome, reason, dedup uuid and processed time; deferrals keep their
+/// reason. Both count an attempt and clear the claim and remember `token` in `LAST_TOKEN`, which is how a
 /// partly applied write is tallied (see [`tally_write`]).
 pub(crate) fn write_back(names: &Names, token: &ClaimToken, rows: &[OutcomeRow]) -> Sql {
     let values = vec![format!("({})", placeholders(OUTCOME_COLUMNS)); rows.len()].join(", ");
@@ -229,10 +229,10 @@ pub(crate) fn write_back(names: &Names, token: &ClaimToken, rows: &[OutcomeRow])
          ) AS o ON st.RECORD_ID = o.RECORD_ID AND st.CLAIM_TOKEN = o.CLAIM_TOKEN AND st.OUTCOME IS NULL \
          WHEN MATCHED AND o.IS_FINAL = 1 THEN UPDATE SET \
            SENT = o.SENT, OUTCOME = o.OUTCOME, REASON = o.REASON, DEDUP_UUID = o.DEDUP_UUID, \
-           PROCESSED_AT = {NOW}, PROCESSED_BY = st.CLAIMED_BY, LAST_TOKEN = o.CLAIM_TOKEN, \
+           ATTEMPTS = st.ATTEMPTS + 1, PROCESSED_AT = {NOW}, PROCESSED_BY = st.CLAIMED_BY, LAST_TOKEN = o.CLAIM_TOKEN, \
            CLAIM_TOKEN = NULL, CLAIMED_BY = NULL, LEASE_UNTIL = NULL, UPDATED_AT = {NOW} \
          WHEN MATCHED AND o.IS_FINAL = 0 THEN UPDATE SET \
-           ATTEMPTS = st.ATTEMPTS + 1, DEFER_REASON = o.REASON, LAST_TOKEN = o.CLAIM_TOKEN, \
+           ATTEMPTS = st.ATTEMPTS + 1, LAST_DEFERRAL = o.REASON, LAST_TOKEN = o.CLAIM_TOKEN, \
            CLAIM_TOKEN = NULL, CLAIMED_BY = NULL, LEASE_UNTIL = NULL, UPDATED_AT = {NOW}",
         state = names.state.sql(),
     );

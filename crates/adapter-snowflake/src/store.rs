@@ -112,6 +112,7 @@ impl SnowflakeStore {
         let schema_version = self.schema_version().await?;
         let pending_records = match schema_version {
             Some(v) if v >= 1 => {
+                self.verify_binding().await?;
                 let state = self.names.state.sql();
                 let state_columns: Vec<String> = schema::STATE_COLUMNS
                     .iter()
@@ -188,10 +189,49 @@ impl SnowflakeStore {
                 "Applied a state table migration."
             );
         }
+        self.conn
+            .run(
+                "recording the source table",
+                &schema::record_binding(&self.names),
+            )
+            .await?;
+        self.verify_binding().await?;
         Ok(MigrationReport {
             from_version: from,
             to_version: latest.max(from),
         })
+    }
+
+    /// Fails unless the state table belongs to the configured source table: record ids
+    /// of two tables can collide, and the ledger of one must never decide who in the
+    /// other is texted.
+    async fn verify_binding(&self) -> Result<(), StoreError> {
+        let answer = self
+            .conn
+            .run(
+                "reading the state table's source",
+                &schema::read_binding(&self.names),
+            )
+            .await?;
+        let ours = schema::binding(&self.names);
+        for row in &answer.rows {
+            let recorded = row
+                .values()
+                .first()
+                .map(|cell| decode::text(cell, "source table"))
+                .transpose()
+                .map_err(decode_error)?
+                .flatten()
+                .unwrap_or_default();
+            if recorded != ours {
+                return Err(StoreError::Misconfigured(format!(
+                    "the state table {} keeps the ledger of source table {recorded}, not {ours}; \
+                     configure another snowflake.state_table for another source table",
+                    self.names.state
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// The state table's schema version, `None` when the migrations table does not exist.
