@@ -99,6 +99,15 @@ impl World {
     /// Starts both simulators and imports `count` recipients (see [`people`]), all tested
     /// today, into a fresh store.
     pub async fn start(count: usize, twilio: TwilioSimConfig, verification: SimConfig) -> Self {
+        Self::start_with(people(count), twilio, verification).await
+    }
+
+    /// Like [`World::start`], with these recipients.
+    pub async fn start_with(
+        people: Vec<Person>,
+        twilio: TwilioSimConfig,
+        verification: SimConfig,
+    ) -> Self {
         let twilio = TwilioSimulator::start(twilio)
             .await
             .expect("twilio simulator");
@@ -109,7 +118,7 @@ impl World {
             twilio,
             verification,
             dir: tempfile::tempdir().expect("tempdir"),
-            people: people(count),
+            people,
         };
         let today = chrono::Utc::now().date_naive().to_string();
         let mut csv = String::from("id,phone,test_date\n");
