@@ -33,6 +33,19 @@ fn wait_for(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     }
 }
 
+/// Waits until `done` holds (then `None`) or the child exits.
+fn wait_until(child: &mut Child, done: impl Fn() -> bool) -> Option<ExitStatus> {
+    loop {
+        if let Some(status) = child.try_wait().expect("child status") {
+            return Some(status);
+        }
+        if done() {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 /// Runs the command again until every record has a final outcome, waiting out the
 /// leases of killed workers in between.
 fn drain(world: &World, cli: &ca_notify_integration_tests::Cli, started: Instant) -> usize {
@@ -92,10 +105,19 @@ async fn killed_and_restarted_workers_text_each_person_exactly_once() {
             .stderr(world.log(&log))
             .spawn()
             .expect("ca-notify starts");
-        // Anywhere from start-up and the first lookups to the issue and write-back of
-        // later batches.
-        let at = Duration::from_millis(rng.random_range(80..1_500));
-        match wait_for(&mut child, at) {
+        // Alternately a random moment from start-up through the first lookups, and a
+        // random point once texts are going out (while other batches are being issued
+        // or written back), so both kinds of kill happen whatever the machine's speed.
+        let landed = if kills % 2 == 0 {
+            let at = Duration::from_millis(rng.random_range(50..600));
+            wait_for(&mut child, at)
+        } else {
+            let texts = world.verification.ledger().total() + rng.random_range(1..80);
+            wait_until(&mut child, || {
+                world.verification.ledger().total() >= texts || started.elapsed() > BUDGET
+            })
+        };
+        match landed {
             None => {
                 child.kill().expect("SIGKILL");
                 child.wait().expect("reaped");
