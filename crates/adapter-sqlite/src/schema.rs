@@ -253,12 +253,15 @@ fn ensure_adoption(tx: &Transaction<'_>, table: &ValidTable) -> Result<Option<us
     }
     let src = table.name.quoted();
     let id = table.id.quoted();
-    // NOT EXISTS instead of INSERT OR IGNORE: a trigger's conflict clause is overridden by
-    // the firing statement's (an `INSERT OR REPLACE` into the source would then replace,
-    // and so wipe, the record's state; sqlite.org/lang_createtrigger.html).
+    // An upsert's DO NOTHING, not INSERT OR IGNORE: a trigger statement's own conflict
+    // clause is overridden by the firing statement's (an `INSERT OR REPLACE` into the
+    // source would then replace, and so wipe, the record's state;
+    // sqlite.org/lang_createtrigger.html), while an upsert clause always wins
+    // (sqlite3GenerateConstraintChecks). VALUES rather than INSERT … SELECT … NOT EXISTS
+    // also spares a temporary table per inserted row.
     let adopt_new = format!(
-        "INSERT INTO ca_notify_state (record_id) SELECT CAST(NEW.{id} AS TEXT)
-          WHERE NOT EXISTS (SELECT 1 FROM ca_notify_state WHERE record_id = CAST(NEW.{id} AS TEXT));"
+        "INSERT INTO ca_notify_state (record_id) VALUES (CAST(NEW.{id} AS TEXT))
+             ON CONFLICT (record_id) DO NOTHING;"
     );
     tx.execute_batch(&format!(
         "DROP TRIGGER IF EXISTS {INSERT_TRIGGER};
