@@ -58,8 +58,18 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[(
 )];
 
 /// Migrates the state tables, creates the source table if it is missing, checks its
-/// columns, and installs adoption. One transaction; idempotent.
+/// columns, and installs adoption. One transaction; idempotent. When a read-only look
+/// finds everything in place (the usual case) it takes no write lock at all, so opening a
+/// store never queues behind busy workers.
 pub(crate) fn prepare(conn: &mut Connection, table: &ValidTable) -> Result<Prepared, StoreError> {
+    if is_prepared(conn, table)? {
+        check_columns(conn, table)?;
+        return Ok(Prepared {
+            version: SCHEMA_VERSION,
+            created_source: false,
+            adopted: None,
+        });
+    }
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let version = migrate(&tx)?;
     bind_source_table(&tx, table)?;
@@ -73,6 +83,31 @@ pub(crate) fn prepare(conn: &mut Connection, table: &ValidTable) -> Result<Prepa
         created_source,
         adopted,
     })
+}
+
+/// Whether a previous [`prepare`] left this database at this build's version, bound to
+/// this source table, with adoption installed (which it does in one transaction).
+fn is_prepared(conn: &Connection, table: &ValidTable) -> Result<bool, StoreError> {
+    let has_migrations: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'ca_notify_migrations')",
+        [],
+        |row| row.get(0),
+    )?;
+    if !has_migrations || applied_version(conn)? != SCHEMA_VERSION {
+        return Ok(false);
+    }
+    let bound: Option<String> = conn
+        .query_row(
+            "SELECT value FROM ca_notify_meta WHERE key = 'source_table'",
+            [],
+            |row| row.get(0),
+        )
+        .optional()?;
+    Ok(bound.as_deref() == Some(binding(table).as_str()) && adoption_installed(conn, table)?)
+}
+
+fn binding(table: &ValidTable) -> String {
+    format!("{}({})", table.name, table.id).to_ascii_lowercase()
 }
 
 /// What [`prepare`] did.
@@ -118,7 +153,7 @@ fn migrate(tx: &Transaction<'_>) -> Result<i64, StoreError> {
 /// One database holds the state of one source table: the ledger of table A must never
 /// decide who in table B gets texted.
 fn bind_source_table(tx: &Transaction<'_>, table: &ValidTable) -> Result<(), StoreError> {
-    let binding = format!("{}({})", table.name, table.id).to_ascii_lowercase();
+    let binding = binding(table);
     let existing: Option<String> = tx
         .query_row(
             "SELECT value FROM ca_notify_meta WHERE key = 'source_table'",
