@@ -212,16 +212,15 @@ impl PhoneParser {
     }
 
     fn slow_path(&self, text: &str) -> Result<PhoneNumber, PhoneError> {
-        let parsed = phonenumber::parse(Some(self.region), text).map_err(|e| match e {
-            phonenumber::ParseError::InvalidCountryCode => PhoneError::InvalidCountryCode,
-            phonenumber::ParseError::TooShortAfterIdd | phonenumber::ParseError::TooShortNsn => {
-                PhoneError::TooShort
-            }
-            phonenumber::ParseError::TooLong => PhoneError::TooLong,
-            phonenumber::ParseError::NoNumber | phonenumber::ParseError::MalformedInteger(_) => {
-                PhoneError::NotANumber
-            }
-        })?;
+        let parsed =
+            phonenumber::parse(Some(self.region), text).map_err(|e| match e {
+                phonenumber::ParseError::InvalidCountryCode => PhoneError::InvalidCountryCode,
+                phonenumber::ParseError::TooShortAfterIdd
+                | phonenumber::ParseError::TooShortNsn => PhoneError::TooShort,
+                phonenumber::ParseError::TooLong => PhoneError::TooLong,
+                phonenumber::ParseError::NoNumber
+                | phonenumber::ParseError::MalformedInteger(_) => PhoneError::NotANumber,
+            })?;
         if parsed.extension().is_some() {
             return Err(PhoneError::HasExtension);
         }
@@ -239,8 +238,8 @@ impl PhoneParser {
 
 /// Regions that share country code 1 and the NANP numbering plan.
 const NANP_REGIONS: &[&str] = &[
-    "US", "CA", "AG", "AI", "AS", "BB", "BM", "BS", "DM", "DO", "GD", "GU", "JM", "KN", "KY",
-    "LC", "MP", "MS", "PR", "SX", "TC", "TT", "VC", "VG", "VI",
+    "US", "CA", "AG", "AI", "AS", "BB", "BM", "BS", "DM", "DO", "GD", "GU", "JM", "KN", "KY", "LC",
+    "MP", "MS", "PR", "SX", "TC", "TT", "VC", "VG", "VI",
 ];
 
 /// NXX-NXX-XXXX: area code and exchange both start with 2–9.

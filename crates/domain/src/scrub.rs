@@ -72,7 +72,8 @@ mod tests {
 
     #[test]
     fn removes_numbers_in_any_format() {
-        let text = "failed to send sms: The 'To' number +1 (415) 555-0123 is not a valid phone number.";
+        let text =
+            "failed to send sms: The 'To' number +1 (415) 555-0123 is not a valid phone number.";
         let scrubbed = scrub_phone_numbers(text);
         assert_eq!(
             scrubbed,
@@ -84,7 +85,8 @@ mod tests {
 
     #[test]
     fn keeps_short_numbers_and_codes() {
-        let text = "Failed to issue 2 codes. Issued 8 codes successfully. error 21611 at 2021-06-15";
+        let text =
+            "Failed to issue 2 codes. Issued 8 codes successfully. error 21611 at 2021-06-15";
         assert_eq!(scrub_phone_numbers(text), text);
     }
 }
