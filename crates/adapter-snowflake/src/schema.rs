@@ -183,8 +183,12 @@ mod tests {
     fn the_ddl_in_the_docs_is_the_ddl_migrate_runs() {
         let doc_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/store-snowflake.md");
         let doc = std::fs::read_to_string(doc_path).expect("docs/store-snowflake.md");
-        let (_, rest) = doc.split_once("<!-- ddl:begin -->").expect("a ddl:begin marker");
-        let (block, _) = rest.split_once("<!-- ddl:end -->").expect("a ddl:end marker");
+        let (_, rest) = doc
+            .split_once("<!-- ddl:begin -->")
+            .expect("a ddl:begin marker");
+        let (block, _) = rest
+            .split_once("<!-- ddl:end -->")
+            .expect("a ddl:end marker");
         let documented: String = block
             .lines()
             .filter(|l| !l.starts_with("```") && !l.trim_start().starts_with("--"))

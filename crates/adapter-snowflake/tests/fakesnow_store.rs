@@ -426,7 +426,10 @@ mod store {
         let other = SnowflakeStore::connect(db.config(&unique("ledger"), &second, &state))
             .await
             .expect("connect");
-        for result in [other.migrate().await.map(|_| ()), other.check().await.map(|_| ())] {
+        for result in [
+            other.migrate().await.map(|_| ()),
+            other.check().await.map(|_| ()),
+        ] {
             match result {
                 Err(StoreError::Misconfigured(m)) => {
                     assert!(m.contains(&first) && m.contains(&second), "{m}")
