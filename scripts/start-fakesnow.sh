@@ -42,8 +42,7 @@ if ! "$venv/bin/python" -c 'import fakesnow.server, uvicorn, pyarrow, duckdb' >/
     exit 1
   fi
   echo "start-fakesnow.sh: installing fakesnow into $venv" >&2
-  rm -rf "$venv"
-  if ! "$python_bin" -m venv "$venv"; then
+  if ! "$python_bin" -m venv --clear "$venv"; then
     echo "start-fakesnow.sh: '$python_bin -m venv' failed; on Debian: apt-get install -y python3-venv" >&2
     exit 1
   fi
