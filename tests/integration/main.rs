@@ -1,1 +1,3 @@
 //! The workspace integration suite.
+
+mod pipeline_memory;
