@@ -1,0 +1,52 @@
+//! What a store crate provides so the contract suite can run against it.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ca_notify_domain::{ClaimToken, RecipientRecord, RecordId};
+use ca_notify_ports::{PhoneSource, ResultSink};
+
+/// The pipeline's state for one record, as the store holds it. Read only by the suite,
+/// to see what the ports do not return (attempts, the stored outcome, the claim).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordState {
+    /// The seed's sent flag: `Some(1)` sent or already sent, `Some(0)` not sent, `None`
+    /// while the record has no final outcome.
+    pub sent: Option<u8>,
+    /// The outcome label (`sent`, `already_sent`, `not_sent`), `None` without a final outcome.
+    pub outcome: Option<String>,
+    /// The reason code; `None` and `Some("")` are treated alike.
+    pub reason: Option<String>,
+    /// The dedup uuid written with the outcome, hyphenated.
+    pub dedup_key: Option<String>,
+    /// Write-backs that reached this record with `Deferred` (and, in stores that count
+    /// them, with a final outcome). A release does not count.
+    pub attempts: u32,
+    /// The token of the current claim, expired or not; `None` when unclaimed.
+    pub claim_token: Option<ClaimToken>,
+    /// Whether a processed time is stored.
+    pub processed: bool,
+}
+
+/// Builds stores for the suite. Each call to [`StoreHarness::fresh`] must give a store
+/// that shares nothing with earlier ones (a new file, schema or table name).
+#[async_trait]
+pub trait StoreHarness: Send + Sync {
+    /// The store under test.
+    type Store: PhoneSource + ResultSink + 'static;
+
+    /// A new, empty store whose source holds exactly `records` (ids are unique and
+    /// numeric-looking; dates are `YYYY-MM-DD` or `None`; `tz_offset` is `None`).
+    async fn fresh(&self, records: Vec<RecipientRecord>) -> Self::Store;
+
+    /// Another worker on the same data: a separate connection or session, as a second
+    /// process would have. Used by the concurrency and lease checks.
+    async fn second_handle(&self, store: &Self::Store) -> Self::Store;
+
+    /// A lease short enough to wait out in a test (real time), long enough that one
+    /// claim statement finishes well inside it.
+    fn short_lease(&self) -> Duration;
+
+    /// The pipeline state of `id` (all `None`/0 when the store has no state for it).
+    async fn inspect(&self, store: &Self::Store, id: &RecordId) -> RecordState;
+}

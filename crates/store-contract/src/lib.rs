@@ -1,0 +1,50 @@
+//! The store contract suite: the semantics every ca-notify store must keep, written once.
+//!
+//! A store is both the source of recipients ([`PhoneSource`]) and the lasting ledger of
+//! what was sent ([`ResultSink`]). The in-memory, SQLite and Snowflake stores all promise
+//! the same things — claims never overlap, a crashed worker's records come back, write-back
+//! applies only under the claim token and is idempotent, `Deferred` releases with an
+//! attempt counted, bad rows are ordinary data — and this crate checks each promise
+//! through the ports, plus a read-only [`StoreHarness::inspect`] of the state row.
+//!
+//! A store crate implements [`StoreHarness`] and either calls [`run_all`] from one test
+//! or, better, each check from its own `#[tokio::test]` so a failure names the promise:
+//!
+//! ```ignore
+//! #[tokio::test]
+//! async fn write_back_is_idempotent() {
+//!     ca_notify_store_contract::write_back_is_idempotent(&MyHarness::new()).await;
+//! }
+//! ```
+//!
+//! Checks panic with a message naming the broken promise. They use real time for lease
+//! expiry (the stores read their own clocks), so run them on a runtime without
+//! `tokio::time::pause()`.
+//!
+//! [`PhoneSource`]: ca_notify_ports::PhoneSource
+//! [`ResultSink`]: ca_notify_ports::ResultSink
+
+pub mod checks;
+pub mod fixtures;
+pub mod harness;
+mod support;
+
+pub use checks::*;
+pub use harness::{RecordState, StoreHarness};
+
+/// Runs every check, in a fixed order, each on fresh stores from `h`.
+pub async fn run_all<H: StoreHarness>(h: &H) {
+    claim_returns_at_most_max(h).await;
+    claim_reads_back_exactly_the_claimed_set(h).await;
+    claimed_records_are_not_claimable_while_the_lease_holds(h).await;
+    concurrent_claimers_never_overlap(h).await;
+    write_back_records_the_outcome(h).await;
+    write_back_is_idempotent(h).await;
+    write_back_applies_only_where_the_token_holds(h).await;
+    deferred_records_are_released_with_an_attempt_counted(h).await;
+    release_returns_records_untouched(h).await;
+    expired_leases_return_records(h).await;
+    final_records_are_never_claimed_again(h).await;
+    bad_rows_are_ordinary_records(h).await;
+    peek_does_not_claim(h).await;
+}
