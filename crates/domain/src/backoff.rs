@@ -70,7 +70,11 @@ mod tests {
         assert_eq!(b.delay(1, 0.0), Duration::ZERO);
         assert_eq!(b.delay(1, 1.0), b.ceiling(1));
         assert_eq!(b.delay(1, 0.5), b.ceiling(1) / 2);
-        assert_eq!(b.delay(1, 7.0), b.ceiling(1), "out-of-range randomness is clamped");
+        assert_eq!(
+            b.delay(1, 7.0),
+            b.ceiling(1),
+            "out-of-range randomness is clamped"
+        );
     }
 
     #[test]

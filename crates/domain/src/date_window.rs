@@ -101,8 +101,14 @@ mod tests {
         let today = day(2021, 6, 15);
         assert_eq!(w.check(today, today, 0), Ok(()));
         assert_eq!(w.check(today, day(2021, 5, 18), 0), Ok(()));
-        assert_eq!(w.check(today, day(2021, 5, 17), 0), Err(OutsideWindow::TooOld));
-        assert_eq!(w.check(today, day(2021, 6, 16), 0), Err(OutsideWindow::InFuture));
+        assert_eq!(
+            w.check(today, day(2021, 5, 17), 0),
+            Err(OutsideWindow::TooOld)
+        );
+        assert_eq!(
+            w.check(today, day(2021, 6, 16), 0),
+            Err(OutsideWindow::InFuture)
+        );
     }
 
     #[test]
@@ -110,8 +116,17 @@ mod tests {
         let w = DateWindow::default();
         let today = day(2021, 6, 15);
         assert_eq!(w.check(today, day(2021, 5, 17), -420), Ok(()));
-        assert_eq!(w.check(today, day(2021, 5, 16), -420), Err(OutsideWindow::TooOld));
-        assert_eq!(w.check(today, day(2021, 6, 16), 600), Err(OutsideWindow::InFuture));
-        assert_eq!(w.check(today, day(2021, 6, 16), -600), Err(OutsideWindow::InFuture));
+        assert_eq!(
+            w.check(today, day(2021, 5, 16), -420),
+            Err(OutsideWindow::TooOld)
+        );
+        assert_eq!(
+            w.check(today, day(2021, 6, 16), 600),
+            Err(OutsideWindow::InFuture)
+        );
+        assert_eq!(
+            w.check(today, day(2021, 6, 16), -600),
+            Err(OutsideWindow::InFuture)
+        );
     }
 }

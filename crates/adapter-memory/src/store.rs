@@ -1,0 +1,556 @@
+//! `MemoryStore`: a phone source and result sink in memory, with the real claim semantics.
+//!
+//! It behaves like the SQL stores: a claim stamps a fresh token and a lease on up to N
+//! records that have no final outcome and no live claim; write-backs and releases touch
+//! only records still claimed by the caller's token; a final outcome clears the claim for
+//! good, a `Deferred` one releases the record with its attempt count raised, a release
+//! leaves the count alone. Leases are measured with `tokio::time::Instant`, so tests with
+//! paused time can let them expire. Latencies and failures can be injected, and
+//! everything can be inspected, for tests of the engine's exactly-once promises.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ca_notify_domain::{ClaimToken, DedupKey, Outcome, RecipientRecord, RecordId, RecordOutcome};
+use ca_notify_ports::{Claim, PhoneSource, ResultSink, SinkError, SourceError, WriteReceipt};
+use tokio::time::{sleep, Instant};
+
+/// A failure to inject into the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreFault {
+    /// `Unavailable` (retryable).
+    Unavailable,
+    /// `Misconfigured` (fatal).
+    Misconfigured,
+}
+
+/// A record's final result as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResult {
+    /// The outcome written.
+    pub outcome: Outcome,
+    /// The seed's sent flag (1 or 0).
+    pub sent_flag: u8,
+    /// The dedup uuid, when one was sent.
+    pub dedup_key: Option<DedupKey>,
+    /// How many write-backs wrote a final outcome for it (always 1 in a correct run).
+    pub writes: u32,
+}
+
+/// Record counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreCounts {
+    /// All records.
+    pub records: usize,
+    /// Records without a final outcome.
+    pub open: usize,
+    /// Records with a claim on them (live or expired).
+    pub claimed: usize,
+    /// Final outcome `Sent`.
+    pub sent: usize,
+    /// Final outcome `AlreadySent`.
+    pub already_sent: usize,
+    /// Final outcome `NotSent`.
+    pub not_sent: usize,
+}
+
+/// How often each operation was called (including failed calls).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreCalls {
+    /// `claim` calls.
+    pub claims: u64,
+    /// `release` calls.
+    pub releases: u64,
+    /// `write_back` calls.
+    pub writes: u64,
+    /// `peek` calls.
+    pub peeks: u64,
+}
+
+#[derive(Debug)]
+struct Lease {
+    token: ClaimToken,
+    expires: Instant,
+}
+
+#[derive(Debug)]
+struct Entry {
+    record: RecipientRecord,
+    lease: Option<Lease>,
+    result: Option<StoredResult>,
+    attempts: u32,
+}
+
+impl Entry {
+    fn claimable(&self, now: Instant) -> bool {
+        self.result.is_none() && self.lease.as_ref().is_none_or(|l| l.expires <= now)
+    }
+
+    fn held_by(&self, token: &ClaimToken) -> bool {
+        self.lease.as_ref().is_some_and(|l| &l.token == token)
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    entries: Vec<Entry>,
+    index: HashMap<RecordId, usize>,
+    /// Entries without a final outcome, in insertion order (claims take the oldest).
+    open: BTreeSet<usize>,
+}
+
+#[derive(Debug, Default)]
+struct Faults {
+    claims: VecDeque<StoreFault>,
+    writes: VecDeque<StoreFault>,
+    releases: VecDeque<StoreFault>,
+}
+
+/// An in-memory phone source and result sink.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+    faults: Mutex<Faults>,
+    claim_latency: Duration,
+    write_latency: Duration,
+    claims: AtomicU64,
+    releases: AtomicU64,
+    writes: AtomicU64,
+    peeks: AtomicU64,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A store holding `records`.
+    pub fn with_records(records: impl IntoIterator<Item = RecipientRecord>) -> Self {
+        let store = Self::new();
+        store.extend(records);
+        store
+    }
+
+    /// Each claim takes this long (simulating the store's round trip).
+    #[must_use]
+    pub fn with_claim_latency(mut self, latency: Duration) -> Self {
+        self.claim_latency = latency;
+        self
+    }
+
+    /// Each write-back takes this long.
+    #[must_use]
+    pub fn with_write_latency(mut self, latency: Duration) -> Self {
+        self.write_latency = latency;
+        self
+    }
+
+    /// Adds a record. Returns `false` (and changes nothing) when its id is already there.
+    pub fn insert(&self, record: RecipientRecord) -> bool {
+        let mut state = self.lock();
+        if state.index.contains_key(&record.id) {
+            return false;
+        }
+        let at = state.entries.len();
+        state.index.insert(record.id.clone(), at);
+        state.open.insert(at);
+        state.entries.push(Entry {
+            record,
+            lease: None,
+            result: None,
+            attempts: 0,
+        });
+        true
+    }
+
+    /// Adds records (duplicated ids are skipped).
+    pub fn extend(&self, records: impl IntoIterator<Item = RecipientRecord>) {
+        for record in records {
+            self.insert(record);
+        }
+    }
+
+    /// Makes the next `n` claims fail with `fault`.
+    pub fn fail_next_claims(&self, n: usize, fault: StoreFault) {
+        self.faults().claims.extend(std::iter::repeat_n(fault, n));
+    }
+
+    /// Makes the next `n` write-backs fail with `fault` (writing nothing).
+    pub fn fail_next_writes(&self, n: usize, fault: StoreFault) {
+        self.faults().writes.extend(std::iter::repeat_n(fault, n));
+    }
+
+    /// Makes the next `n` releases fail with `fault` (releasing nothing).
+    pub fn fail_next_releases(&self, n: usize, fault: StoreFault) {
+        self.faults().releases.extend(std::iter::repeat_n(fault, n));
+    }
+
+    /// The final outcome of a record, if it has one.
+    pub fn outcome(&self, id: &RecordId) -> Option<Outcome> {
+        self.result(id).map(|r| r.outcome)
+    }
+
+    /// The final result of a record, if it has one.
+    pub fn result(&self, id: &RecordId) -> Option<StoredResult> {
+        let state = self.lock();
+        state
+            .index
+            .get(id)
+            .and_then(|&i| state.entries[i].result.clone())
+    }
+
+    /// How often a record was handed back as `Deferred`.
+    pub fn attempts(&self, id: &RecordId) -> Option<u32> {
+        let state = self.lock();
+        state.index.get(id).map(|&i| state.entries[i].attempts)
+    }
+
+    /// Records with a claim on them, live or expired, in insertion order. After a
+    /// finished run this should be empty: every record written or released.
+    pub fn claimed_ids(&self) -> Vec<RecordId> {
+        let state = self.lock();
+        state
+            .entries
+            .iter()
+            .filter(|e| e.lease.is_some())
+            .map(|e| e.record.id.clone())
+            .collect()
+    }
+
+    /// Records without a final outcome, in insertion order.
+    pub fn open_ids(&self) -> Vec<RecordId> {
+        let state = self.lock();
+        state
+            .open
+            .iter()
+            .map(|&i| state.entries[i].record.id.clone())
+            .collect()
+    }
+
+    /// Record counts.
+    pub fn counts(&self) -> StoreCounts {
+        let state = self.lock();
+        let mut counts = StoreCounts {
+            records: state.entries.len(),
+            open: state.open.len(),
+            ..StoreCounts::default()
+        };
+        for entry in &state.entries {
+            counts.claimed += usize::from(entry.lease.is_some());
+            match entry.result.as_ref().map(|r| &r.outcome) {
+                Some(Outcome::Sent) => counts.sent += 1,
+                Some(Outcome::AlreadySent) => counts.already_sent += 1,
+                Some(Outcome::NotSent { .. }) => counts.not_sent += 1,
+                Some(Outcome::Deferred { .. }) | None => {}
+            }
+        }
+        counts
+    }
+
+    /// The largest number of final writes any record received (1 in a correct run).
+    pub fn max_writes_per_record(&self) -> u32 {
+        let state = self.lock();
+        state
+            .entries
+            .iter()
+            .filter_map(|e| e.result.as_ref().map(|r| r.writes))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Call counts.
+    pub fn calls(&self) -> StoreCalls {
+        StoreCalls {
+            claims: self.claims.load(Ordering::Relaxed),
+            releases: self.releases.load(Ordering::Relaxed),
+            writes: self.writes.load(Ordering::Relaxed),
+            peeks: self.peeks.load(Ordering::Relaxed),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn faults(&self) -> MutexGuard<'_, Faults> {
+        self.faults.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn claimable_indices(state: &State, max: usize, now: Instant) -> Vec<usize> {
+        state
+            .open
+            .iter()
+            .copied()
+            .filter(|&i| state.entries[i].claimable(now))
+            .take(max)
+            .collect()
+    }
+}
+
+fn source_error(fault: StoreFault) -> SourceError {
+    match fault {
+        StoreFault::Unavailable => SourceError::Unavailable("injected: store unavailable".into()),
+        StoreFault::Misconfigured => {
+            SourceError::Misconfigured("injected: store misconfigured".into())
+        }
+    }
+}
+
+#[async_trait]
+impl PhoneSource for MemoryStore {
+    async fn claim(&self, max: usize, lease: Duration) -> Result<Claim, SourceError> {
+        self.claims.fetch_add(1, Ordering::Relaxed);
+        if !self.claim_latency.is_zero() {
+            sleep(self.claim_latency).await;
+        }
+        if let Some(fault) = self.faults().claims.pop_front() {
+            return Err(source_error(fault));
+        }
+        let now = Instant::now();
+        let token = ClaimToken::generate();
+        let mut state = self.lock();
+        let picked = Self::claimable_indices(&state, max, now);
+        let mut records = Vec::with_capacity(picked.len());
+        for i in picked {
+            let entry = &mut state.entries[i];
+            entry.lease = Some(Lease {
+                token: token.clone(),
+                expires: now + lease,
+            });
+            records.push(entry.record.clone());
+        }
+        Ok(Claim { token, records })
+    }
+
+    async fn release(&self, token: &ClaimToken, ids: &[RecordId]) -> Result<(), SourceError> {
+        self.releases.fetch_add(1, Ordering::Relaxed);
+        if let Some(fault) = self.faults().releases.pop_front() {
+            return Err(source_error(fault));
+        }
+        let mut state = self.lock();
+        for id in ids {
+            let Some(&i) = state.index.get(id) else {
+                continue;
+            };
+            let entry = &mut state.entries[i];
+            if entry.held_by(token) {
+                entry.lease = None;
+            }
+        }
+        Ok(())
+    }
+
+    async fn peek(&self, max: usize) -> Result<Vec<RecipientRecord>, SourceError> {
+        self.peeks.fetch_add(1, Ordering::Relaxed);
+        let state = self.lock();
+        let picked = Self::claimable_indices(&state, max, Instant::now());
+        Ok(picked
+            .into_iter()
+            .map(|i| state.entries[i].record.clone())
+            .collect())
+    }
+}
+
+#[async_trait]
+impl ResultSink for MemoryStore {
+    async fn write_back(
+        &self,
+        token: &ClaimToken,
+        outcomes: &[RecordOutcome],
+    ) -> Result<WriteReceipt, SinkError> {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        if !self.write_latency.is_zero() {
+            sleep(self.write_latency).await;
+        }
+        if let Some(fault) = self.faults().writes.pop_front() {
+            return Err(match fault {
+                StoreFault::Unavailable => {
+                    SinkError::Unavailable("injected: store unavailable".into())
+                }
+                StoreFault::Misconfigured => {
+                    SinkError::Misconfigured("injected: store misconfigured".into())
+                }
+            });
+        }
+        // One lock for the whole batch: the write is atomic, as the port requires.
+        let mut state = self.lock();
+        let mut receipt = WriteReceipt::default();
+        for o in outcomes {
+            let Some(&i) = state.index.get(&o.id) else {
+                receipt.not_owned += 1;
+                continue;
+            };
+            let entry = &mut state.entries[i];
+            if !entry.held_by(token) {
+                receipt.not_owned += 1;
+                continue;
+            }
+            entry.lease = None;
+            match o.outcome.sent_flag() {
+                Some(flag) => {
+                    let writes = entry.result.as_ref().map_or(0, |r| r.writes) + 1;
+                    entry.result = Some(StoredResult {
+                        outcome: o.outcome.clone(),
+                        sent_flag: flag,
+                        dedup_key: o.dedup_key,
+                        writes,
+                    });
+                    state.open.remove(&i);
+                    receipt.written += 1;
+                }
+                None => {
+                    entry.attempts += 1;
+                    receipt.released += 1;
+                }
+            }
+        }
+        Ok(receipt)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ca_notify_domain::{DeferReason, NotSentReason};
+
+    use super::*;
+
+    fn store(n: usize) -> MemoryStore {
+        MemoryStore::with_records(
+            (0..n).map(|i| RecipientRecord::new(format!("r{i}"), format!("+1415555{i:04}"))),
+        )
+    }
+
+    fn outcome(id: &str, outcome: Outcome) -> RecordOutcome {
+        RecordOutcome {
+            id: id.into(),
+            dedup_key: None,
+            outcome,
+        }
+    }
+
+    const LEASE: Duration = Duration::from_secs(60);
+
+    #[tokio::test(start_paused = true)]
+    async fn claims_never_overlap_until_a_lease_expires() {
+        let s = store(5);
+        let a = s.claim(3, LEASE).await.expect("claim");
+        let b = s.claim(3, LEASE).await.expect("claim");
+        assert_eq!(a.records.len(), 3);
+        assert_eq!(b.records.len(), 2, "only the unclaimed rest");
+        assert_ne!(a.token, b.token);
+        assert!(s.claim(3, LEASE).await.expect("claim").records.is_empty());
+        tokio::time::advance(LEASE).await;
+        let c = s.claim(10, LEASE).await.expect("claim");
+        assert_eq!(c.records.len(), 5, "expired leases come back");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn write_back_is_atomic_idempotent_and_token_bound() {
+        let s = store(3);
+        let claim = s.claim(3, LEASE).await.expect("claim");
+        let batch = [
+            outcome("r0", Outcome::Sent),
+            outcome(
+                "r1",
+                Outcome::not_sent(NotSentReason::NotSmsCapable {
+                    line_type: "landline".into(),
+                }),
+            ),
+            outcome("r2", Outcome::deferred(DeferReason::ValidationUnavailable)),
+        ];
+        let stranger = ClaimToken::generate();
+        let refused = s.write_back(&stranger, &batch).await.expect("write");
+        assert_eq!(refused.not_owned, 3);
+        let receipt = s.write_back(&claim.token, &batch).await.expect("write");
+        assert_eq!(
+            (receipt.written, receipt.released, receipt.not_owned),
+            (2, 1, 0)
+        );
+        let again = s.write_back(&claim.token, &batch).await.expect("write");
+        assert_eq!(again.not_owned, 3, "the same write twice changes nothing");
+        assert_eq!(s.outcome(&"r0".into()), Some(Outcome::Sent));
+        assert_eq!(s.result(&"r1".into()).map(|r| r.sent_flag), Some(0));
+        assert_eq!(s.outcome(&"r2".into()), None);
+        assert_eq!(s.attempts(&"r2".into()), Some(1));
+        assert!(s.claimed_ids().is_empty());
+        assert_eq!(s.max_writes_per_record(), 1);
+        let next = s.claim(10, LEASE).await.expect("claim");
+        assert_eq!(next.records.len(), 1, "the deferred record comes back");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn release_leaves_attempts_and_foreign_claims_alone() {
+        let s = store(2);
+        let a = s.claim(1, LEASE).await.expect("claim");
+        let b = s.claim(1, LEASE).await.expect("claim");
+        let all: Vec<RecordId> = vec!["r0".into(), "r1".into()];
+        s.release(&a.token, &all).await.expect("release");
+        assert_eq!(
+            s.claimed_ids(),
+            vec![RecordId::from("r1")],
+            "b's claim stays"
+        );
+        assert_eq!(s.attempts(&"r0".into()), Some(0));
+        s.release(&b.token, &all).await.expect("release");
+        s.release(&b.token, &all).await.expect("twice is fine");
+        assert!(s.claimed_ids().is_empty());
+        assert_eq!(s.calls().releases, 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_expired_lease_retaken_by_another_worker_refuses_the_old_token() {
+        let s = store(1);
+        let old = s.claim(1, LEASE).await.expect("claim");
+        tokio::time::advance(LEASE + Duration::from_secs(1)).await;
+        let new = s.claim(1, LEASE).await.expect("claim");
+        assert_eq!(new.records.len(), 1);
+        let late = s
+            .write_back(&old.token, &[outcome("r0", Outcome::Sent)])
+            .await
+            .expect("write");
+        assert_eq!(late.not_owned, 1);
+        assert_eq!(s.outcome(&"r0".into()), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn injected_faults_fail_once_each_and_change_nothing() {
+        let s = store(1);
+        s.fail_next_claims(1, StoreFault::Unavailable);
+        assert!(matches!(
+            s.claim(1, LEASE).await,
+            Err(SourceError::Unavailable(_))
+        ));
+        let claim = s.claim(1, LEASE).await.expect("claim");
+        s.fail_next_writes(1, StoreFault::Misconfigured);
+        let batch = [outcome("r0", Outcome::Sent)];
+        assert!(matches!(
+            s.write_back(&claim.token, &batch).await,
+            Err(SinkError::Misconfigured(_))
+        ));
+        assert_eq!(s.outcome(&"r0".into()), None);
+        assert_eq!(
+            s.write_back(&claim.token, &batch)
+                .await
+                .expect("ok")
+                .written,
+            1
+        );
+        assert_eq!(s.calls().claims, 2);
+        assert_eq!(s.calls().writes, 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn peek_claims_nothing_and_latency_is_simulated() {
+        let s = store(2).with_claim_latency(Duration::from_millis(300));
+        assert_eq!(s.peek(5).await.expect("peek").len(), 2);
+        let started = Instant::now();
+        assert_eq!(s.claim(5, LEASE).await.expect("claim").records.len(), 2);
+        assert_eq!(started.elapsed(), Duration::from_millis(300));
+        assert!(!s.insert(RecipientRecord::new("r0", "+14155550000")));
+        assert_eq!(s.counts().claimed, 2);
+    }
+}

@@ -1,0 +1,176 @@
+//! The state one run shares between its epochs and batches.
+//!
+//! Limits that must hold across the whole run (validation slots, batches in flight, the
+//! verification server's rate-limit pause, keys in flight) live here rather than per
+//! epoch, so overlapping epochs cannot exceed them. So do the stop signals: `halt` ends
+//! claiming and dispatching (shutdown, deadline, any stop), `stop_issuing` also makes
+//! in-flight batches hand their undecided records back (fatal causes, an unavailable
+//! server), while a plain shutdown lets in-flight batches finish.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ca_notify_domain::{DedupSecret, DeferReason, PhoneParser};
+use ca_notify_ports::{PhoneSource, PhoneValidator, ResultSink, SmsIssuer};
+use chrono::NaiveDate;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::dedup_gate::DedupGate;
+use crate::failure::{FatalCause, StopKind};
+use crate::latency::Latencies;
+use crate::observer::RunObserver;
+use crate::report::Tally;
+use crate::settings::Settings;
+
+/// Shortest time kept back for the last write-back of a batch.
+const MIN_WRITE_RESERVE: Duration = Duration::from_millis(200);
+
+/// The source of "today" (UTC) for the date window.
+pub(crate) type Today = Arc<dyn Fn() -> NaiveDate + Send + Sync>;
+
+/// What a pipeline is made of; shared by all its runs.
+pub(crate) struct Parts {
+    pub source: Arc<dyn PhoneSource>,
+    pub validator: Arc<dyn PhoneValidator>,
+    pub issuer: Arc<dyn SmsIssuer>,
+    pub sink: Arc<dyn ResultSink>,
+    pub settings: Settings,
+    pub parser: PhoneParser,
+    pub secret: DedupSecret,
+    pub today: Today,
+    pub observer: Option<Arc<dyn RunObserver>>,
+}
+
+/// One run's shared state.
+pub(crate) struct RunCtx {
+    pub parts: Arc<Parts>,
+    pub started: Instant,
+    pub deadline: Instant,
+    pub shutdown: CancellationToken,
+    pub halt: CancellationToken,
+    pub stop_issuing: CancellationToken,
+    stop: Mutex<Option<StopKind>>,
+    fatal: Mutex<Option<FatalCause>>,
+    pub validation_slots: Arc<Semaphore>,
+    pub batch_slots: Arc<Semaphore>,
+    pub dedup: DedupGate,
+    issue_pause: Mutex<Option<Instant>>,
+    pub latency: Latencies,
+    totals: Mutex<Tally>,
+}
+
+impl RunCtx {
+    pub fn new(parts: Arc<Parts>, shutdown: &CancellationToken) -> Self {
+        let started = Instant::now();
+        let settings = &parts.settings;
+        Self {
+            started,
+            deadline: started + settings.deadline,
+            shutdown: shutdown.clone(),
+            halt: shutdown.child_token(),
+            stop_issuing: CancellationToken::new(),
+            stop: Mutex::new(None),
+            fatal: Mutex::new(None),
+            validation_slots: Arc::new(Semaphore::new(settings.validation_concurrency)),
+            batch_slots: Arc::new(Semaphore::new(settings.max_batches_in_flight)),
+            dedup: DedupGate::default(),
+            issue_pause: Mutex::new(None),
+            latency: Latencies::default(),
+            totals: Mutex::new(Tally::default()),
+            parts,
+        }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.parts.settings
+    }
+
+    /// Ends claiming and dispatching, and for most kinds issuing too. The first stop is
+    /// the one reported, except that a fatal cause outranks an earlier benign stop.
+    pub fn stop_with(&self, kind: StopKind) {
+        {
+            let mut stop = lock(&self.stop);
+            match *stop {
+                None => *stop = Some(kind),
+                Some(prev) if !prev.is_fatal() && kind.is_fatal() => *stop = Some(kind),
+                Some(_) => {}
+            }
+        }
+        if kind.stops_issuing() {
+            self.stop_issuing.cancel();
+        }
+        self.halt.cancel();
+    }
+
+    /// Records a fatal cause (the first one wins) and stops the run.
+    pub fn fail(&self, cause: FatalCause) {
+        let kind = cause.kind();
+        lock(&self.fatal).get_or_insert(cause);
+        self.stop_with(kind);
+    }
+
+    /// Why the run is stopping, as far as it is. A halt without a recorded kind is the
+    /// caller's shutdown.
+    pub fn stop_kind(&self) -> Option<StopKind> {
+        let recorded = *lock(&self.stop);
+        recorded.or_else(|| self.shutdown.is_cancelled().then_some(StopKind::Shutdown))
+    }
+
+    /// The reason for records handed back because the run is stopping now.
+    pub fn halt_reason(&self) -> DeferReason {
+        self.stop_kind()
+            .map_or(DeferReason::Shutdown, StopKind::defer_reason)
+    }
+
+    pub fn take_fatal(&self) -> Option<FatalCause> {
+        lock(&self.fatal).take()
+    }
+
+    /// The time kept back at the end of the run for a batch's write-back.
+    pub fn write_reserve(&self) -> Duration {
+        (self.latency.write.estimate() * 2)
+            .max(MIN_WRITE_RESERVE)
+            .min(self.settings().deadline / 4)
+    }
+
+    /// The deadline handed to the validator and the issuer: the run's, less the time the
+    /// write-back needs.
+    pub fn work_deadline(&self) -> Instant {
+        self.deadline
+            .checked_sub(self.write_reserve())
+            .unwrap_or(self.started)
+    }
+
+    /// Whether a batch started now would, by the latencies seen so far, be written
+    /// before the deadline.
+    pub fn batch_fits(&self) -> bool {
+        let now = Instant::now();
+        now < self.work_deadline() && now + self.latency.batch.estimate() <= self.deadline
+    }
+
+    /// Pauses all issuing until `until` (the verification server's rate limiter).
+    pub fn pause_issuing(&self, until: Instant) {
+        let mut pause = lock(&self.issue_pause);
+        if pause.is_none_or(|p| p < until) {
+            *pause = Some(until);
+        }
+    }
+
+    pub fn issue_pause(&self) -> Option<Instant> {
+        *lock(&self.issue_pause)
+    }
+
+    pub fn add_totals(&self, tally: &Tally) {
+        lock(&self.totals).merge(tally);
+    }
+
+    pub fn totals(&self) -> Tally {
+        lock(&self.totals).clone()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}

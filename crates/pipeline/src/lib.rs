@@ -1,0 +1,47 @@
+//! The epoch/batch engine of ca-notify.
+//!
+//! A run is a series of epochs (`orchestrate_epochs`); each epoch makes one claim on the
+//! phone source (`acquire_data`) and cuts it into batches of at most 10
+//! (`orchestrate_batches`); each batch (`execute_single_batch`) parses and pre-checks its
+//! records (`pre_check_and_annotate`), asks the verification server to issue codes in one
+//! request (`call_verification_server`), judges the answer item by item
+//! (`evaluate_response`, in the domain) and writes every outcome back in one write
+//! (`write_back`). The names are the seed's, so people who know it find their way.
+//!
+//! Unlike the seed, batches overlap (bounded by `max_batches_in_flight`), phone checks are
+//! bounded run-wide, the next claim is prefetched, and the whole run fits a deadline:
+//! nothing is started that the observed latencies say cannot be written in time, and at
+//! a deadline or shutdown in-flight batches finish while untouched records are released.
+//! Every claimed record ends a run either written with an outcome or released.
+//!
+//! The engine depends on the domain and the ports only. It spawns its tasks on the
+//! caller's tokio runtime and installs no tracing subscriber; its spans (`run` → `epoch`
+//! → `batch`) carry record ids and counts, never a phone number.
+//!
+//! * [`settings`]: [`Settings`] and their checks.
+//! * [`pipeline`]: [`Pipeline`], [`PipelineBuilder`].
+//! * [`report`]: [`RunReport`], [`EpochReport`], [`BatchReport`].
+//! * [`failure`]: [`RunFailure`], [`FatalCause`].
+//! * [`observer`]: [`RunObserver`], progress hooks.
+
+mod batch;
+mod context;
+mod dedup_gate;
+mod epoch;
+pub mod failure;
+mod issue;
+mod latency;
+pub mod observer;
+pub mod pipeline;
+mod pre_check;
+pub mod report;
+pub mod settings;
+
+pub use failure::{FatalCause, RunFailure};
+pub use observer::RunObserver;
+pub use pipeline::{BuildError, Pipeline, PipelineBuilder};
+pub use report::{BatchReport, EpochReport, RunReport};
+pub use settings::{Settings, SettingsError};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,266 @@
+//! [`Pipeline`] and its builder: the engine's entry points for the binary and embedders.
+//!
+//! A pipeline is built once from the four ports, the settings, the phone parser and the
+//! dedup secret, and can then run many times. [`Pipeline::run`] is a whole run (the
+//! seed's `orchestrate_epochs`); [`Pipeline::run_epoch`] is exactly one epoch, for tests
+//! and embedders that want to drain work deterministically. Both spawn their batch tasks on
+//! the caller's tokio runtime and install no tracing subscriber.
+
+// A failed run carries its report, as large as a successful run's, and is returned once
+// per run; boxing it would only make the public API clumsier.
+#![allow(clippy::result_large_err)]
+
+use std::fmt;
+use std::sync::Arc;
+
+use ca_notify_domain::{DedupSecret, PhoneParser};
+use ca_notify_ports::{PhoneSource, PhoneValidator, ResultSink, SmsIssuer};
+use chrono::NaiveDate;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, info_span, Instrument};
+
+use crate::context::{Parts, RunCtx, Today};
+use crate::epoch::{acquire_data, execute_single_epoch, orchestrate_epochs};
+use crate::failure::{RunFailure, StopKind};
+use crate::observer::RunObserver;
+use crate::report::{EpochReport, RunReport, Tally};
+use crate::settings::{Settings, SettingsError};
+
+/// The engine, ready to run.
+#[derive(Clone)]
+pub struct Pipeline {
+    parts: Arc<Parts>,
+}
+
+impl fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("settings", &self.parts.settings)
+            .field("secret", &self.parts.secret)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pipeline {
+    /// A builder; the four ports and the dedup secret are required.
+    pub fn builder() -> PipelineBuilder {
+        PipelineBuilder::default()
+    }
+
+    /// The settings this pipeline runs with.
+    pub fn settings(&self) -> &Settings {
+        &self.parts.settings
+    }
+
+    /// One whole run: epochs until `epoch_count` (or a drained source with
+    /// `until_drained`), the deadline, `shutdown`, or a fatal stop. In-flight batches are
+    /// finished and written back; records no batch started are released.
+    ///
+    /// # Errors
+    /// [`RunFailure`] on a fatal cause (refused credentials, a spent quota, a refused
+    /// request, a failing store), with the report of what was done before it.
+    pub async fn run(&self, shutdown: CancellationToken) -> Result<RunReport, RunFailure> {
+        let ctx = Arc::new(RunCtx::new(Arc::clone(&self.parts), &shutdown));
+        let span = info_span!(
+            "run",
+            deadline_secs = self.parts.settings.deadline.as_secs_f64(),
+            epoch_count = self.parts.settings.epoch_count,
+            until_drained = self.parts.settings.until_drained
+        );
+        let epochs = orchestrate_epochs(&ctx).instrument(span.clone()).await;
+        let report = ctx.totals().run_report(
+            epochs,
+            ctx.started.elapsed(),
+            ctx.stop_kind().map(|k| k.code().to_owned()),
+        );
+        span.in_scope(|| {
+            info!(
+                epochs = report.epochs,
+                claimed = report.claimed,
+                sent = report.sent,
+                already_sent = report.already_sent,
+                not_sent = report.not_sent_total(),
+                deferred = report.deferred_total(),
+                records_per_sec = report.records_per_sec,
+                stop = report.stop.as_deref().unwrap_or(""),
+                "Run finished."
+            );
+        });
+        finish(&ctx, report)
+    }
+
+    /// Exactly one epoch: one claim, its batches and their write-backs, inside one
+    /// deadline. A drained source gives a report with `claimed == 0`.
+    ///
+    /// # Errors
+    /// As [`Pipeline::run`]; the failure's report covers this epoch.
+    pub async fn run_epoch(&self, shutdown: &CancellationToken) -> Result<EpochReport, RunFailure> {
+        let ctx = Arc::new(RunCtx::new(Arc::clone(&self.parts), shutdown));
+        let span = info_span!(
+            "run",
+            deadline_secs = self.parts.settings.deadline.as_secs_f64()
+        );
+        let epoch = async {
+            match acquire_data(&ctx).await {
+                Some(claim) if !claim.records.is_empty() => {
+                    let started = ctx.started;
+                    let handle = execute_single_epoch(&ctx, 1, claim).await;
+                    handle.await.unwrap_or_else(|_| {
+                        ctx.totals()
+                            .epoch_report(1, started.elapsed(), Some("panicked".to_owned()))
+                    })
+                }
+                Some(_) => {
+                    ctx.stop_with(StopKind::Drained);
+                    Tally::default().epoch_report(1, ctx.started.elapsed(), stop_code(&ctx))
+                }
+                None => Tally::default().epoch_report(1, ctx.started.elapsed(), stop_code(&ctx)),
+            }
+        }
+        .instrument(span)
+        .await;
+        let run_report = ctx.totals().run_report(
+            u32::from(epoch.claimed > 0),
+            ctx.started.elapsed(),
+            stop_code(&ctx),
+        );
+        finish(&ctx, run_report).map(|_| epoch)
+    }
+}
+
+fn stop_code(ctx: &RunCtx) -> Option<String> {
+    ctx.stop_kind().map(|k| k.code().to_owned())
+}
+
+fn finish(ctx: &RunCtx, report: RunReport) -> Result<RunReport, RunFailure> {
+    match ctx.take_fatal() {
+        Some(cause) => Err(RunFailure { cause, report }),
+        None => Ok(report),
+    }
+}
+
+/// Why a pipeline could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A port was not given.
+    #[error("the pipeline needs a {0}; call PipelineBuilder::{0}")]
+    MissingPort(&'static str),
+    /// No dedup secret was given.
+    #[error("the pipeline needs the dedup secret; call PipelineBuilder::dedup_secret")]
+    MissingDedupSecret,
+    /// A setting is out of range.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+}
+
+/// Assembles a [`Pipeline`].
+#[derive(Default)]
+pub struct PipelineBuilder {
+    source: Option<Arc<dyn PhoneSource>>,
+    validator: Option<Arc<dyn PhoneValidator>>,
+    issuer: Option<Arc<dyn SmsIssuer>>,
+    sink: Option<Arc<dyn ResultSink>>,
+    settings: Settings,
+    parser: PhoneParser,
+    secret: Option<DedupSecret>,
+    today: Option<Today>,
+    observer: Option<Arc<dyn RunObserver>>,
+}
+
+impl fmt::Debug for PipelineBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PipelineBuilder")
+            .field("settings", &self.settings)
+            .field("secret", &self.secret)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PipelineBuilder {
+    /// Where recipients come from.
+    #[must_use]
+    pub fn source(mut self, source: Arc<dyn PhoneSource>) -> Self {
+        self.source = Some(source);
+        self
+    }
+
+    /// Who judges phones.
+    #[must_use]
+    pub fn validator(mut self, validator: Arc<dyn PhoneValidator>) -> Self {
+        self.validator = Some(validator);
+        self
+    }
+
+    /// Who issues codes.
+    #[must_use]
+    pub fn issuer(mut self, issuer: Arc<dyn SmsIssuer>) -> Self {
+        self.issuer = Some(issuer);
+        self
+    }
+
+    /// Where outcomes go.
+    #[must_use]
+    pub fn sink(mut self, sink: Arc<dyn ResultSink>) -> Self {
+        self.sink = Some(sink);
+        self
+    }
+
+    /// The settings (default: [`Settings::default`]).
+    #[must_use]
+    pub fn settings(mut self, settings: Settings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// The phone parser (default: region "US").
+    #[must_use]
+    pub fn phone_parser(mut self, parser: PhoneParser) -> Self {
+        self.parser = parser;
+        self
+    }
+
+    /// The secret behind every dedup key.
+    #[must_use]
+    pub fn dedup_secret(mut self, secret: DedupSecret) -> Self {
+        self.secret = Some(secret);
+        self
+    }
+
+    /// "Today" in UTC for the date window (default: the system clock's UTC date).
+    #[must_use]
+    pub fn today(mut self, today: Arc<dyn Fn() -> NaiveDate + Send + Sync>) -> Self {
+        self.today = Some(today);
+        self
+    }
+
+    /// Progress hooks.
+    #[must_use]
+    pub fn observer(mut self, observer: Arc<dyn RunObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Checks the settings and assembles the pipeline.
+    ///
+    /// # Errors
+    /// [`BuildError`] for a missing port or secret, or settings out of range.
+    pub fn build(self) -> Result<Pipeline, BuildError> {
+        self.settings.validate()?;
+        let parts = Parts {
+            source: self.source.ok_or(BuildError::MissingPort("source"))?,
+            validator: self.validator.ok_or(BuildError::MissingPort("validator"))?,
+            issuer: self.issuer.ok_or(BuildError::MissingPort("issuer"))?,
+            sink: self.sink.ok_or(BuildError::MissingPort("sink"))?,
+            secret: self.secret.ok_or(BuildError::MissingDedupSecret)?,
+            settings: self.settings,
+            parser: self.parser,
+            today: self
+                .today
+                .unwrap_or_else(|| Arc::new(|| chrono::Utc::now().date_naive())),
+            observer: self.observer,
+        };
+        Ok(Pipeline {
+            parts: Arc::new(parts),
+        })
+    }
+}

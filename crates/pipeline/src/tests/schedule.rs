@@ -1,0 +1,319 @@
+//! The schedule: one claim per epoch, one write per batch, overlap, pacing, draining,
+//! and what the engine shows the world (reports, observers, logs, Debug).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ca_notify_adapter_memory::{MemoryIssuer, MemoryValidator};
+use ca_notify_domain::{ClaimToken, ItemAnswer};
+use ca_notify_ports::{Claim, MockPhoneSource, MockResultSink, WriteReceipt};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::*;
+use crate::{BatchReport, BuildError, RunObserver};
+
+#[tokio::test(start_paused = true)]
+async fn one_claim_per_epoch_and_one_write_per_batch() {
+    let mut source = MockPhoneSource::new();
+    let next = Arc::new(AtomicUsize::new(0));
+    let n = next.clone();
+    source
+        .expect_claim()
+        .times(3)
+        .withf(|max, _| *max == 25)
+        .returning(move |_, _| {
+            let epoch = n.fetch_add(1, Ordering::SeqCst);
+            Ok(Claim {
+                token: ClaimToken::generate(),
+                records: records(75)[epoch * 25..(epoch + 1) * 25].to_vec(),
+            })
+        });
+    source.expect_release().never();
+    let mut sink = MockResultSink::new();
+    let sizes: Arc<Mutex<Vec<usize>>> = Arc::default();
+    let log = sizes.clone();
+    sink.expect_write_back()
+        .times(9)
+        .returning(move |_, outcomes| {
+            log.lock().expect("lock").push(outcomes.len());
+            Ok(WriteReceipt {
+                written: outcomes.len(),
+                ..WriteReceipt::default()
+            })
+        });
+    let p = pipeline(
+        Arc::new(source),
+        Arc::new(all_mobile()),
+        Arc::new(issues_everything()),
+        Arc::new(sink),
+        Settings {
+            epoch_count: 3,
+            epoch_size: 25,
+            ..Settings::default()
+        },
+    );
+    let report = p.run(CancellationToken::new()).await.expect("run");
+    let mut sizes = sizes.lock().expect("lock").clone();
+    sizes.sort_unstable();
+    assert_eq!(sizes, vec![5, 5, 5, 10, 10, 10, 10, 10, 10]);
+    assert_eq!((report.epochs, report.batches, report.claimed), (3, 9, 75));
+    assert_eq!(report.sent, 75);
+    assert_eq!(report.issue_requests, 9, "one batch-issue call per batch");
+    assert_eq!(report.stop, None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn batches_overlap_up_to_the_limit() {
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    struct Slow {
+        now: Arc<AtomicUsize>,
+        peak: Arc<AtomicUsize>,
+    }
+    #[async_trait::async_trait]
+    impl ca_notify_ports::SmsIssuer for Slow {
+        async fn issue_batch(
+            &self,
+            items: &[ca_notify_ports::IssueItem],
+            _deadline: Instant,
+        ) -> Result<Vec<ItemAnswer>, ca_notify_ports::IssueError> {
+            let current = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+            self.peak.fetch_max(current, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            self.now.fetch_sub(1, Ordering::SeqCst);
+            Ok(vec![ItemAnswer::Issued; items.len()])
+        }
+    }
+    let store = Arc::new(ca_notify_adapter_memory::MemoryStore::with_records(
+        records(200),
+    ));
+    let p = pipeline(
+        store.clone(),
+        Arc::new(MemoryValidator::new()),
+        Arc::new(Slow {
+            now: in_flight.clone(),
+            peak: peak.clone(),
+        }),
+        store.clone(),
+        Settings {
+            epoch_count: 2,
+            max_batches_in_flight: 4,
+            ..Settings::default()
+        },
+    );
+    let started = Instant::now();
+    let report = p.run(CancellationToken::new()).await.expect("run");
+    assert_eq!(report.sent, 200);
+    assert_eq!(peak.load(Ordering::SeqCst), 4);
+    // 20 batches of 500 ms, four at a time, with epochs overlapping: 2.5 s, not 10 s.
+    assert_eq!(started.elapsed(), Duration::from_millis(2500));
+}
+
+#[tokio::test(start_paused = true)]
+async fn epochs_are_paced_but_never_past_the_deadline() {
+    let claims: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let mut source = MockPhoneSource::new();
+    let log = claims.clone();
+    source.expect_claim().times(2).returning(move |_, _| {
+        log.lock().expect("lock").push(Instant::now());
+        Ok(Claim {
+            token: ClaimToken::generate(),
+            records: records(10),
+        })
+    });
+    let (sink, _writes) = recording_sink();
+    let p = pipeline(
+        Arc::new(source),
+        Arc::new(all_mobile()),
+        Arc::new(issues_everything()),
+        Arc::new(sink),
+        Settings {
+            epoch_count: 3,
+            min_epoch_duration: Some(Duration::from_secs(60)),
+            deadline: Duration::from_secs(110),
+            ..Settings::default()
+        },
+    );
+    let started = Instant::now();
+    let report = p.run(CancellationToken::new()).await.expect("run");
+    let claims = claims.lock().expect("lock").clone();
+    assert_eq!(claims[0], started);
+    assert!(
+        claims[1] >= started + Duration::from_secs(59),
+        "{:?}",
+        claims[1] - started
+    );
+    assert_eq!(report.epochs, 2, "a third epoch would start at 120 s");
+    assert_eq!(report.stop.as_deref(), Some("deadline"));
+    assert!(started.elapsed() < Duration::from_secs(110));
+}
+
+#[tokio::test(start_paused = true)]
+async fn until_drained_runs_until_a_claim_comes_back_empty() {
+    let m = memory(
+        records(250),
+        Settings {
+            until_drained: true,
+            epoch_count: 1,
+            ..Settings::default()
+        },
+    );
+    let report = m.pipeline.run(CancellationToken::new()).await.expect("run");
+    assert_eq!(report.epochs, 3);
+    assert_eq!(report.sent, 250);
+    assert_eq!(m.store.calls().claims, 4, "the last one came back empty");
+    assert_eq!(report.stop, None);
+    assert_nothing_lost(&m.store, &report);
+    assert_eq!(m.store.counts().open, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_short_source_stops_the_run_as_drained() {
+    let m = memory(records(150), Settings::default());
+    let report = m.pipeline.run(CancellationToken::new()).await.expect("run");
+    assert_eq!(report.epochs, 2);
+    assert_eq!(report.stop.as_deref(), Some("drained"));
+    assert_eq!(report.sent, 150);
+}
+
+#[tokio::test(start_paused = true)]
+async fn run_epoch_drains_deterministically() {
+    let m = memory(records(250), Settings::default());
+    let shutdown = CancellationToken::new();
+    let mut claimed = Vec::new();
+    loop {
+        let epoch = m.pipeline.run_epoch(&shutdown).await.expect("epoch");
+        if epoch.claimed == 0 {
+            assert_eq!(epoch.stop.as_deref(), Some("drained"));
+            break;
+        }
+        assert_eq!(
+            epoch.settled() + epoch.deferred_total(),
+            epoch.claimed as u64
+        );
+        claimed.push(epoch.claimed);
+    }
+    assert_eq!(claimed, vec![100, 100, 50]);
+    assert_eq!(m.store.calls().claims, 4, "exactly one claim per epoch");
+    assert_eq!(m.store.calls().writes, 25);
+    assert_eq!(m.issuer.total_texts(), 250);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_observer_sees_claims_and_written_batches() {
+    #[derive(Default)]
+    struct Counts {
+        claimed: AtomicUsize,
+        batches: AtomicUsize,
+        records: AtomicUsize,
+    }
+    impl RunObserver for Counts {
+        fn on_claimed(&self, records: usize) {
+            self.claimed.fetch_add(records, Ordering::SeqCst);
+        }
+        fn on_batch_written(&self, batch: &BatchReport) {
+            self.batches.fetch_add(1, Ordering::SeqCst);
+            self.records.fetch_add(batch.records, Ordering::SeqCst);
+        }
+    }
+    let counts = Arc::new(Counts::default());
+    let store = Arc::new(ca_notify_adapter_memory::MemoryStore::with_records(
+        records(95),
+    ));
+    let p = Pipeline::builder()
+        .source(store.clone())
+        .validator(Arc::new(MemoryValidator::new()))
+        .issuer(Arc::new(MemoryIssuer::new()))
+        .sink(store)
+        .dedup_secret(secret())
+        .today(Arc::new(today))
+        .observer(counts.clone())
+        .build()
+        .expect("pipeline");
+    p.run(CancellationToken::new()).await.expect("run");
+    assert_eq!(counts.claimed.load(Ordering::SeqCst), 95);
+    assert_eq!(counts.batches.load(Ordering::SeqCst), 10);
+    assert_eq!(counts.records.load(Ordering::SeqCst), 95);
+}
+
+#[test]
+fn the_builder_names_what_is_missing_or_wrong() {
+    let err = Pipeline::builder()
+        .settings(Settings {
+            batch_size: 11,
+            ..Settings::default()
+        })
+        .build()
+        .expect_err("bad settings");
+    match err {
+        BuildError::Settings(e) => assert_eq!(e.key, "pipeline.batch_size"),
+        other => panic!("{other}"),
+    }
+    let err = Pipeline::builder()
+        .settings(Settings {
+            batch_size: 0,
+            ..Settings::default()
+        })
+        .build()
+        .expect_err("bad settings");
+    assert!(
+        err.to_string().starts_with("pipeline.batch_size = 0:"),
+        "{err}"
+    );
+    let store = Arc::new(ca_notify_adapter_memory::MemoryStore::new());
+    let err = Pipeline::builder()
+        .source(store.clone())
+        .sink(store.clone())
+        .build()
+        .expect_err("no validator");
+    assert!(matches!(err, BuildError::MissingPort("validator")));
+    let err = Pipeline::builder()
+        .source(store.clone())
+        .sink(store)
+        .validator(Arc::new(MemoryValidator::new()))
+        .issuer(Arc::new(MemoryIssuer::new()))
+        .build()
+        .expect_err("no secret");
+    assert!(matches!(err, BuildError::MissingDedupSecret));
+}
+
+#[test]
+fn debug_never_shows_the_dedup_secret() {
+    let m = memory(Vec::new(), Settings::default());
+    let shown = format!("{:?}", m.pipeline);
+    assert!(shown.contains("[REDACTED]"), "{shown}");
+    assert!(!shown.contains(SECRET), "{shown}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_pipeline_stays_full_across_epoch_boundaries() {
+    // The benchmark's latencies, in virtual time: 160 batches of 150 + 500 + 100 ms, four
+    // at a time, ideally take 0.3 s (first claim) + 40 × 0.75 s = 30.3 s. Claims are
+    // prefetched and epochs overlap, so 16 epoch boundaries cost almost nothing.
+    let store = Arc::new(
+        ca_notify_adapter_memory::MemoryStore::with_records(records(1600))
+            .with_claim_latency(Duration::from_millis(300))
+            .with_write_latency(Duration::from_millis(100)),
+    );
+    let p = pipeline(
+        store.clone(),
+        Arc::new(MemoryValidator::new().with_latency(Duration::from_millis(150))),
+        Arc::new(MemoryIssuer::new().with_latency(Duration::from_millis(500))),
+        store.clone(),
+        Settings {
+            until_drained: true,
+            ..Settings::default()
+        },
+    );
+    let started = Instant::now();
+    let report = p.run(CancellationToken::new()).await.expect("run");
+    assert_eq!(report.sent, 1600);
+    assert_eq!(report.epochs, 16);
+    assert!(
+        started.elapsed() <= Duration::from_secs(31),
+        "{:?}",
+        started.elapsed()
+    );
+}
