@@ -16,6 +16,7 @@ use ca_notify_ports::{PhoneSource, ResultSink};
 const CLAIM: usize = 100;
 const WRITE: usize = 10;
 const LEASE: Duration = Duration::from_secs(300);
+const WARM_UP: usize = 5;
 
 struct Row {
     label: String,
@@ -48,12 +49,17 @@ fn main() {
     }
     println!();
     println!(
-        "| recipients | import (rows/s) | claim+read 100: p50 / p99 ms | write 10: p50 / p99 ms | end to end recipients/s |"
+        "| recipients | import (rows/s) | claim+read 100: p50 / p99 ms | write 10: p50 / p99 ms | end to end recipients/s | at p50 latencies |"
     );
-    println!("|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|");
     for r in &table {
+        // What one worker does when the machine is quiet: one claim, ten writes, at the
+        // median latencies (the wall-clock column includes every neighbour's hiccup).
+        let at_p50 = CLAIM as f64
+            / (percentile(&r.claim, 50) + percentile(&r.write, 50) * (CLAIM / WRITE) as u32)
+                .as_secs_f64();
         println!(
-            "| {} | {:.1} s ({:.0}/s) | {:.2} / {:.2} | {:.2} / {:.2} | {:.0} |",
+            "| {} | {:.1} s ({:.0}/s) | {:.2} / {:.2} | {:.2} / {:.2} | {:.0} | {:.0} |",
             r.label,
             r.import.as_secs_f64(),
             r.rows as f64 / r.import.as_secs_f64(),
@@ -62,6 +68,7 @@ fn main() {
             ms(percentile(&r.write, 50)),
             ms(percentile(&r.write, 99)),
             r.recipients as f64 / r.total.as_secs_f64(),
+            at_p50,
         );
     }
 }
@@ -81,6 +88,11 @@ async fn load(dir: &Path, size: usize) -> (SqliteStore, Duration) {
 
 async fn measure(store: &SqliteStore, label: String, size: usize, import: Duration) -> Row {
     let pending = store.counts().await.expect("counts").pending as usize;
+    // Warm the connection, statement cache and blocking pool before timing anything.
+    for _ in 0..WARM_UP.min(pending / CLAIM / 5) {
+        let claim = store.claim(CLAIM, LEASE).await.expect("claim");
+        store.release(&claim.token, &ids(&claim)).await.expect("release");
+    }
     // Enough claims for stable percentiles, and never more than the pending rows.
     let rounds = (pending / CLAIM).min(300);
     let mut claim_times = Vec::with_capacity(rounds);
@@ -165,6 +177,10 @@ fn mark_processed(path: &Path, n: usize) {
         [n as i64],
     )
     .expect("mark processed");
+}
+
+fn ids(claim: &ca_notify_ports::Claim) -> Vec<ca_notify_domain::RecordId> {
+    claim.records.iter().map(|r| r.id.clone()).collect()
 }
 
 fn percentile(samples: &[Duration], p: usize) -> Duration {
