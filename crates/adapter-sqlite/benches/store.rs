@@ -91,7 +91,10 @@ async fn measure(store: &SqliteStore, label: String, size: usize, import: Durati
     // Warm the connection, statement cache and blocking pool before timing anything.
     for _ in 0..WARM_UP.min(pending / CLAIM / 5) {
         let claim = store.claim(CLAIM, LEASE).await.expect("claim");
-        store.release(&claim.token, &ids(&claim)).await.expect("release");
+        store
+            .release(&claim.token, &ids(&claim))
+            .await
+            .expect("release");
     }
     // Enough claims for stable percentiles, and never more than the pending rows.
     let rounds = (pending / CLAIM).min(300);

@@ -365,7 +365,9 @@ pub fn ddl(table: &SourceTable) -> Result<String, InvalidIdentifier> {
          applied_at  TEXT    NOT NULL\n);\n",
     );
     for (version, description, sql) in MIGRATIONS {
-        out.push_str(&format!("\n-- Migration {version}: {description}.\n{sql}\n"));
+        out.push_str(&format!(
+            "\n-- Migration {version}: {description}.\n{sql}\n"
+        ));
     }
     out.push_str(&format!(
         "\n-- The source table, only when it does not exist.\n{}\n\
@@ -421,7 +423,11 @@ mod tests {
             .map(|(block, _)| block)
             .expect("a sqlite-ddl block in docs/store.md");
         let ddl = ddl(&SourceTable::default()).expect("default table");
-        assert_eq!(block.trim(), ddl.trim(), "regenerate the block from schema::ddl");
+        assert_eq!(
+            block.trim(),
+            ddl.trim(),
+            "regenerate the block from schema::ddl"
+        );
     }
 
     #[test]
