@@ -153,8 +153,39 @@ async fn malformed_files_import_nothing_and_name_the_line() {
         ),
         ("invalid utf-8", bad_utf8, 4, "UTF-8"),
         ("over-long line", long, 4, "longer than"),
+        (
+            "after blank lines",
+            b"id,phone\n\n\n1,5550103,x\n".to_vec(),
+            4,
+            "3 fields",
+        ),
+        (
+            "after a quoted newline",
+            b"id,phone\n1,\"a\nb\"\n2\n".to_vec(),
+            4,
+            "1 fields",
+        ),
     ];
+    // Every case again with CRLF line ends, which the csv crate's own line count gets wrong.
+    let crlf: Vec<(String, Vec<u8>, u64, &str)> = cases
+        .iter()
+        .map(|(name, bytes, line, reason)| {
+            let mut out = Vec::with_capacity(bytes.len() + 8);
+            for &b in bytes {
+                if b == b'\n' {
+                    out.push(b'\r');
+                }
+                out.push(b);
+            }
+            (format!("{name} (CRLF)"), out, *line, *reason)
+        })
+        .collect();
+    let cases = cases
+        .into_iter()
+        .map(|(name, bytes, line, reason)| (name.to_owned(), bytes, line, reason))
+        .chain(crlf);
     for (name, bytes, line, reason) in cases {
+        let name = name.as_str();
         let file = write(h.dir(), "bad.csv", &bytes);
         let err = import_csv(&store, &file).await.expect_err(name);
         let text = err.to_string();
