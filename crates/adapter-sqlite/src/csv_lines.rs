@@ -6,7 +6,8 @@
 //! counted here, before the CSV parser sees them: every physical line start is noted with
 //! its number and whether the line is blank, and a record's line is that of the first
 //! non-blank line starting at or after the parser's byte position. The same pass refuses
-//! a physical line longer than [`MAX_LINE_BYTES`] before the parser buffers it.
+//! a physical line longer than [`MAX_LINE_BYTES`] before the parser buffers it. Lines end
+//! with LF or CRLF; a file with bare-CR line ends (classic Mac OS) reads as one line.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -143,7 +144,6 @@ impl<R: Read> Read for Counting<R> {
         let mut index = self.index.borrow_mut();
         for &b in &buf[..n] {
             if self.offset == self.line_start {
-                // A UTF-8 byte-order mark is not content: a line holding only one is blank.
                 let blank = b == b'\n' || b == b'\r';
                 index.starts.push_back((self.line_start, self.line, blank));
             }
