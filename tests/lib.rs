@@ -1,1 +1,109 @@
 //! Shared helpers of the workspace integration suite.
+//!
+//! * [`binary`]: the built `ca-notify` command (built once per test run).
+//! * [`Cli`]: runs the command with a clean environment and captures what it printed.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The `ca-notify` binary of this workspace, built (once per test process) with the same
+/// profile as the tests, so a CLI test always runs the code under test.
+pub fn binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test executable path");
+        // target/<profile>/deps/integration-… → target/<profile>
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("test executable lives in target/<profile>/deps")
+            .to_path_buf();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let mut build = Command::new(cargo);
+        build.args(["build", "--quiet", "-p", "ca-notify", "--bin", "ca-notify"]);
+        if profile_dir.file_name().is_some_and(|p| p == "release") {
+            build.arg("--release");
+        }
+        if let Some(target_dir) = profile_dir.parent() {
+            build.env("CARGO_TARGET_DIR", target_dir);
+        }
+        let status = build.status().expect("cargo build of ca-notify starts");
+        assert!(status.success(), "cargo build -p ca-notify failed");
+        let path = profile_dir.join(format!("ca-notify{}", std::env::consts::EXE_SUFFIX));
+        assert!(path.exists(), "{} was not built", path.display());
+        path
+    })
+}
+
+/// A `ca-notify` invocation with a clean environment (no inherited `CA_NOTIFY__*`).
+#[derive(Debug, Default, Clone)]
+pub struct Cli {
+    env: HashMap<String, String>,
+    dir: Option<PathBuf>,
+}
+
+/// What one invocation printed and how it exited.
+#[derive(Debug)]
+pub struct CliOutput {
+    /// The exit code (`None` when killed by a signal).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error (the logs).
+    pub stderr: String,
+}
+
+impl CliOutput {
+    /// Everything the command printed.
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+impl Cli {
+    /// A fresh invocation.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets an environment variable.
+    #[must_use]
+    pub fn env(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.env.insert(key.to_owned(), value.into());
+        self
+    }
+
+    /// Runs in this directory.
+    #[must_use]
+    pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = Some(dir.into());
+        self
+    }
+
+    /// Runs the command with these arguments and waits for it.
+    pub fn run(&self, args: &[&str]) -> CliOutput {
+        let mut command = Command::new(binary());
+        command.args(args).env_clear();
+        for key in ["PATH", "HOME", "TMPDIR"] {
+            if let Ok(value) = std::env::var(key) {
+                command.env(key, value);
+            }
+        }
+        command.envs(&self.env);
+        if let Some(dir) = &self.dir {
+            command.current_dir(dir);
+        }
+        let Output {
+            status,
+            stdout,
+            stderr,
+        } = command.output().expect("ca-notify starts");
+        CliOutput {
+            code: status.code(),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        }
+    }
+}

@@ -212,8 +212,12 @@ impl PhoneParser {
     }
 
     fn slow_path(&self, text: &str) -> Result<PhoneNumber, PhoneError> {
+        // An international number must not be read with the default region: the crate
+        // then strips that region's national prefix, so "+49 151…" (a German mobile)
+        // would lose its leading 1 under "US".
+        let region = (!text.starts_with('+')).then_some(self.region);
         let parsed =
-            phonenumber::parse(Some(self.region), text).map_err(|e| match e {
+            phonenumber::parse(region, text).map_err(|e| match e {
                 phonenumber::ParseError::InvalidCountryCode => PhoneError::InvalidCountryCode,
                 phonenumber::ParseError::TooShortAfterIdd
                 | phonenumber::ParseError::TooShortNsn => PhoneError::TooShort,
@@ -329,6 +333,8 @@ mod tests {
 
     #[test]
     fn parses_international_numbers_through_libphonenumber() {
+        let de = us().parse("+49 151 12345678").expect("German mobile");
+        assert_eq!(de.expose_e164(), "+4915112345678");
         let phone = us().parse("+44 20 7946 0958").expect("UK number");
         assert_eq!(phone.expose_e164(), "+442079460958");
         let mx = PhoneParser::new("mx").expect("region");

@@ -18,7 +18,8 @@ pub fn scrub_phone_numbers(text: &str) -> String {
     while i < chars.len() {
         if chars[i].is_ascii_digit() || (chars[i] == '+' && next_is_digit(&chars, i)) {
             let (end, digits) = phone_like_run(&chars, i);
-            if digits >= MIN_DIGITS && !is_iso_date(&chars[i..end]) {
+            let run = &chars[i..end];
+            if digits >= MIN_DIGITS && !is_iso_date(run) && !is_decimal(run) {
                 out.push_str("[phone]");
             } else {
                 out.extend(&chars[i..end]);
@@ -39,6 +40,13 @@ fn is_iso_date(run: &[char]) -> bool {
             4 | 7 => *c == '-',
             _ => c.is_ascii_digit(),
         })
+}
+
+/// `250.812345` or the seconds of `16:13:45.123456Z`: one decimal point and nothing else
+/// between the digits is a measurement, not a phone (those have two dots, or none).
+fn is_decimal(run: &[char]) -> bool {
+    run.iter().filter(|c| **c == '.').count() == 1
+        && run.iter().all(|c| c.is_ascii_digit() || *c == '.')
 }
 
 fn next_is_digit(chars: &[char], i: usize) -> bool {
@@ -81,6 +89,13 @@ mod tests {
         );
         assert_eq!(scrub_phone_numbers("to +14155550123."), "to [phone].");
         assert_eq!(scrub_phone_numbers("415.555.0123"), "[phone]");
+    }
+
+    #[test]
+    fn keeps_decimals_and_timestamps() {
+        let text = "2026-11-28T16:13:45.123456Z records_per_sec=250.8123456789";
+        assert_eq!(scrub_phone_numbers(text), text);
+        assert_eq!(scrub_phone_numbers("at 415.555.0123."), "at [phone].");
     }
 
     #[test]

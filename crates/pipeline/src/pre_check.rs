@@ -9,8 +9,8 @@
 use std::fmt;
 
 use ca_notify_domain::{
-    scrub_phone_numbers, DateError, DateField, DateWindow, DedupKey, DeferReason, NotSentReason,
-    Outcome, PhoneNumber, Recipient, RecipientRecord, RecordId, TestType,
+    scrub_phone_numbers, DateWindow, DedupKey, DeferReason, LocallyChecked, NotSentReason, Outcome,
+    Recipient, RecipientRecord, RecordId,
 };
 use ca_notify_ports::{IssueItem, PhoneVerdict, ValidationError};
 use chrono::NaiveDate;
@@ -35,16 +35,7 @@ pub(crate) struct BatchEntry {
     /// What the verification server is asked, once the record passed every check.
     pub item: Option<IssueItem>,
     /// Waiting for the validator.
-    candidate: Option<Candidate>,
-}
-
-#[derive(Debug)]
-struct Candidate {
-    phone: PhoneNumber,
-    test_type: Option<TestType>,
-    tz_offset: i32,
-    test_date: Option<NaiveDate>,
-    symptom_date: Option<NaiveDate>,
+    candidate: Option<LocallyChecked>,
 }
 
 impl BatchEntry {
@@ -185,41 +176,9 @@ enum Check {
     Skipped,
 }
 
-/// The checks that need no outside call, in the order an operator would fix them.
+/// The checks that need no outside call (the domain's `Recipient::check_locally`).
 fn annotate_locally(recipient: Recipient, today: NaiveDate, window: &DateWindow) -> BatchEntry {
-    let Recipient {
-        id,
-        phone,
-        test_type,
-        test_date,
-        symptom_date,
-        tz_offset,
-        unknown_test_type,
-        ..
-    } = recipient;
-    let checked = (|| {
-        let phone = phone.map_err(|error| NotSentReason::InvalidNumber {
-            detail: error.code().to_owned(),
-        })?;
-        let test_date = check_date(test_date, DateField::TestDate, today, tz_offset, window)?;
-        let symptom_date = check_date(
-            symptom_date,
-            DateField::SymptomDate,
-            today,
-            tz_offset,
-            window,
-        )?;
-        if unknown_test_type {
-            return Err(NotSentReason::InvalidTestType);
-        }
-        Ok(Candidate {
-            phone,
-            test_type,
-            tz_offset,
-            test_date,
-            symptom_date,
-        })
-    })();
+    let (id, checked) = recipient.check_locally(today, window);
     let (outcome, candidate) = match checked {
         Ok(candidate) => (None, Some(candidate)),
         Err(reason) => (Some(Outcome::not_sent(reason)), None),
@@ -230,29 +189,6 @@ fn annotate_locally(recipient: Recipient, today: NaiveDate, window: &DateWindow)
         dedup_key: None,
         item: None,
         candidate,
-    }
-}
-
-fn check_date(
-    date: Result<Option<NaiveDate>, DateError>,
-    field: DateField,
-    today: NaiveDate,
-    tz_offset: i32,
-    window: &DateWindow,
-) -> Result<Option<NaiveDate>, NotSentReason> {
-    match date {
-        Err(DateError::Malformed) => Err(NotSentReason::InvalidDate {
-            field,
-            detail: "malformed".to_owned(),
-        }),
-        Ok(Some(day)) => match window.check(today, day, tz_offset) {
-            Ok(()) => Ok(Some(day)),
-            Err(outside) => Err(NotSentReason::InvalidDate {
-                field,
-                detail: outside.code().to_owned(),
-            }),
-        },
-        Ok(None) => Ok(None),
     }
 }
 

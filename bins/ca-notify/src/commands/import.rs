@@ -1,0 +1,43 @@
+//! `ca-notify import FILE.csv`: loads recipients into the SQLite store, all or nothing.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use crate::compose;
+use crate::exit::{self, Failure};
+use crate::settings::{AppConfig, StoreKind};
+
+/// Imports the file in one transaction and prints the counts.
+///
+/// # Errors
+/// Exit code 7 when the file is rejected (with its line number and reason), 5 when the
+/// store cannot be opened, 2 when the store is not SQLite.
+pub async fn execute(
+    config_path: Option<&Path>,
+    env: &HashMap<String, String>,
+    file: &Path,
+) -> Result<(), Failure> {
+    let config = AppConfig::load(config_path, env)?;
+    if config.store.kind != StoreKind::Sqlite {
+        return Err(Failure::new(
+            exit::CONFIG,
+            "import loads the SQLite store only (store.kind = \"sqlite\"); load Snowflake with its own tools",
+        ));
+    }
+    let store = compose::open_sqlite(&config).await?;
+    let report = ca_notify_adapter_sqlite::import_csv(&store, file)
+        .await
+        .map_err(|e| {
+            Failure::new(
+                exit::INPUT,
+                format!("import rejected {}: {e}", file.display()),
+            )
+        })?;
+    println!(
+        "Imported {} recipients from {} into {}.",
+        report.imported,
+        file.display(),
+        store.path().display()
+    );
+    Ok(())
+}

@@ -1,0 +1,29 @@
+//! The Snowflake store of ca-notify: recipients come from a configured Snowflake table,
+//! and the pipeline's ledger (claims, outcomes, attempts) lives in a state table this
+//! crate creates and migrates next to it.
+//!
+//! [`SnowflakeStore`] implements both [`PhoneSource`](ca_notify_ports::PhoneSource) and
+//! [`ResultSink`](ca_notify_ports::ResultSink) over `snowflake-connector-rs`
+//! (docs/decisions/0001-snowflake-connector-rs.md says why that client): every value is a
+//! bound parameter, every identifier from configuration is validated and quoted, and a
+//! claim is one autocommitted `MERGE` stamping a token and a lease, read back by token.
+//! docs/store-snowflake.md has the DDL, the claim protocol and its caveats.
+//!
+//! * [`config`]: [`SnowflakeConfig`], [`SnowflakeAuth`], [`SourceTable`] and their validation.
+//! * [`SnowflakeStore`]: connect, `check`, `migrate`, and the two ports.
+//! * [`StoreError`]: unavailable (retryable), misconfigured, or unknown.
+
+pub mod config;
+mod connection;
+mod decode;
+mod error;
+mod ident;
+mod report;
+mod schema;
+mod sql;
+mod store;
+
+pub use config::{ConfigError, SnowflakeAuth, SnowflakeConfig, SourceTable};
+pub use error::StoreError;
+pub use report::{CheckReport, ColumnReport, MigrationReport};
+pub use store::SnowflakeStore;

@@ -1,0 +1,242 @@
+//! The state table's schema and its versioned migrations.
+//!
+//! The store keeps its own state (claims, outcomes, attempts) in a table it creates
+//! next to the source table and never writes to the source table itself; phone numbers
+//! are not copied. Each migration is a list of idempotent statements (`IF NOT EXISTS`),
+//! recorded in a companion `<STATE>_MIGRATIONS` table once applied, so running `migrate`
+//! twice, or from two workers at once, is harmless. A migration is never edited once
+//! released; a change is a new version.
+
+use crate::config::Names;
+use crate::sql::{Sql, Value};
+
+/// One schema version.
+pub(crate) struct Migration {
+    pub version: u32,
+    pub description: &'static str,
+    pub statements: fn(&Names) -> Vec<String>,
+}
+
+/// Every migration, oldest first. Versions are consecutive from 1.
+pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "create the state table and its meta table",
+    statements: v1_create_state_table,
+}];
+
+/// The meta key naming the source table (and id column) a state table belongs to.
+pub(crate) const SOURCE_TABLE_KEY: &str = "source_table";
+
+/// The newest schema version this build knows.
+pub(crate) fn latest_version() -> u32 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+/// The state table's columns, in the order `check` verifies them.
+pub(crate) const STATE_COLUMNS: &[&str] = &[
+    "RECORD_ID",
+    "SENT",
+    "OUTCOME",
+    "REASON",
+    "DEDUP_UUID",
+    "ATTEMPTS",
+    "LAST_DEFERRAL",
+    "PROCESSED_AT",
+    "PROCESSED_BY",
+    "CLAIM_TOKEN",
+    "CLAIMED_BY",
+    "LEASE_UNTIL",
+    "LAST_TOKEN",
+    "UPDATED_AT",
+];
+
+fn v1_create_state_table(names: &Names) -> Vec<String> {
+    let pk = names.state.with_suffix("_PK");
+    vec![format!(
+        "CREATE TABLE IF NOT EXISTS {state} (\
+           RECORD_ID VARCHAR NOT NULL COMMENT 'The source row id, as text', \
+           SENT NUMBER(1,0) COMMENT '1 sent or already sent, 0 not sent, NULL not decided yet', \
+           OUTCOME VARCHAR COMMENT 'sent, already_sent or not_sent; NULL until decided', \
+           REASON VARCHAR COMMENT 'Stable reason code of the outcome', \
+           DEDUP_UUID VARCHAR COMMENT 'The uuid sent to the verification server', \
+           ATTEMPTS NUMBER(10,0) NOT NULL DEFAULT 0 COMMENT 'Write-backs that reached this record (deferrals and the final one)', \
+           LAST_DEFERRAL VARCHAR COMMENT 'Why the last run deferred it', \
+           PROCESSED_AT TIMESTAMP_NTZ COMMENT 'When the outcome was written (UTC)', \
+           PROCESSED_BY VARCHAR COMMENT 'Worker that wrote the outcome', \
+           CLAIM_TOKEN VARCHAR COMMENT 'Token of the current claim, NULL when unclaimed', \
+           CLAIMED_BY VARCHAR COMMENT 'Worker holding the current claim', \
+           LEASE_UNTIL TIMESTAMP_NTZ COMMENT 'When the current claim lapses (UTC)', \
+           LAST_TOKEN VARCHAR COMMENT 'Claim token of the last write-back', \
+           UPDATED_AT TIMESTAMP_NTZ COMMENT 'Last change (UTC)', \
+           CONSTRAINT {pk} PRIMARY KEY (RECORD_ID)\
+         ) COMMENT = 'ca-notify pipeline state per recipient record; created and migrated by ca-notify'",
+        state = names.state.sql(),
+        pk = pk.table().sql(),
+    ),
+    format!(
+        "CREATE TABLE IF NOT EXISTS {meta} (KEY VARCHAR NOT NULL, VALUE VARCHAR NOT NULL) \
+         COMMENT = 'Facts about the ca-notify state table, such as the source table it belongs to'",
+        meta = names.meta.sql(),
+    )]
+}
+
+/// The source table the state table belongs to, as recorded.
+pub(crate) fn read_binding(names: &Names) -> Sql {
+    Sql {
+        text: format!(
+            "SELECT VALUE FROM {meta} WHERE KEY = ? ORDER BY VALUE",
+            meta = names.meta.sql()
+        ),
+        binds: vec![Value::Text(Some(SOURCE_TABLE_KEY.to_owned()))],
+    }
+}
+
+/// Records the source table the state table belongs to, unless one is recorded.
+pub(crate) fn record_binding(names: &Names) -> Sql {
+    Sql {
+        text: format!(
+            "INSERT INTO {meta} (KEY, VALUE) SELECT ?, ? \
+             WHERE NOT EXISTS (SELECT 1 FROM {meta} WHERE KEY = ?)",
+            meta = names.meta.sql()
+        ),
+        binds: vec![
+            Value::Text(Some(SOURCE_TABLE_KEY.to_owned())),
+            Value::Text(Some(binding(names))),
+            Value::Text(Some(SOURCE_TABLE_KEY.to_owned())),
+        ],
+    }
+}
+
+/// How a source table is named in the meta table: the table and its id column.
+pub(crate) fn binding(names: &Names) -> String {
+    format!("{}({})", names.source.table.sql(), names.source.id.sql())
+}
+
+/// Creates the migrations table if needed.
+pub(crate) fn create_migrations_table(names: &Names) -> Sql {
+    Sql {
+        text: format!(
+            "CREATE TABLE IF NOT EXISTS {migrations} (\
+               VERSION NUMBER(10,0) NOT NULL, DESCRIPTION VARCHAR, APPLIED_AT TIMESTAMP_NTZ, APPLIED_BY VARCHAR\
+             ) COMMENT = 'Schema versions of the ca-notify state table'",
+            migrations = names.migrations.sql(),
+        ),
+        binds: Vec::new(),
+    }
+}
+
+/// The applied schema version (0 when none is recorded).
+pub(crate) fn current_version(names: &Names) -> Sql {
+    Sql {
+        text: format!(
+            "SELECT COALESCE(MAX(VERSION), 0) AS VERSION FROM {migrations}",
+            migrations = names.migrations.sql(),
+        ),
+        binds: Vec::new(),
+    }
+}
+
+/// Records `migration` as applied, once.
+pub(crate) fn record_version(names: &Names, migration: &Migration, worker: &str) -> Sql {
+    Sql {
+        text: format!(
+            "INSERT INTO {migrations} (VERSION, DESCRIPTION, APPLIED_AT, APPLIED_BY) \
+             SELECT ?, ?, SYSDATE(), ? WHERE NOT EXISTS (SELECT 1 FROM {migrations} WHERE VERSION = ?)",
+            migrations = names.migrations.sql(),
+        ),
+        binds: vec![
+            Value::Int(Some(i64::from(migration.version))),
+            Value::Text(Some(migration.description.to_owned())),
+            Value::Text(Some(worker.to_owned())),
+            Value::Int(Some(i64::from(migration.version))),
+        ],
+    }
+}
+
+/// Every statement `migrate` runs on a new schema, as a DBA reviews them.
+pub(crate) fn ddl_for_review(names: &Names) -> String {
+    let mut statements = vec![create_migrations_table(names).text];
+    for m in MIGRATIONS {
+        statements.extend((m.statements)(names));
+    }
+    statements
+        .iter()
+        .map(|s| format!("{s};"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tests::config;
+
+    fn words(text: &str) -> String {
+        text.split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .replace("( ", "(")
+            .replace(" )", ")")
+    }
+
+    #[test]
+    fn the_ddl_in_the_docs_is_the_ddl_migrate_runs() {
+        let doc_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/store-snowflake.md");
+        let doc = std::fs::read_to_string(doc_path).expect("docs/store-snowflake.md");
+        let (_, rest) = doc
+            .split_once("<!-- ddl:begin -->")
+            .expect("a ddl:begin marker");
+        let (block, _) = rest
+            .split_once("<!-- ddl:end -->")
+            .expect("a ddl:end marker");
+        let documented: String = block
+            .lines()
+            .filter(|l| !l.starts_with("```") && !l.trim_start().starts_with("--"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut c = config();
+        c.database = "COVID".into();
+        c.schema = "PUBLIC".into();
+        let names = c.names().expect("valid");
+        assert_eq!(
+            words(&documented),
+            words(&ddl_for_review(&names)),
+            "docs/store-snowflake.md shows DDL that differs from what migrate runs"
+        );
+    }
+
+    #[test]
+    fn versions_are_consecutive_from_one() {
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.version as usize, i + 1, "{}", m.description);
+        }
+        assert_eq!(latest_version() as usize, MIGRATIONS.len());
+    }
+
+    #[test]
+    fn every_statement_is_idempotent_and_names_only_our_tables() {
+        let names = config().names().expect("valid");
+        for m in MIGRATIONS {
+            for statement in (m.statements)(&names) {
+                assert!(
+                    statement.contains("IF NOT EXISTS"),
+                    "v{} is not idempotent: {statement}",
+                    m.version
+                );
+                assert!(
+                    statement.contains(&names.state.sql()) || statement.contains(&names.meta.sql())
+                );
+                assert!(!statement.contains(&names.source.table.sql()));
+            }
+        }
+    }
+
+    #[test]
+    fn the_table_has_every_column_the_store_uses() {
+        let names = config().names().expect("valid");
+        let ddl = (MIGRATIONS[0].statements)(&names).join(" ");
+        for column in STATE_COLUMNS {
+            assert!(ddl.contains(&format!("{column} ")), "{column} missing");
+        }
+    }
+}

@@ -1,0 +1,615 @@
+//! The Snowflake store: claims recipients from the configured table and keeps the ledger
+//! of outcomes in its own state table, through the `PhoneSource` and `ResultSink` ports.
+//!
+//! Claim protocol (docs/store-snowflake.md has the full argument):
+//! 1. one autocommitted `MERGE` stamps a fresh token and a lease on up to N records with
+//!    no final outcome and no live lease (Snowflake runs the `MERGE`s on one table one
+//!    after another, so two claims do not take the same record; the document discusses
+//!    the one open question about that on a real account);
+//! 2. one `SELECT` reads back exactly the records that carry the token;
+//! 3. one `MERGE` per batch writes the outcomes, only where the token still holds, so a
+//!    worker whose lease ran out cannot overwrite a record someone else took, and a
+//!    repeated write finds nothing left to change.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ca_notify_domain::{ClaimToken, RecipientRecord, RecordId, RecordOutcome};
+use ca_notify_ports::{Claim, PhoneSource, ResultSink, SinkError, SourceError, WriteReceipt};
+
+use crate::config::{Names, SnowflakeConfig};
+use crate::connection::{Answer, Connection};
+use crate::decode::{self, DecodeError};
+use crate::error::StoreError;
+use crate::report::{CheckReport, ColumnReport, MigrationReport};
+use crate::schema::{self, MIGRATIONS};
+use crate::sql::{self, OutcomeRow, Sql};
+
+/// Most ids in one `IN (…)` list, and most outcomes in one write-back statement; larger
+/// requests are split into statements of this size, each atomic and idempotent.
+const MAX_ROWS_PER_STATEMENT: usize = 1000;
+/// Longest lease we stamp (a longer one is surely a mistake, and would hide a crash).
+const MAX_LEASE: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// `PhoneSource` and `ResultSink` over Snowflake. One session per handle; open one handle
+/// per concurrent worker.
+pub struct SnowflakeStore {
+    conn: Connection,
+    names: Names,
+    worker_id: String,
+}
+
+impl fmt::Debug for SnowflakeStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SnowflakeStore")
+            .field("connection", &self.conn)
+            .field("source_table", &self.names.source.table)
+            .field("state_table", &self.names.state)
+            .field("worker_id", &self.worker_id)
+            .finish()
+    }
+}
+
+impl SnowflakeStore {
+    /// Validates the configuration and logs in.
+    ///
+    /// # Errors
+    /// [`StoreError::Misconfigured`] for an invalid configuration or refused credentials;
+    /// [`StoreError::Unavailable`] when Snowflake cannot be reached.
+    pub async fn connect(config: SnowflakeConfig) -> Result<Self, StoreError> {
+        config
+            .validate()
+            .map_err(|e| StoreError::Misconfigured(e.to_string()))?;
+        let names = config
+            .names()
+            .map_err(|e| StoreError::Misconfigured(e.to_string()))?;
+        let conn = Connection::new(&config)?;
+        conn.ensure_session().await?;
+        Ok(Self {
+            conn,
+            names,
+            worker_id: config.worker_id.trim().to_owned(),
+        })
+    }
+
+    /// Runs `SELECT 1`, checks that the source table and every configured column exist
+    /// and are readable, and reports the state table's schema version and the number of
+    /// records waiting.
+    ///
+    /// # Errors
+    /// [`StoreError::Misconfigured`] naming the missing table or columns; as
+    /// [`SnowflakeStore::connect`] otherwise.
+    pub async fn check(&self) -> Result<CheckReport, StoreError> {
+        self.conn
+            .run("running SELECT 1", &sql::select_one())
+            .await?;
+        let source = self.names.source.table.sql();
+        self.conn
+            .run("reading the source table", &sql::probe(&source, &[]))
+            .await
+            .map_err(|e| misconfigured_with(e, &format!("the source table {source}")))?;
+        let columns = self.source_columns();
+        let quoted: Vec<String> = columns.iter().map(|(_, c)| c.sql()).collect();
+        let answer = match self
+            .conn
+            .run("reading the source columns", &sql::probe(&source, &quoted))
+            .await
+        {
+            Ok(answer) => answer,
+            Err(StoreError::Misconfigured(_)) => return Err(self.name_missing_columns().await),
+            Err(e) => return Err(e),
+        };
+        let source_columns = columns
+            .iter()
+            .zip(&answer.columns)
+            .map(|((role, ident), (_, ty))| ColumnReport {
+                role,
+                name: ident.name().to_owned(),
+                snowflake_type: ty.clone(),
+            })
+            .collect();
+        let schema_version = self.schema_version().await?;
+        let pending_records = match schema_version {
+            Some(v) if v >= 1 => {
+                self.verify_binding().await?;
+                let state = self.names.state.sql();
+                let state_columns: Vec<String> = schema::STATE_COLUMNS
+                    .iter()
+                    .map(|c| (*c).to_owned())
+                    .collect();
+                self.conn
+                    .run(
+                        "reading the state table",
+                        &sql::probe(&state, &state_columns),
+                    )
+                    .await
+                    .map_err(|e| misconfigured_with(e, &format!("the state table {state}")))?;
+                let answer = self
+                    .conn
+                    .run(
+                        "counting waiting records",
+                        &sql::count_claimable(&self.names),
+                    )
+                    .await?;
+                Some(first_count(&answer, "count of waiting records")?)
+            }
+            _ => None,
+        };
+        Ok(CheckReport {
+            source_table: source,
+            source_columns,
+            state_table: self.names.state.sql(),
+            schema_version,
+            latest_schema_version: schema::latest_version(),
+            pending_records,
+        })
+    }
+
+    /// Creates the state table, or brings it up to this build's schema version. Safe to
+    /// run again, and from several workers at once.
+    ///
+    /// # Errors
+    /// [`StoreError::Misconfigured`] when the role may not create tables in the schema, or
+    /// the table is at a newer version than this build knows; as
+    /// [`SnowflakeStore::connect`] otherwise.
+    pub async fn migrate(&self) -> Result<MigrationReport, StoreError> {
+        self.conn
+            .run(
+                "creating the migrations table",
+                &schema::create_migrations_table(&self.names),
+            )
+            .await?;
+        let from = self.schema_version().await?.unwrap_or(0);
+        let latest = schema::latest_version();
+        if from > latest {
+            return Err(StoreError::Misconfigured(format!(
+                "the state table {} is at schema version {from}, newer than this build knows ({latest}); upgrade ca-notify",
+                self.names.state
+            )));
+        }
+        for migration in MIGRATIONS.iter().filter(|m| m.version > from) {
+            for statement in (migration.statements)(&self.names) {
+                let ddl = Sql {
+                    text: statement,
+                    binds: Vec::new(),
+                };
+                self.conn.run("migrating the state table", &ddl).await?;
+            }
+            self.conn
+                .run(
+                    "recording the schema version",
+                    &schema::record_version(&self.names, migration, &self.worker_id),
+                )
+                .await?;
+            tracing::info!(
+                version = migration.version,
+                description = migration.description,
+                state_table = %self.names.state,
+                "Applied a state table migration."
+            );
+        }
+        self.conn
+            .run(
+                "recording the source table",
+                &schema::record_binding(&self.names),
+            )
+            .await?;
+        self.verify_binding().await?;
+        Ok(MigrationReport {
+            from_version: from,
+            to_version: latest.max(from),
+        })
+    }
+
+    /// Fails unless the state table belongs to the configured source table: record ids
+    /// of two tables can collide, and the ledger of one must never decide who in the
+    /// other is texted.
+    async fn verify_binding(&self) -> Result<(), StoreError> {
+        let answer = self
+            .conn
+            .run(
+                "reading the state table's source",
+                &schema::read_binding(&self.names),
+            )
+            .await?;
+        let ours = schema::binding(&self.names);
+        for row in &answer.rows {
+            let recorded = row
+                .values()
+                .first()
+                .map(|cell| decode::text(cell, "source table"))
+                .transpose()
+                .map_err(decode_error)?
+                .flatten()
+                .unwrap_or_default();
+            if recorded != ours {
+                return Err(StoreError::Misconfigured(format!(
+                    "the state table {} keeps the ledger of source table {recorded}, not {ours}; \
+                     configure another snowflake.state_table for another source table",
+                    self.names.state
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The state table's schema version, `None` when the migrations table does not exist.
+    async fn schema_version(&self) -> Result<Option<u32>, StoreError> {
+        match self
+            .conn
+            .run(
+                "reading the schema version",
+                &schema::current_version(&self.names),
+            )
+            .await
+        {
+            Ok(answer) => {
+                let v = first_count(&answer, "schema version")?;
+                Ok(Some(u32::try_from(v).unwrap_or(u32::MAX)).filter(|v| *v > 0))
+            }
+            Err(StoreError::Misconfigured(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn source_columns(&self) -> Vec<(&'static str, &crate::ident::Ident)> {
+        let s = &self.names.source;
+        let mut columns = vec![("id", &s.id), ("phone", &s.phone)];
+        let optional = [
+            ("test_date", s.test_date.as_ref()),
+            ("symptom_date", s.symptom_date.as_ref()),
+            ("test_type", s.test_type.as_ref()),
+            ("tz_offset", s.tz_offset.as_ref()),
+        ];
+        columns.extend(optional.into_iter().filter_map(|(r, c)| c.map(|c| (r, c))));
+        columns
+    }
+
+    /// Probes each configured column alone, so the error names every missing one.
+    async fn name_missing_columns(&self) -> StoreError {
+        let source = self.names.source.table.sql();
+        let mut missing = Vec::new();
+        for (role, column) in self.source_columns() {
+            let probe = sql::probe(&source, &[column.sql()]);
+            match self.conn.run("reading a source column", &probe).await {
+                Ok(_) => {}
+                Err(StoreError::Misconfigured(_)) => {
+                    missing.push(format!("{} (snowflake.table.{role}_column)", column.sql()));
+                }
+                Err(e) => return e,
+            }
+        }
+        StoreError::Misconfigured(format!(
+            "the source table {source} has no readable column {}",
+            missing.join(", ")
+        ))
+    }
+
+    fn hint_migration(&self, e: StoreError) -> StoreError {
+        match e {
+            StoreError::Misconfigured(m) => StoreError::Misconfigured(format!(
+                "{m} (does the state table {} exist? run the migration to create it)",
+                self.names.state
+            )),
+            other => other,
+        }
+    }
+
+    async fn read_records(
+        &self,
+        what: &str,
+        query: &Sql,
+    ) -> Result<Vec<RecipientRecord>, StoreError> {
+        let answer = self.conn.run(what, query).await?;
+        let mut records = Vec::with_capacity(answer.rows.len());
+        for row in &answer.rows {
+            let row = decode::source_row(row.values()).map_err(decode_error)?;
+            if row.source_rows > 1 {
+                tracing::warn!(
+                    record_id = %row.record.id,
+                    source_rows = row.source_rows,
+                    "The source table has several rows with this id; only one of them is processed."
+                );
+            }
+            if row.bad_tz_offset {
+                tracing::warn!(
+                    record_id = %row.record.id,
+                    "The time-zone offset column does not hold whole minutes; the record is read without one."
+                );
+            }
+            records.push(row.record);
+        }
+        Ok(records)
+    }
+}
+
+fn misconfigured_with(e: StoreError, what: &str) -> StoreError {
+    match e {
+        StoreError::Misconfigured(m) => {
+            StoreError::Misconfigured(format!("{what} does not exist or is not readable: {m}"))
+        }
+        other => other,
+    }
+}
+
+fn decode_error(e: DecodeError) -> StoreError {
+    StoreError::Unknown(anyhow::Error::new(e))
+}
+
+/// The first cell of the first row, as a count.
+fn first_count(answer: &Answer, what: &str) -> Result<u64, StoreError> {
+    let cell = answer
+        .rows
+        .first()
+        .and_then(|row| row.values().first())
+        .ok_or_else(|| decode_error(DecodeError(format!("no {what} in the answer"))))?;
+    decode::count(cell, what).map_err(decode_error)
+}
+
+/// Rows a DML statement changed: Snowflake answers one row with a column per action
+/// (`number of rows inserted`, `number of rows updated`, `number of rows deleted`).
+fn rows_changed(answer: &Answer) -> Result<u64, StoreError> {
+    const ACTIONS: [&str; 3] = [
+        "number of rows inserted",
+        "number of rows updated",
+        "number of rows deleted",
+    ];
+    let Some(row) = answer.rows.first() else {
+        return Ok(0);
+    };
+    let mut total = 0;
+    let mut recognised = false;
+    for ((name, _), cell) in answer.columns.iter().zip(row.values()) {
+        if ACTIONS.iter().any(|a| name.eq_ignore_ascii_case(a)) {
+            recognised = true;
+            total += decode::count(cell, name).map_err(decode_error)?;
+        }
+    }
+    if recognised {
+        Ok(total)
+    } else {
+        first_count(answer, "row count")
+    }
+}
+
+/// The lease in whole milliseconds, at least one and at most [`MAX_LEASE`].
+fn lease_millis(lease: Duration) -> i64 {
+    i64::try_from(lease.min(MAX_LEASE).as_millis())
+        .unwrap_or(i64::MAX)
+        .max(1)
+}
+
+/// The outcome rows of a write-back, one per record id (the first wins), and how many
+/// duplicates were dropped.
+fn outcome_rows(outcomes: &[RecordOutcome]) -> (Vec<OutcomeRow>, usize) {
+    let mut seen = HashSet::with_capacity(outcomes.len());
+    let mut rows = Vec::with_capacity(outcomes.len());
+    for o in outcomes {
+        if !seen.insert(&o.id) {
+            tracing::warn!(
+                record_id = %o.id,
+                "A write-back batch holds this record twice; only the first outcome is written."
+            );
+            continue;
+        }
+        let reason = Some(o.outcome.reason_code()).filter(|r| !r.is_empty());
+        rows.push(OutcomeRow {
+            id: o.id.clone(),
+            sent: o.outcome.sent_flag(),
+            outcome: o.outcome.is_final().then(|| o.outcome.label().to_owned()),
+            reason,
+            dedup_uuid: o.dedup_key.map(|k| k.to_string()),
+            is_final: o.outcome.is_final(),
+        });
+    }
+    let duplicates = outcomes.len() - rows.len();
+    (rows, duplicates)
+}
+
+#[async_trait]
+impl PhoneSource for SnowflakeStore {
+    async fn claim(&self, max: usize, lease: Duration) -> Result<Claim, SourceError> {
+        let token = ClaimToken::generate();
+        if max == 0 {
+            return Ok(Claim {
+                token,
+                records: Vec::new(),
+            });
+        }
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        let claim = sql::claim(
+            &self.names,
+            &token,
+            &self.worker_id,
+            lease_millis(lease),
+            max,
+        );
+        let answer = self
+            .conn
+            .run("claiming records", &claim)
+            .await
+            .map_err(|e| self.hint_migration(e))?;
+        let stamped = rows_changed(&answer)?;
+        let records = if stamped == 0 {
+            Vec::new()
+        } else {
+            self.read_records(
+                "reading claimed records",
+                &sql::read_claimed(&self.names, &token),
+            )
+            .await?
+        };
+        tracing::debug!(
+            claim_token = %token,
+            stamped,
+            returned = records.len(),
+            "Claimed records."
+        );
+        Ok(Claim { token, records })
+    }
+
+    async fn release(&self, token: &ClaimToken, ids: &[RecordId]) -> Result<(), SourceError> {
+        for chunk in ids.chunks(MAX_ROWS_PER_STATEMENT) {
+            let answer = self
+                .conn
+                .run(
+                    "releasing records",
+                    &sql::release(&self.names, token, chunk),
+                )
+                .await
+                .map_err(|e| self.hint_migration(e))?;
+            tracing::debug!(
+                claim_token = %token,
+                asked = chunk.len(),
+                released = rows_changed(&answer).unwrap_or_default(),
+                "Released records."
+            );
+        }
+        Ok(())
+    }
+
+    async fn peek(&self, max: usize) -> Result<Vec<RecipientRecord>, SourceError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        self.read_records("peeking at records", &sql::peek(&self.names, max))
+            .await
+            .map_err(|e| self.hint_migration(e).into())
+    }
+}
+
+#[async_trait]
+impl ResultSink for SnowflakeStore {
+    async fn write_back(
+        &self,
+        token: &ClaimToken,
+        outcomes: &[RecordOutcome],
+    ) -> Result<WriteReceipt, SinkError> {
+        let (rows, duplicates) = outcome_rows(outcomes);
+        let mut receipt = WriteReceipt {
+            not_owned: duplicates,
+            ..WriteReceipt::default()
+        };
+        for chunk in rows.chunks(MAX_ROWS_PER_STATEMENT) {
+            let finals = chunk.iter().filter(|r| r.is_final).count();
+            let releases = chunk.len() - finals;
+            let answer = self
+                .conn
+                .run(
+                    "writing outcomes",
+                    &sql::write_back(&self.names, token, chunk),
+                )
+                .await
+                .map_err(|e| self.hint_migration(e))?;
+            let applied = usize::try_from(rows_changed(&answer)?).unwrap_or(usize::MAX);
+            let (written, released) = if applied >= chunk.len() {
+                (finals, releases)
+            } else if applied == 0 {
+                (0, 0)
+            } else {
+                // Only part of the batch was still ours: ask which part.
+                let ids: Vec<RecordId> = chunk.iter().map(|r| r.id.clone()).collect();
+                let tally = self
+                    .conn
+                    .run(
+                        "tallying a partial write-back",
+                        &sql::tally_write(&self.names, token, &ids),
+                    )
+                    .await?;
+                let row = tally
+                    .rows
+                    .first()
+                    .map(|r| r.values().to_vec())
+                    .unwrap_or_default();
+                let count = |i: usize| -> Result<usize, StoreError> {
+                    let n = row
+                        .get(i)
+                        .map(|c| decode::count(c, "write-back tally"))
+                        .transpose()
+                        .map_err(decode_error)?
+                        .unwrap_or(0);
+                    Ok(usize::try_from(n).unwrap_or(usize::MAX))
+                };
+                (count(0)?.min(finals), count(1)?.min(releases))
+            };
+            receipt.written += written;
+            receipt.released += released;
+            receipt.not_owned += chunk.len() - written - released;
+        }
+        tracing::debug!(
+            claim_token = %token,
+            written = receipt.written,
+            released = receipt.released,
+            not_owned = receipt.not_owned,
+            "Wrote outcomes."
+        );
+        Ok(receipt)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ca_notify_domain::{DedupKey, DeferReason, NotSentReason, Outcome};
+
+    use super::*;
+
+    #[test]
+    fn outcome_rows_follow_the_domain_and_drop_duplicates() {
+        let key = DedupKey::parse("00000000-0000-8000-8000-000000000001").expect("uuid");
+        let outcomes = vec![
+            RecordOutcome {
+                id: RecordId::new("1"),
+                dedup_key: Some(key),
+                outcome: Outcome::Sent,
+            },
+            RecordOutcome {
+                id: RecordId::new("2"),
+                dedup_key: None,
+                outcome: Outcome::not_sent(NotSentReason::InvalidNumber {
+                    detail: "too_short".into(),
+                }),
+            },
+            RecordOutcome {
+                id: RecordId::new("3"),
+                dedup_key: Some(key),
+                outcome: Outcome::deferred(DeferReason::Deadline),
+            },
+            RecordOutcome {
+                id: RecordId::new("1"),
+                dedup_key: None,
+                outcome: Outcome::AlreadySent,
+            },
+        ];
+        let (rows, duplicates) = outcome_rows(&outcomes);
+        assert_eq!(duplicates, 1);
+        assert_eq!(rows.len(), 3);
+        assert_eq!(
+            rows[0],
+            OutcomeRow {
+                id: RecordId::new("1"),
+                sent: Some(1),
+                outcome: Some("sent".into()),
+                reason: None,
+                dedup_uuid: Some(key.to_string()),
+                is_final: true,
+            }
+        );
+        assert_eq!(rows[1].sent, Some(0));
+        assert_eq!(rows[1].reason.as_deref(), Some("invalid_number:too_short"));
+        assert_eq!(rows[2].sent, None);
+        assert_eq!(rows[2].outcome, None);
+        assert_eq!(rows[2].reason.as_deref(), Some("deadline"));
+        assert!(!rows[2].is_final);
+    }
+
+    #[test]
+    fn leases_are_whole_milliseconds_within_bounds() {
+        assert_eq!(lease_millis(Duration::ZERO), 1);
+        assert_eq!(lease_millis(Duration::from_micros(1500)), 1);
+        assert_eq!(lease_millis(Duration::from_secs(300)), 300_000);
+        assert_eq!(lease_millis(Duration::MAX), 7 * 24 * 3600 * 1000);
+    }
+}

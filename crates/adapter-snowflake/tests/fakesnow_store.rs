@@ -1,0 +1,549 @@
+//! The Snowflake store against fakesnow: the shared store contract suite, then what only
+//! this store promises (bound values, login settings, session expiry, lock timeouts,
+//! `check` and `migrate`).
+//!
+//! Needs Python with fakesnow (see `tests/support/fakesnow.rs`); fails, never skips, when
+//! it cannot start.
+
+mod support;
+
+mod contract {
+    //! Every check of `ca-notify-store-contract`, each its own test so a failure names the
+    //! promise it broke.
+
+    use super::support::Harness;
+
+    macro_rules! contract_checks {
+        ($($check:ident),* $(,)?) => {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    ca_notify_store_contract::$check(&Harness::new().await).await;
+                }
+            )*
+        };
+    }
+
+    contract_checks!(
+        claim_returns_at_most_max,
+        claim_reads_back_exactly_the_claimed_set,
+        claimed_records_are_not_claimable_while_the_lease_holds,
+        concurrent_claimers_never_overlap,
+        write_back_records_the_outcome,
+        write_back_is_idempotent,
+        write_back_applies_only_where_the_token_holds,
+        deferred_records_are_released_with_an_attempt_counted,
+        release_returns_records_untouched,
+        expired_leases_return_records,
+        final_records_are_never_claimed_again,
+        bad_rows_are_ordinary_records,
+        peek_does_not_claim,
+    );
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn four_workers_claiming_at_once_never_overlap() {
+        ca_notify_store_contract::concurrent_claimers_never_overlap_with(
+            &Harness::new().await,
+            4,
+            120,
+            10,
+        )
+        .await;
+    }
+}
+
+mod store {
+    //! What the Snowflake store promises beyond the shared contract.
+
+    use std::time::Duration;
+
+    use ca_notify_adapter_snowflake::{SnowflakeAuth, SnowflakeStore, StoreError};
+    use ca_notify_domain::{
+        ClaimToken, NotSentReason, Outcome, RawPhone, RecipientRecord, RecordId, RecordOutcome,
+    };
+    use ca_notify_ports::{PhoneSource, ResultSink, SinkError, SourceError};
+    use ca_notify_store_contract::fixtures::records;
+    use serde_json::json;
+
+    use super::support::{fakesnow, unique, TestDb, TestStore};
+
+    const LEASE: Duration = Duration::from_secs(600);
+
+    /// A migrated store over a new source table holding `records`.
+    async fn store_with(db: &TestDb, user: &str, records: &[RecipientRecord]) -> TestStore {
+        let source = unique("SRC");
+        db.create_source(&source, records).await;
+        TestStore::open(db.config(user, &source, &unique("STATE"))).await
+    }
+
+    fn invalid(id: &RecordId) -> RecordOutcome {
+        RecordOutcome {
+            id: id.clone(),
+            dedup_key: None,
+            outcome: Outcome::not_sent(NotSentReason::InvalidNumber {
+                detail: "unexpected_character".into(),
+            }),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sql_looking_ids_and_values_are_bound_and_round_trip_verbatim() {
+        const INJECTION: &str = "x'); DROP TABLE RECIPIENTS; --";
+        let db = TestDb::new().await;
+        let source = unique("SRC_TEXT_IDS");
+        let name = db.qualified(&source);
+        db.exec(
+            &format!("CREATE TABLE {name} (ID VARCHAR, PHONE VARCHAR, TEST_DATE DATE, SYMPTOM_DATE VARCHAR, TEST_TYPE VARCHAR, TZ_OFFSET NUMBER)"),
+            Vec::new(),
+        )
+        .await;
+        let ids = [INJECTION, "it's", "\"quoted\"", "?", "plain"];
+        for id in ids {
+            db.exec(
+                &format!("INSERT INTO {name} (ID, PHONE, TEST_TYPE) VALUES (?, ?, ?)"),
+                vec![
+                    Some(id.to_owned()),
+                    Some(INJECTION.to_owned()),
+                    Some(INJECTION.to_owned()),
+                ],
+            )
+            .await;
+        }
+        let user = unique("injection");
+        let store = TestStore::open(db.config(&user, &source, &unique("STATE"))).await;
+
+        let claim = store.claim(10, LEASE).await.expect("claim");
+        let mut got: Vec<&str> = claim.records.iter().map(|r| r.id.as_str()).collect();
+        got.sort_unstable();
+        let mut want = ids.to_vec();
+        want.sort_unstable();
+        assert_eq!(got, want, "ids did not round-trip verbatim");
+        for r in &claim.records {
+            assert!(
+                r.phone == Some(RawPhone::new(INJECTION)),
+                "phone of {} changed",
+                r.id
+            );
+            assert_eq!(r.test_type.as_deref(), Some(INJECTION));
+        }
+        let ids: Vec<RecordId> = claim.records.iter().map(|r| r.id.clone()).collect();
+        store
+            .release(&claim.token, &ids[..2])
+            .await
+            .expect("release");
+        let outcomes: Vec<RecordOutcome> = ids[2..].iter().map(invalid).collect();
+        let receipt = store
+            .write_back(&claim.token, &outcomes)
+            .await
+            .expect("write");
+        assert_eq!(receipt.written, 3);
+        for id in &ids[2..] {
+            assert_eq!(
+                db.inspect(&store.config.state_table, id).await.sent,
+                Some(0),
+                "{id}"
+            );
+        }
+        let again = store.claim(10, LEASE).await.expect("claim");
+        assert_eq!(again.records.len(), 2, "released records did not come back");
+
+        for statement in fakesnow().statements() {
+            assert!(
+                !statement.contains("DROP TABLE RECIPIENTS"),
+                "a value reached SQL text: {statement}"
+            );
+            assert!(
+                !statement.contains("it's"),
+                "a value reached SQL text: {statement}"
+            );
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn login_sets_the_lock_and_statement_timeouts_and_the_context() {
+        let db = TestDb::new().await;
+        let user = unique("login");
+        let store = store_with(&db, &user, &records(1, 1)).await;
+        let logins = fakesnow().logins_of(&user);
+        assert_eq!(logins.len(), 1, "{logins:?}");
+        let login = &logins[0];
+        let params = &login["session_parameters"];
+        assert_eq!(
+            params["LOCK_TIMEOUT"],
+            json!(store.config.lock_timeout_secs)
+        );
+        assert_eq!(
+            params["STATEMENT_TIMEOUT_IN_SECONDS"],
+            json!(store.config.statement_timeout_secs)
+        );
+        assert_eq!(params["TIMEZONE"], json!("UTC"));
+        assert_eq!(params["QUERY_TAG"], json!("ca-notify"));
+        assert_eq!(login["database"], json!(db.database));
+        assert_eq!(login["schema"], json!(db.schema));
+        assert_eq!(login["warehouse"], json!("test_wh"));
+        assert_eq!(login["role"], json!("test_role"));
+        assert_eq!(login["account_name"], json!("fake"));
+        assert_eq!(login["authenticator"], json!("SNOWFLAKE"));
+        assert_eq!(login["has_password"], json!(true));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn key_pair_login_signs_a_jwt_with_the_configured_key() {
+        let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+        let fingerprint = std::fs::read_to_string(format!("{fixtures}/test_key.fingerprint"))
+            .expect("fingerprint fixture");
+        let db = TestDb::new().await;
+        for (file, passphrase) in [
+            ("test_key.p8", None),
+            ("test_key_encrypted.p8", Some("test-passphrase")),
+        ] {
+            let user = unique("keypair");
+            let mut config = db.config(&user, "UNUSED_SOURCE", &unique("STATE"));
+            config.auth = SnowflakeAuth::KeyPair {
+                private_key_pem: std::fs::read_to_string(format!("{fixtures}/{file}"))
+                    .expect("key fixture")
+                    .into(),
+                passphrase: passphrase.map(|p| p.to_owned().into()),
+            };
+            let store = SnowflakeStore::connect(config)
+                .await
+                .expect("key-pair login");
+            assert!(!format!("{store:?}").contains("PRIVATE KEY"));
+            let logins = fakesnow().logins_of(&user);
+            assert_eq!(logins.len(), 1);
+            assert_eq!(logins[0]["authenticator"], json!("SNOWFLAKE_JWT"));
+            assert_eq!(logins[0]["has_password"], json!(false));
+            let claims = &logins[0]["jwt_claims"];
+            assert_eq!(
+                claims["sub"],
+                json!(format!("FAKE.{}", user.to_ascii_uppercase()))
+            );
+            assert_eq!(
+                claims["iss"],
+                json!(format!(
+                    "FAKE.{}.SHA256:{}",
+                    user.to_ascii_uppercase(),
+                    fingerprint.trim()
+                )),
+                "the JWT is not signed with the configured key"
+            );
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_expired_session_is_replaced_and_the_statement_sent_again() {
+        let db = TestDb::new().await;
+        let user = unique("expiry");
+        let store = store_with(&db, &user, &records(1, 6)).await;
+        let first = store.claim(3, LEASE).await.expect("claim");
+        assert_eq!(first.records.len(), 3);
+
+        let expired = fakesnow().post("/__shim/expire-sessions", json!({ "login_name": user }));
+        assert_eq!(expired["expired"], json!(1));
+        let second = store.claim(3, LEASE).await.expect("claim after expiry");
+        assert_eq!(second.records.len(), 3);
+
+        fakesnow().post("/__shim/expire-sessions", json!({ "login_name": user }));
+        let outcomes: Vec<RecordOutcome> = first.records.iter().map(|r| invalid(&r.id)).collect();
+        let receipt = store
+            .write_back(&first.token, &outcomes)
+            .await
+            .expect("write after expiry");
+        assert_eq!(receipt.written, 3);
+        assert_eq!(fakesnow().logins_of(&user).len(), 3, "one login per expiry");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lock_held_past_lock_timeout_fails_fast_and_retryably() {
+        let db = TestDb::new().await;
+        let user = unique("locked");
+        let source = unique("SRC");
+        db.create_source(&source, &records(1, 3)).await;
+        let mut config = db.config(&user, &source, &unique("STATE"));
+        config.lock_timeout_secs = 1;
+        let store = TestStore::open(config).await;
+        let claim = store.claim(1, LEASE).await.expect("claim");
+
+        // Another statement holds the (emulated) table lock for longer than LOCK_TIMEOUT.
+        fakesnow().post("/__shim/hold-lock?seconds=4", json!({}));
+        match store.claim(1, LEASE).await {
+            Err(SourceError::Unavailable(m)) => assert!(m.contains("000625"), "{m}"),
+            other => panic!("expected a retryable lock timeout, got {other:?}"),
+        }
+        match store
+            .write_back(&claim.token, &[invalid(&claim.records[0].id)])
+            .await
+        {
+            Err(SinkError::Unavailable(m)) => assert!(m.contains("000625"), "{m}"),
+            other => panic!("expected a retryable lock timeout, got {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let receipt = store
+            .write_back(&claim.token, &[invalid(&claim.records[0].id)])
+            .await
+            .expect("the retried write succeeds once the lock is free");
+        assert_eq!(receipt.written, 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn transport_and_server_failures_map_onto_the_port_contracts() {
+        let db = TestDb::new().await;
+        let user = unique("faults");
+        let store = store_with(&db, &user, &records(1, 2)).await;
+        let state = store.config.state_table.clone();
+        fakesnow().post(
+            "/__shim/fail-next",
+            json!({ "match": state.clone(), "http_status": 503, "count": 1 }),
+        );
+        assert!(matches!(
+            store.claim(1, LEASE).await,
+            Err(SourceError::Unavailable(_))
+        ));
+        fakesnow().post(
+            "/__shim/fail-next",
+            json!({ "match": state.clone(), "code": "003001", "message": "Insufficient privileges to operate on table", "count": 1 }),
+        );
+        assert!(matches!(
+            store.claim(1, LEASE).await,
+            Err(SourceError::Misconfigured(_))
+        ));
+        fakesnow().post(
+            "/__shim/fail-next",
+            json!({ "match": state, "code": "100038", "message": "Numeric value '+1 415 555 0123' is not recognized", "count": 1 }),
+        );
+        match store.peek(1).await {
+            Err(SourceError::Unknown(e)) => {
+                assert!(
+                    !e.to_string().contains("555 0123"),
+                    "a phone number in an error: {e}"
+                )
+            }
+            other => panic!("expected an unknown error, got {other:?}"),
+        }
+        assert_eq!(store.claim(2, LEASE).await.expect("claim").records.len(), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn check_reports_tables_columns_schema_and_waiting_records() {
+        let db = TestDb::new().await;
+        let source = unique("SRC");
+        db.create_source(&source, &records(1, 5)).await;
+        let config = db.config(&unique("check"), &source, &unique("STATE"));
+        let store = SnowflakeStore::connect(config).await.expect("connect");
+
+        let before = store.check().await.expect("check");
+        assert_eq!(before.schema_version, None);
+        assert!(before.needs_migration());
+        assert_eq!(before.pending_records, None);
+        let roles: Vec<(&str, &str, &str)> = before
+            .source_columns
+            .iter()
+            .map(|c| (c.role, c.name.as_str(), c.snowflake_type.as_str()))
+            .collect();
+        assert_eq!(
+            roles,
+            [
+                ("id", "ID", "fixed"),
+                ("phone", "PHONE", "text"),
+                ("test_date", "TEST_DATE", "date"),
+                ("symptom_date", "SYMPTOM_DATE", "text"),
+                ("test_type", "TEST_TYPE", "text"),
+                ("tz_offset", "TZ_OFFSET", "fixed"),
+            ]
+        );
+        assert!(before.source_table.ends_with(&format!("\"{source}\"")));
+
+        store.migrate().await.expect("migrate");
+        let after = store.check().await.expect("check");
+        assert_eq!(after.schema_version, Some(1));
+        assert!(!after.needs_migration());
+        assert_eq!(after.pending_records, Some(5));
+        let claim = store.claim(2, LEASE).await.expect("claim");
+        assert_eq!(claim.records.len(), 2);
+        assert_eq!(store.check().await.expect("check").pending_records, Some(3));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn check_names_every_missing_column_and_a_missing_table() {
+        let db = TestDb::new().await;
+        let source = unique("SRC");
+        db.create_source(&source, &records(1, 1)).await;
+        let mut config = db.config(&unique("check_missing"), &source, &unique("STATE"));
+        config.table.phone_column = "mobile".into();
+        config.table.test_type_column = Some("kind".into());
+        let store = SnowflakeStore::connect(config.clone())
+            .await
+            .expect("connect");
+        match store.check().await {
+            Err(StoreError::Misconfigured(m)) => {
+                assert!(
+                    m.contains("\"MOBILE\" (snowflake.table.phone_column)"),
+                    "{m}"
+                );
+                assert!(
+                    m.contains("\"KIND\" (snowflake.table.test_type_column)"),
+                    "{m}"
+                );
+                assert!(!m.contains("\"ID\""), "{m}");
+            }
+            other => panic!("expected a misconfiguration, got {other:?}"),
+        }
+        config.table.name = "NO_SUCH_TABLE".into();
+        let store = SnowflakeStore::connect(config).await.expect("connect");
+        match store.check().await {
+            Err(StoreError::Misconfigured(m)) => assert!(m.contains("NO_SUCH_TABLE"), "{m}"),
+            other => panic!("expected a misconfiguration, got {other:?}"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn migrate_is_idempotent_and_safe_from_two_workers_at_once() {
+        let db = TestDb::new().await;
+        let source = unique("SRC");
+        db.create_source(&source, &records(1, 1)).await;
+        let config = db.config(&unique("migrate"), &source, &unique("STATE"));
+        let a = SnowflakeStore::connect(config.clone())
+            .await
+            .expect("connect");
+        let b = SnowflakeStore::connect(config).await.expect("connect");
+        let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
+        let (ra, rb) = (ra.expect("migrate a"), rb.expect("migrate b"));
+        assert_eq!((ra.to_version, rb.to_version), (1, 1));
+        let again = a.migrate().await.expect("migrate again");
+        assert!(!again.applied_any(), "{again}");
+        assert_eq!(again.from_version, 1);
+        assert_eq!(a.claim(5, LEASE).await.expect("claim").records.len(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_state_table_keeps_the_ledger_of_one_source_table_only() {
+        let db = TestDb::new().await;
+        let (first, second) = (unique("SRC"), unique("SRC"));
+        db.create_source(&first, &records(1, 1)).await;
+        db.create_source(&second, &records(1, 1)).await;
+        let state = unique("STATE");
+        TestStore::open(db.config(&unique("ledger"), &first, &state)).await;
+        let other = SnowflakeStore::connect(db.config(&unique("ledger"), &second, &state))
+            .await
+            .expect("connect");
+        for result in [
+            other.migrate().await.map(|_| ()),
+            other.check().await.map(|_| ()),
+        ] {
+            match result {
+                Err(StoreError::Misconfigured(m)) => {
+                    assert!(m.contains(&first) && m.contains(&second), "{m}")
+                }
+                other => panic!("expected a misconfiguration, got {other:?}"),
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn without_a_migration_the_ports_say_misconfigured_and_name_the_state_table() {
+        let db = TestDb::new().await;
+        let source = unique("SRC");
+        db.create_source(&source, &records(1, 1)).await;
+        let state = unique("STATE");
+        let store = SnowflakeStore::connect(db.config(&unique("unmigrated"), &source, &state))
+            .await
+            .expect("connect");
+        match store.claim(1, LEASE).await {
+            Err(SourceError::Misconfigured(m)) => {
+                assert!(m.contains(&state) && m.contains("migration"), "{m}")
+            }
+            other => panic!("expected a misconfiguration, got {other:?}"),
+        }
+        let token = ClaimToken::generate();
+        assert!(matches!(
+            store
+                .write_back(&token, &[invalid(&RecordId::new("1"))])
+                .await,
+            Err(SinkError::Misconfigured(_))
+        ));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn repeated_and_null_source_ids_are_handled_once_or_not_at_all() {
+        let db = TestDb::new().await;
+        let source = unique("SRC");
+        let mut rows = records(1, 2);
+        let mut twin = rows[0].clone();
+        twin.phone = Some(RawPhone::new("+14155550999"));
+        rows.push(twin);
+        db.create_source(&source, &rows).await;
+        db.exec(
+            &format!(
+                "INSERT INTO {} (ID, PHONE) VALUES (NULL, '+14155550100')",
+                db.qualified(&source)
+            ),
+            Vec::new(),
+        )
+        .await;
+        let store = TestStore::open(db.config(&unique("dups"), &source, &unique("STATE"))).await;
+        assert_eq!(store.store.peek(10).await.expect("peek").len(), 2);
+        let claim = store.claim(10, LEASE).await.expect("claim");
+        let ids: Vec<&str> = claim.records.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["1", "2"],
+            "a repeated id came back twice, or a NULL id came back"
+        );
+        let outcomes: Vec<RecordOutcome> = claim.records.iter().map(|r| invalid(&r.id)).collect();
+        let mut doubled = outcomes.clone();
+        doubled.push(outcomes[0].clone());
+        let receipt = store
+            .write_back(&claim.token, &doubled)
+            .await
+            .expect("write");
+        assert_eq!((receipt.written, receipt.not_owned), (2, 1));
+        assert!(store
+            .claim(10, LEASE)
+            .await
+            .expect("claim")
+            .records
+            .is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_back_that_is_only_partly_ours_is_tallied_exactly() {
+        let db = TestDb::new().await;
+        let store = store_with(&db, &unique("partial"), &records(1, 4)).await;
+        let claim = store.claim(4, LEASE).await.expect("claim");
+        let ids: Vec<RecordId> = claim.records.iter().map(|r| r.id.clone()).collect();
+        store
+            .release(&claim.token, &ids[..1])
+            .await
+            .expect("release one");
+        let outcomes = vec![
+            invalid(&ids[0]),
+            invalid(&ids[1]),
+            invalid(&ids[2]),
+            RecordOutcome {
+                id: ids[3].clone(),
+                dedup_key: None,
+                outcome: Outcome::deferred(ca_notify_domain::DeferReason::Deadline),
+            },
+        ];
+        let receipt = store
+            .write_back(&claim.token, &outcomes)
+            .await
+            .expect("write");
+        assert_eq!(
+            (receipt.written, receipt.released, receipt.not_owned),
+            (2, 1, 1)
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn debug_output_never_shows_the_password() {
+        let db = TestDb::new().await;
+        let mut config = db.config(&unique("debug"), "UNUSED_SOURCE", &unique("STATE"));
+        config.auth = SnowflakeAuth::Password("correct horse battery staple".to_owned().into());
+        assert!(!format!("{config:?}").contains("horse"));
+        let store = SnowflakeStore::connect(config).await.expect("connect");
+        let shown = format!("{store:?}");
+        assert!(!shown.contains("horse"), "{shown}");
+        assert!(shown.contains("SnowflakeStore"), "{shown}");
+    }
+}

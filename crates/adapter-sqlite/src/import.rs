@@ -1,0 +1,363 @@
+//! Bulk import of recipients from CSV (`ca-notify import`), all or nothing.
+//!
+//! The file needs a header naming its columns: `id` and `phone`, optionally `test_date`,
+//! `symptom_date` and `test_type`, in any order (case-insensitive). Everything goes in one
+//! transaction: a file with any malformed line imports nothing, and the error names the
+//! 1-based line and what is wrong with it, never the line's content (it may hold a
+//! phone). A UTF-8 byte-order mark and CRLF line ends are accepted; blank lines are
+//! skipped; a header-only file imports nothing and succeeds.
+//!
+//! Values are stored verbatim, as bound parameters: a phone that is not a phone number,
+//! or text that looks like SQL, is ordinary data that the pipeline will write back as
+//! `NotSent { InvalidNumber }`. Only the file's structure is judged here. An empty
+//! optional field becomes NULL; an empty phone stays an empty string.
+//!
+//! Ids must be unique, within the file and against the store: a repeated id is an error
+//! naming both lines (or saying the store already holds it), because silently keeping
+//! either row could text the wrong number.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use rusqlite::types::Value;
+use rusqlite::TransactionBehavior;
+
+use crate::error::StoreError;
+use crate::store::SqliteStore;
+
+/// Longest physical line accepted: real lines are under 200 bytes; a longer one is a
+/// wrong file, and refusing it bounds memory.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+const COLUMNS: [&str; 5] = ["id", "phone", "test_date", "symptom_date", "test_type"];
+
+/// What an import did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportReport {
+    /// Records added to the source table.
+    pub imported: u64,
+    /// The file's columns, in file order.
+    pub columns: Vec<String>,
+}
+
+/// Why nothing was imported.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The file could not be opened or read.
+    #[error("cannot read {path}: {reason}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's reason.
+        reason: String,
+    },
+    /// A line is malformed; nothing was imported.
+    #[error("line {line}: {reason}; nothing was imported")]
+    Malformed {
+        /// The 1-based line number.
+        line: u64,
+        /// What is wrong, without the line's content.
+        reason: String,
+    },
+    /// The store failed; nothing was imported.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Imports the recipients in the CSV file at `path` into the store's source table.
+///
+/// # Errors
+/// [`ImportError::Malformed`] with the line number for a bad header, a line with the
+/// wrong number of fields, invalid UTF-8, an empty or repeated id, or a line longer than
+/// [`MAX_LINE_BYTES`]; [`ImportError::Io`] when the file cannot be read;
+/// [`ImportError::Store`] when the store fails. Nothing is imported in every case.
+pub async fn import_csv(store: &SqliteStore, path: &Path) -> Result<ImportReport, ImportError> {
+    let path = path.to_path_buf();
+    let file = File::open(&path).map_err(|e| io_error(&path, &e))?;
+    let report = store
+        .run(move |conn, inner| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let result = import_into(&tx, inner, &path, file);
+            match result {
+                Ok(report) => {
+                    tx.commit()?;
+                    Ok(Ok(report))
+                }
+                // Dropping the transaction rolls every inserted row back.
+                Err(e) => Ok(Err(e)),
+            }
+        })
+        .await??;
+    tracing::info!(imported = report.imported, "Imported recipients.");
+    Ok(report)
+}
+
+fn import_into(
+    tx: &rusqlite::Transaction<'_>,
+    inner: &crate::store::Inner,
+    path: &Path,
+    file: File,
+) -> Result<ImportReport, ImportError> {
+    let mut reader = csv_reader(file);
+    let mut record = csv::ByteRecord::new();
+    if !read(&mut reader, &mut record, path)? {
+        return Err(ImportError::Malformed {
+            line: 1,
+            reason: format!(
+                "the file is empty; expected a header line {}",
+                COLUMNS.join(",")
+            ),
+        });
+    }
+    let header = Header::parse(&record)?;
+    // Each configured store column, in insert order, and where it sits in the file.
+    let table = &inner.table;
+    let mut sources: Vec<Option<usize>> = Vec::new();
+    for (i, column) in table.columns().iter().enumerate() {
+        if column.is_some() {
+            sources.push(header.position[i]);
+        } else if header.position[i].is_some() {
+            return Err(ImportError::Malformed {
+                line: 1,
+                reason: format!(
+                    "the file has a {} column but the store's source table is configured without one",
+                    COLUMNS[i]
+                ),
+            });
+        }
+    }
+
+    let mut insert = tx
+        .prepare_cached(&inner.sql.insert)
+        .map_err(StoreError::from)?;
+    let mut exists = tx
+        .prepare_cached(&inner.sql.exists)
+        .map_err(StoreError::from)?;
+    let mut imported = 0u64;
+    while read(&mut reader, &mut record, path)? {
+        let line = record.position().map_or(0, csv::Position::line);
+        let malformed = |reason: String| ImportError::Malformed { line, reason };
+        if record.len() != header.width {
+            return Err(malformed(format!(
+                "has {} fields, the header has {}",
+                record.len(),
+                header.width
+            )));
+        }
+        let field = |index: usize| {
+            std::str::from_utf8(&record[index]).map_err(|_| {
+                malformed(format!(
+                    "the {} field is not valid UTF-8",
+                    header.names[index]
+                ))
+            })
+        };
+        let id = field(header.id)?;
+        if id.trim().is_empty() {
+            return Err(malformed("has an empty id".to_owned()));
+        }
+        let mut values: Vec<Value> = Vec::with_capacity(sources.len());
+        for (slot, source) in sources.iter().enumerate() {
+            let value = match source {
+                None => Value::Null,
+                Some(index) => {
+                    let text = field(*index)?;
+                    // An empty optional field is NULL; id and phone stay verbatim.
+                    if slot >= 2 && text.is_empty() {
+                        Value::Null
+                    } else {
+                        Value::Text(text.to_owned())
+                    }
+                }
+            };
+            values.push(value);
+        }
+        let taken: bool = exists
+            .query_row([id], |row| row.get(0))
+            .map_err(StoreError::from)?;
+        if taken {
+            let reason = match earlier_line_with_id(path, header.id, id, line) {
+                Some(earlier) => format!("repeats the id of line {earlier}"),
+                None => "has an id the store already holds".to_owned(),
+            };
+            return Err(malformed(reason));
+        }
+        insert
+            .execute(rusqlite::params_from_iter(values.iter()))
+            .map_err(StoreError::from)?;
+        imported += 1;
+    }
+    Ok(ImportReport {
+        imported,
+        columns: header.names,
+    })
+}
+
+/// The header line: which known column sits where.
+struct Header {
+    names: Vec<String>,
+    /// For each of [`COLUMNS`], its index in the file.
+    position: [Option<usize>; 5],
+    /// The id column's index.
+    id: usize,
+    width: usize,
+}
+
+impl Header {
+    fn parse(record: &csv::ByteRecord) -> Result<Self, ImportError> {
+        let malformed = |reason: String| ImportError::Malformed { line: 1, reason };
+        let mut position = [None; 5];
+        let mut names = Vec::with_capacity(record.len());
+        for (i, raw) in record.iter().enumerate() {
+            // The header is not echoed: a file without one has a phone on its first line.
+            let name = std::str::from_utf8(raw)
+                .map(|n| n.trim().to_ascii_lowercase())
+                .unwrap_or_default();
+            let Some(known) = COLUMNS.iter().position(|c| *c == name) else {
+                return Err(malformed(format!(
+                    "header field {} is not one of {} (is the header line missing?)",
+                    i + 1,
+                    COLUMNS.join(", ")
+                )));
+            };
+            if position[known].replace(i).is_some() {
+                return Err(malformed(format!("the header names {name} twice")));
+            }
+            names.push(name);
+        }
+        let (Some(id), Some(_)) = (position[0], position[1]) else {
+            return Err(malformed(
+                "the header must name at least the columns id and phone".to_owned(),
+            ));
+        };
+        Ok(Self {
+            id,
+            width: names.len(),
+            names,
+            position,
+        })
+    }
+}
+
+/// Reads the next record, turning reader failures into line-numbered errors.
+fn read(
+    reader: &mut csv::Reader<LineLimit<BufReader<File>>>,
+    record: &mut csv::ByteRecord,
+    path: &Path,
+) -> Result<bool, ImportError> {
+    reader.read_byte_record(record).map_err(|e| {
+        let line = e.position().map_or(0, csv::Position::line);
+        match e.into_kind() {
+            csv::ErrorKind::Io(io) => {
+                match io.get_ref().and_then(|i| i.downcast_ref::<LineTooLong>()) {
+                    Some(too_long) => ImportError::Malformed {
+                        line: too_long.line,
+                        reason: format!("is longer than {MAX_LINE_BYTES} bytes"),
+                    },
+                    None => io_error(path, &io),
+                }
+            }
+            csv::ErrorKind::UnequalLengths {
+                expected_len,
+                len,
+                pos,
+            } => ImportError::Malformed {
+                line: pos.map_or(line, |p| p.line()),
+                reason: format!("has {len} fields, the header has {expected_len}"),
+            },
+            _ => ImportError::Malformed {
+                line,
+                reason: "is not valid CSV".to_owned(),
+            },
+        }
+    })
+}
+
+/// Only on the error path: finds the earlier line that holds `id`, for the message.
+fn earlier_line_with_id(path: &Path, id_index: usize, id: &str, before: u64) -> Option<u64> {
+    let mut reader = csv_reader(File::open(path).ok()?);
+    let mut record = csv::ByteRecord::new();
+    let mut first = true;
+    while reader.read_byte_record(&mut record).ok()? {
+        let line = record.position()?.line();
+        if line >= before {
+            return None;
+        }
+        if std::mem::take(&mut first) {
+            continue;
+        }
+        if record.get(id_index) == Some(id.as_bytes()) {
+            return Some(line);
+        }
+    }
+    None
+}
+
+fn csv_reader(file: File) -> csv::Reader<LineLimit<BufReader<File>>> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        // Checked against the header ourselves, with a better message.
+        .flexible(true)
+        .from_reader(LineLimit::new(BufReader::new(file)))
+}
+
+fn io_error(path: &Path, e: &io::Error) -> ImportError {
+    ImportError::Io {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
+}
+
+/// A physical line over [`MAX_LINE_BYTES`], carried through the CSV reader's io error.
+#[derive(Debug)]
+struct LineTooLong {
+    line: u64,
+}
+
+impl std::fmt::Display for LineTooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {} is too long", self.line)
+    }
+}
+
+impl std::error::Error for LineTooLong {}
+
+/// Fails the read as soon as a physical line grows past [`MAX_LINE_BYTES`], before the
+/// CSV reader buffers it.
+struct LineLimit<R> {
+    inner: R,
+    line: u64,
+    line_len: usize,
+}
+
+impl<R> LineLimit<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            line: 1,
+            line_len: 0,
+        }
+    }
+}
+
+impl<R: Read> Read for LineLimit<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for &b in &buf[..n] {
+            if b == b'\n' {
+                self.line += 1;
+                self.line_len = 0;
+            } else {
+                self.line_len += 1;
+                if self.line_len > MAX_LINE_BYTES {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        LineTooLong { line: self.line },
+                    ));
+                }
+            }
+        }
+        Ok(n)
+    }
+}

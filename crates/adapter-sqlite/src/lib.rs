@@ -1,0 +1,32 @@
+//! The embedded SQLite store of ca-notify: the default source of recipients and ledger of
+//! outcomes, in one file (`ca-notify.db` unless configured).
+//!
+//! [`SqliteStore`] implements both [`PhoneSource`](ca_notify_ports::PhoneSource) and
+//! [`ResultSink`](ca_notify_ports::ResultSink). Several worker processes may share one
+//! file: claims and write-backs are `BEGIN IMMEDIATE` transactions, claims stamp a unique
+//! token and lease, and write-backs apply only under that token. `docs/store.md` has the
+//! schema, the claim protocol and its proof of safety.
+//!
+//! * [`config`]: [`SqliteConfig`] and the configurable [`SourceTable`].
+//! * [`identifier`]: validation and quoting of configured names.
+//! * [`schema`]: the state tables, their migrations, adoption of source rows.
+//! * [`import`] / [`export`]: CSV in (recipients) and out (outcomes, no phones).
+
+mod clock;
+pub mod config;
+mod error;
+pub mod export;
+pub mod identifier;
+pub mod import;
+pub mod schema;
+mod sink;
+mod source;
+mod statements;
+mod store;
+
+pub use config::{SourceTable, SqliteConfig};
+pub use error::StoreError;
+pub use export::{export_csv, ExportError, ExportReport};
+pub use identifier::InvalidIdentifier;
+pub use import::{import_csv, ImportError, ImportReport};
+pub use store::{CheckReport, SqliteStore, StoreCounts};

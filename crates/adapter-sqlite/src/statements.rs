@@ -1,0 +1,107 @@
+//! The SQL text of every operation, built once per store from the validated names.
+//!
+//! Configured names appear only quoted (see [`crate::identifier`]); every value is a
+//! numbered parameter (`?1`, …). The state table's name is fixed.
+
+use crate::config::ValidTable;
+
+/// Stamps a fresh token and lease on up to `?5` pending records (no final outcome, and
+/// unclaimed or lease ended by `?4`) and returns their ids. The inner SELECT walks the
+/// partial index `ca_notify_state_pending` from its low end: unclaimed rows (lease 0)
+/// first, then the oldest expired leases; live leases and processed rows are never read.
+pub(crate) const CLAIM: &str = "UPDATE ca_notify_state
+    SET claim_token = ?1, claimed_by = ?2, lease_until = ?3
+    WHERE record_id IN (SELECT record_id FROM ca_notify_state
+                         WHERE outcome IS NULL AND lease_until <= ?4
+                         ORDER BY lease_until LIMIT ?5)
+    RETURNING record_id";
+
+/// A final outcome, only where `?2` still holds the claim.
+pub(crate) const WRITE_FINAL: &str = "UPDATE ca_notify_state
+    SET sent = ?3, outcome = ?4, reason = ?5, dedup_uuid = ?6, processed_at = ?7,
+        attempts = attempts + 1, claim_token = NULL, claimed_by = NULL, lease_until = 0
+    WHERE record_id = ?1 AND claim_token = ?2 AND outcome IS NULL";
+
+/// A deferral: released with an attempt counted and the reason kept, no outcome.
+pub(crate) const WRITE_DEFERRED: &str = "UPDATE ca_notify_state
+    SET attempts = attempts + 1, last_deferral = ?3,
+        claim_token = NULL, claimed_by = NULL, lease_until = 0
+    WHERE record_id = ?1 AND claim_token = ?2 AND outcome IS NULL";
+
+/// A release: the claim cleared, nothing else.
+pub(crate) const RELEASE: &str = "UPDATE ca_notify_state
+    SET claim_token = NULL, claimed_by = NULL, lease_until = 0
+    WHERE record_id = ?1 AND claim_token = ?2 AND outcome IS NULL";
+
+/// Totals for the CLI; `?1` is now.
+pub(crate) const COUNTS: &str = "SELECT count(*),
+        count(*) FILTER (WHERE outcome IS NULL AND lease_until <= ?1),
+        count(*) FILTER (WHERE outcome IS NULL AND lease_until > ?1),
+        count(*) FILTER (WHERE sent = 1),
+        count(*) FILTER (WHERE sent = 0)
+    FROM ca_notify_state";
+
+/// Every state row for export, in id order; a pending record shows its last deferral.
+pub(crate) const EXPORT: &str =
+    "SELECT record_id, sent, outcome, coalesce(reason, last_deferral), processed_at
+    FROM ca_notify_state ORDER BY record_id";
+
+/// Statements that name the source table.
+#[derive(Debug, Clone)]
+pub(crate) struct SourceSql {
+    /// The records of claim `?1`: state joined to source by id.
+    pub read_by_token: String,
+    /// Up to `?2` records a claim at time `?1` would take.
+    pub peek: String,
+    /// Forgets the pending state of `?1` when its source row is truly gone. The full
+    /// `CAST` comparison (no index) runs only for such orphans, which are rare.
+    pub drop_orphan: String,
+    /// Inserts one source row (import); the adoption trigger adds its state row.
+    pub insert: String,
+    /// Whether id `?1` is already in the source (import).
+    pub exists: String,
+}
+
+impl SourceSql {
+    pub fn new(t: &ValidTable) -> Self {
+        let src = t.name.quoted();
+        let id = t.id.quoted();
+        let column = |c: Option<&crate::identifier::Identifier>| {
+            c.map_or_else(|| "NULL".to_owned(), |c| format!("r.{}", c.quoted()))
+        };
+        let fields = format!(
+            "s.record_id, r.{}, {}, {}, {}",
+            t.phone.quoted(),
+            column(t.test_date.as_ref()),
+            column(t.symptom_date.as_ref()),
+            column(t.test_type.as_ref())
+        );
+        let present: Vec<String> = t.columns().iter().flatten().map(|c| c.quoted()).collect();
+        let placeholders: Vec<String> = (1..=present.len()).map(|i| format!("?{i}")).collect();
+        Self {
+            read_by_token: format!(
+                "SELECT {fields} FROM ca_notify_state AS s JOIN {src} AS r ON r.{id} = s.record_id
+                  WHERE s.claim_token = ?1 ORDER BY s.record_id"
+            ),
+            peek: format!(
+                "SELECT {fields}
+                   FROM (SELECT record_id, lease_until FROM ca_notify_state
+                          WHERE outcome IS NULL AND lease_until <= ?1
+                          ORDER BY lease_until LIMIT ?2) AS s
+                   JOIN {src} AS r ON r.{id} = s.record_id
+                  ORDER BY s.lease_until, s.record_id"
+            ),
+            drop_orphan: format!(
+                "DELETE FROM ca_notify_state
+                  WHERE record_id = ?1 AND outcome IS NULL
+                    AND NOT EXISTS (SELECT 1 FROM {src} AS r WHERE CAST(r.{id} AS TEXT) = ?1)"
+            ),
+            insert: format!(
+                "INSERT INTO {src} ({}) VALUES ({})",
+                present.join(", "),
+                placeholders.join(", ")
+            ),
+            exists: format!("SELECT EXISTS (SELECT 1 FROM {src} WHERE {id} = ?1)"),
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! One lookup per distinct number per run: verdicts cached by number, and concurrent
+//! checks of the same number coalesced onto one request.
+//!
+//! Several records often carry the same phone (a household, a re-test), and each Line Type
+//! Intelligence request is paid for. The first check of a number does the lookup; checks
+//! that arrive while it is in flight wait for it; later ones read the cached verdict. Only
+//! verdicts are cached. An error (`Unavailable`, `Unauthorized`) is not: the next check of
+//! that number tries again.
+//!
+//! Keys are the E.164 digits packed into a `u64` (E.164 has at most 15 digits and never a
+//! leading zero, so the packing is exact), which keeps an entry small and keeps the numbers
+//! themselves out of the map. The cache has no `Debug` that shows entries and is never
+//! logged.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use ca_notify_domain::PhoneNumber;
+use ca_notify_ports::{PhoneVerdict, ValidationError};
+use tokio::sync::OnceCell;
+
+enum Slot {
+    Ready(PhoneVerdict),
+    InFlight(Arc<OnceCell<PhoneVerdict>>),
+}
+
+/// Verdicts by number, for the life of one validator (one run).
+#[derive(Default)]
+pub(crate) struct VerdictCache {
+    slots: Mutex<HashMap<u64, Slot>>,
+}
+
+impl fmt::Debug for VerdictCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerdictCache")
+            .field("entries", &self.len())
+            .finish()
+    }
+}
+
+impl VerdictCache {
+    /// The cached verdict of `phone`, or the result of `lookup` (run at most once at a time
+    /// per number; waiters share its verdict).
+    pub(crate) async fn get_or_lookup<F, Fut>(
+        &self,
+        phone: &PhoneNumber,
+        lookup: F,
+    ) -> Result<PhoneVerdict, ValidationError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<PhoneVerdict, ValidationError>>,
+    {
+        let Some(key) = pack(phone.expose_e164()) else {
+            // Not E.164 digits (cannot happen for a parsed PhoneNumber): just look it up.
+            return lookup().await;
+        };
+        let cell = {
+            let mut slots = self.lock();
+            match slots.get(&key) {
+                Some(Slot::Ready(verdict)) => return Ok(verdict.clone()),
+                Some(Slot::InFlight(cell)) => cell.clone(),
+                None => {
+                    let cell = Arc::new(OnceCell::new());
+                    slots.insert(key, Slot::InFlight(cell.clone()));
+                    cell
+                }
+            }
+        };
+        // If the caller running `lookup` fails or is cancelled, the cell stays empty and the
+        // next waiter runs its own lookup.
+        let verdict = cell.get_or_try_init(lookup).await?.clone();
+        self.lock().insert(key, Slot::Ready(verdict.clone()));
+        Ok(verdict)
+    }
+
+    /// How many numbers have an entry.
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Forgets every verdict (for a long-lived process starting a new run).
+    pub(crate) fn clear(&self) {
+        self.lock().clear();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Slot>> {
+        // A panic while holding the lock cannot leave the map inconsistent: every update is
+        // a single insert.
+        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// `+` and 1–15 digits, the first not zero, as an integer.
+fn pack(e164: &str) -> Option<u64> {
+    let digits = e164.strip_prefix('+')?;
+    if digits.is_empty() || digits.len() > 15 || digits.starts_with('0') {
+        return None;
+    }
+    digits.bytes().try_fold(0u64, |acc, b| {
+        b.is_ascii_digit().then(|| acc * 10 + u64::from(b - b'0'))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use ca_notify_domain::PhoneParser;
+
+    use super::*;
+
+    fn phone(raw: &str) -> PhoneNumber {
+        PhoneParser::default()
+            .parse(raw)
+            .expect("valid test number")
+    }
+
+    fn mobile() -> PhoneVerdict {
+        PhoneVerdict::SmsCapable {
+            line_type: "mobile".into(),
+        }
+    }
+
+    #[test]
+    fn packing_is_exact_and_refuses_non_e164() {
+        assert_eq!(pack("+14155550123"), Some(14_155_550_123));
+        assert_eq!(pack("+999999999999999"), Some(999_999_999_999_999));
+        assert_ne!(pack("+14155550123"), pack("+141555501230"));
+        for bad in [
+            "14155550123",
+            "+",
+            "+0123",
+            "+1415555012a",
+            "+1234567890123456",
+        ] {
+            assert_eq!(pack(bad), None, "{bad}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_checks_of_one_number_share_one_lookup() {
+        let cache = Arc::new(VerdictCache::default());
+        let lookups = Arc::new(AtomicUsize::new(0));
+        let number = phone("+14155550123");
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let (cache, lookups, number) = (cache.clone(), lookups.clone(), number.clone());
+                tokio::spawn(async move {
+                    cache
+                        .get_or_lookup(&number, || async {
+                            lookups.fetch_add(1, Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            Ok(mobile())
+                        })
+                        .await
+                })
+            })
+            .collect();
+        for task in tasks {
+            assert_eq!(task.await.expect("joins").expect("verdict"), mobile());
+        }
+        let again = cache
+            .get_or_lookup(&number, || async { panic!("must come from the cache") })
+            .await;
+        assert_eq!(again.expect("cached"), mobile());
+        assert_eq!(lookups.load(Ordering::SeqCst), 1);
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn errors_are_not_cached() {
+        let cache = VerdictCache::default();
+        let number = phone("+14155550123");
+        let first = cache
+            .get_or_lookup(&number, || async {
+                Err(ValidationError::Unavailable("HTTP 503".into()))
+            })
+            .await;
+        assert!(matches!(first, Err(ValidationError::Unavailable(_))));
+        let second = cache
+            .get_or_lookup(&number, || async { Ok(mobile()) })
+            .await;
+        assert_eq!(second.expect("retried"), mobile());
+        cache.clear();
+        assert_eq!(cache.len(), 0);
+    }
+
+    #[test]
+    fn debug_shows_no_entries() {
+        let cache = VerdictCache::default();
+        cache.lock().insert(14_155_550_123, Slot::Ready(mobile()));
+        let shown = format!("{cache:?}");
+        assert_eq!(shown, "VerdictCache { entries: 1 }");
+    }
+}

@@ -1,0 +1,531 @@
+//! The Twilio Lookup v2 adapter: [`TwilioValidator`], a [`PhoneValidator`] over
+//! `GET {base}/v2/PhoneNumbers/%2B…?Fields=line_type_intelligence`.
+//!
+//! One number per request, at most `concurrency` requests in flight (a semaphore) and at
+//! most this worker's share of `requests_per_second` started (a `governor` limiter), each
+//! distinct number looked up once (the `cache` module). Answers are judged in one place,
+//! `interpret_error` and `interpret_lookup`:
+//!
+//! * 200 → the verdict of the body under the [`LineTypePolicy`] (`valid == false` is
+//!   `Invalid`, as Lookup v2 reports invalid numbers with 200, not 404);
+//! * 401, 403 or Twilio code 20003 → `Unauthorized`, never retried and never a verdict:
+//!   our credentials say nothing about the number;
+//! * 408, 429/20429, 5xx, timeouts, resets → retried (the `retry` module), then
+//!   `Unavailable`;
+//! * anything else (400, 404, a 200 that is not a Lookup body) → `Unknown`, so the record
+//!   is deferred rather than judged on a misunderstanding.
+//!
+//! The `+` is sent percent-encoded (`%2B`): Twilio accepts both, and `%2B` cannot be read
+//! as a space by any proxy (twilio-ruby#659 sent it so). Outside error text is scrubbed of
+//! phone numbers before it reaches an error or a log line, and `reqwest` errors are stripped
+//! of their URL, which holds the number.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use ca_notify_domain::{Backoff, PhoneNumber};
+use ca_notify_ports::{PhoneValidator, PhoneVerdict, ValidationError};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, RateLimiter};
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, RETRY_AFTER};
+use reqwest::StatusCode;
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::Semaphore;
+use tokio::time::{timeout_at, Instant};
+
+use crate::cache::VerdictCache;
+use crate::config::{ConfigError, TwilioConfig};
+use crate::policy::LineTypePolicy;
+use crate::retry::{parse_retry_after, run_with_retries, Attempt};
+use crate::wire::{safe_text, LookupResponse, TwilioErrorBody};
+
+/// Lookup answers are about 1 KiB; anything past this is not one.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The number `check_credentials` looks up: the one in Twilio's own Lookup v2 examples.
+const PROBE_DIGITS: &str = "14159929960";
+
+/// Counters of one validator, for the run report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TwilioStats {
+    /// HTTP requests sent (first attempts and retries).
+    pub requests: u64,
+    /// Of those, retries.
+    pub retries: u64,
+    /// Distinct numbers with a cached verdict.
+    pub cached_numbers: usize,
+}
+
+/// The Twilio Lookup v2 [`PhoneValidator`]. Create one per run: it remembers every verdict.
+pub struct TwilioValidator {
+    http: reqwest::Client,
+    /// `{base}/v2/PhoneNumbers/`.
+    lookup_prefix: String,
+    account_sid: String,
+    /// `Basic base64(sid:token)`, marked sensitive so `Debug` of a header map hides it.
+    authorization: HeaderValue,
+    permits: Semaphore,
+    limiter: DefaultDirectRateLimiter,
+    clock: DefaultClock,
+    backoff: Backoff,
+    request_timeout: Duration,
+    policy: LineTypePolicy,
+    cache: VerdictCache,
+    requests: AtomicU64,
+    retries: AtomicU64,
+}
+
+impl fmt::Debug for TwilioValidator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TwilioValidator")
+            .field("lookup_prefix", &self.lookup_prefix)
+            .field("account_sid", &self.account_sid)
+            .field("auth_token", &"[REDACTED]")
+            .field("concurrency_available", &self.permits.available_permits())
+            .field("backoff", &self.backoff)
+            .field("request_timeout", &self.request_timeout)
+            .field("policy", &self.policy)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TwilioValidator {
+    /// Validates `config` and builds the client.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the bad setting.
+    pub fn new(config: TwilioConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let base = config.lookup_base()?;
+        let lookup_prefix = format!("{}/v2/PhoneNumbers/", base.as_str().trim_end_matches('/'));
+        let authorization = basic_auth(&config.account_sid, &config.auth_token)?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .pool_max_idle_per_host(config.concurrency)
+            .tcp_nodelay(true)
+            // A redirect would be a misconfiguration; never follow one with our credentials.
+            .redirect(reqwest::redirect::Policy::none())
+            .https_only(base.scheme() == "https")
+            .user_agent(concat!("ca-notify/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| {
+                ConfigError::new("twilio", format!("cannot build the HTTP client: {e}"))
+            })?;
+        let clock = DefaultClock::default();
+        let limiter = RateLimiter::direct_with_clock(config.per_worker_quota(), clock.clone());
+        Ok(Self {
+            http,
+            lookup_prefix,
+            account_sid: config.account_sid,
+            authorization,
+            permits: Semaphore::new(config.concurrency),
+            limiter,
+            clock,
+            backoff: config.backoff,
+            request_timeout: config.request_timeout,
+            policy: config.policy,
+            cache: VerdictCache::default(),
+            requests: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+        })
+    }
+
+    /// Checks that Twilio accepts our credentials, for `ca-notify check`. Uses the free basic
+    /// lookup (no `Fields`) of the number in Twilio's own examples, so it costs nothing.
+    ///
+    /// # Errors
+    /// A description, safe to print, of why the credentials or the host do not work.
+    pub async fn check_credentials(&self) -> Result<(), String> {
+        let url = format!("{}%2B{PROBE_DIGITS}", self.lookup_prefix);
+        let deadline = Instant::now() + self.request_timeout.saturating_mul(3);
+        let result = run_with_retries(&self.backoff, deadline, rand::random::<f64>, |attempt| {
+            self.send(&url, attempt, deadline, |status, retry_after, body| {
+                if !status.is_success() {
+                    return interpret_error(status, retry_after, body);
+                }
+                match serde_json::from_slice::<LookupResponse>(body) {
+                    Ok(_) => Attempt::Done(()),
+                    Err(_) => Attempt::Fail(ValidationError::Unknown(anyhow::anyhow!(
+                        "the host answered HTTP {status} but not with a Lookup response; is twilio.base_url the Lookup host?"
+                    ))),
+                }
+            })
+        })
+        .await;
+        result.map_err(|e| e.to_string())
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> TwilioStats {
+        TwilioStats {
+            requests: self.requests.load(Ordering::Relaxed),
+            retries: self.retries.load(Ordering::Relaxed),
+            cached_numbers: self.cache.len(),
+        }
+    }
+
+    /// Forgets every cached verdict, for a long-lived process that starts a new run.
+    pub fn clear_cache(&self) {
+        self.cache.clear();
+    }
+
+    /// One number, with retries, uncached.
+    async fn lookup(
+        &self,
+        phone: &PhoneNumber,
+        deadline: Instant,
+    ) -> Result<PhoneVerdict, ValidationError> {
+        let digits = phone
+            .expose_e164()
+            .strip_prefix('+')
+            .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+            .ok_or_else(|| {
+                ValidationError::Unknown(anyhow::anyhow!("the number is not in E.164 form"))
+            })?;
+        let url = format!(
+            "{}%2B{digits}?Fields=line_type_intelligence",
+            self.lookup_prefix
+        );
+        run_with_retries(&self.backoff, deadline, rand::random::<f64>, |attempt| {
+            self.send(&url, attempt, deadline, |status, retry_after, body| {
+                interpret_lookup(status, retry_after, body, &self.policy)
+            })
+        })
+        .await
+    }
+
+    /// One request: a concurrency permit, a rate-limiter cell, the call, the answer read
+    /// (capped) and handed to `interpret`. Waits end at `deadline`.
+    async fn send<T>(
+        &self,
+        url: &str,
+        attempt: u32,
+        deadline: Instant,
+        interpret: impl FnOnce(StatusCode, Option<Duration>, &[u8]) -> Attempt<T>,
+    ) -> Attempt<T> {
+        let Ok(permit) = timeout_at(deadline, self.permits.acquire()).await else {
+            return Attempt::Fail(ValidationError::Unavailable(
+                "the deadline passed while waiting for a free lookup slot".to_owned(),
+            ));
+        };
+        let Ok(_permit) = permit else {
+            return Attempt::Fail(ValidationError::Unknown(anyhow::anyhow!(
+                "the lookup slots were closed"
+            )));
+        };
+        if !self.wait_for_rate_limit(deadline).await {
+            return Attempt::Fail(ValidationError::Unavailable(
+                "the deadline passed while waiting for the lookup rate limit".to_owned(),
+            ));
+        }
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Attempt::Fail(ValidationError::Unavailable(
+                "the deadline passed before the request".to_owned(),
+            ));
+        }
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        if attempt > 0 {
+            self.retries.fetch_add(1, Ordering::Relaxed);
+        }
+        let sent = self
+            .http
+            .get(url)
+            .header(AUTHORIZATION, self.authorization.clone())
+            .header(ACCEPT, "application/json")
+            .timeout(self.request_timeout.min(remaining))
+            .send()
+            .await;
+        let response = match sent {
+            Ok(response) => response,
+            Err(e) => return transport_failure(e),
+        };
+        let status = response.status();
+        let retry_after = retry_after(response.headers());
+        let body = match read_capped(response).await {
+            Ok(body) => body,
+            Err(e) => return transport_failure(e),
+        };
+        tracing::trace!(
+            status = status.as_u16(),
+            attempt,
+            body_bytes = body.len(),
+            "Twilio Lookup answered."
+        );
+        interpret(status, retry_after, &body)
+    }
+
+    /// Waits for a rate-limiter cell on tokio's clock; `false` if `deadline` comes first.
+    async fn wait_for_rate_limit(&self, deadline: Instant) -> bool {
+        loop {
+            match self.limiter.check() {
+                Ok(()) => return true,
+                Err(not_until) => {
+                    let wait = not_until.wait_time_from(self.clock.now());
+                    if Instant::now() + wait >= deadline {
+                        return false;
+                    }
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl PhoneValidator for TwilioValidator {
+    async fn check(
+        &self,
+        phone: &PhoneNumber,
+        deadline: Instant,
+    ) -> Result<PhoneVerdict, ValidationError> {
+        // A check that joins another's lookup of the same number still ends at its own
+        // deadline.
+        let checked = timeout_at(
+            deadline,
+            self.cache
+                .get_or_lookup(phone, || self.lookup(phone, deadline)),
+        )
+        .await;
+        checked.unwrap_or_else(|_| {
+            Err(ValidationError::Unavailable(
+                "the deadline passed while the number was being looked up".to_owned(),
+            ))
+        })
+    }
+}
+
+/// The judgement of a Lookup answer.
+pub(crate) fn interpret_lookup(
+    status: StatusCode,
+    retry_after: Option<Duration>,
+    body: &[u8],
+    policy: &LineTypePolicy,
+) -> Attempt<PhoneVerdict> {
+    if !status.is_success() {
+        return interpret_error(status, retry_after, body);
+    }
+    match serde_json::from_slice::<LookupResponse>(body) {
+        Ok(answer) => Attempt::Done(answer.verdict(policy)),
+        Err(e) => Attempt::Fail(ValidationError::Unknown(anyhow::anyhow!(
+            "Twilio Lookup answered HTTP {} with a body that is not a Lookup response: {}",
+            status.as_u16(),
+            safe_text(&e.to_string())
+        ))),
+    }
+}
+
+/// The judgement of a non-2xx answer: fatal, retryable, or a reason to defer.
+pub(crate) fn interpret_error<T>(
+    status: StatusCode,
+    retry_after: Option<Duration>,
+    body: &[u8],
+) -> Attempt<T> {
+    let parsed = TwilioErrorBody::parse(body);
+    let described = TwilioErrorBody::describe(parsed.as_ref(), status.as_u16());
+    let code = parsed.as_ref().and_then(|b| b.code);
+    match status.as_u16() {
+        // 20003: "Authenticate"/"Permission Denied"; 20403: account suspended or closed.
+        401 | 403 => Attempt::Fail(ValidationError::Unauthorized(described)),
+        _ if code == Some(20003) => Attempt::Fail(ValidationError::Unauthorized(described)),
+        // 20429: "Requests that receive 429 responses aren't processed and are safe to
+        // retry after backing off" (twilio.com/docs/api/errors/20429).
+        408 | 429 | 500..=599 => Attempt::Retry {
+            reason: described,
+            retry_after,
+        },
+        404 => Attempt::Fail(ValidationError::Unknown(anyhow::anyhow!(
+            "{described}; Lookup v2 answers 200 even for invalid numbers, so is twilio.base_url the Lookup host?"
+        ))),
+        _ => Attempt::Fail(ValidationError::Unknown(anyhow::anyhow!(
+            "Twilio Lookup refused the request: {described}"
+        ))),
+    }
+}
+
+/// Timeouts, refused connections and resets are retried; their text loses the URL (which
+/// holds the number) and is scrubbed.
+fn transport_failure<T>(error: reqwest::Error) -> Attempt<T> {
+    let kind = if error.is_timeout() {
+        "the request timed out"
+    } else if error.is_connect() {
+        "could not connect"
+    } else if error.is_body() || error.is_decode() {
+        "the answer broke off"
+    } else {
+        "the request failed"
+    };
+    let detail = error_chain(&error.without_url());
+    Attempt::Retry {
+        reason: format!("{kind} ({})", safe_text(&detail)),
+        retry_after: None,
+    }
+}
+
+fn error_chain(error: &dyn StdError) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?;
+    parse_retry_after(value, SystemTime::now())
+}
+
+async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = MAX_BODY_BYTES.saturating_sub(body.len());
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= MAX_BODY_BYTES {
+            break;
+        }
+    }
+    Ok(body)
+}
+
+fn basic_auth(user: &str, password: &SecretString) -> Result<HeaderValue, ConfigError> {
+    let pair = SecretString::from(format!("{user}:{}", password.expose_secret()));
+    let header = SecretString::from(format!(
+        "Basic {}",
+        BASE64.encode(pair.expose_secret().as_bytes())
+    ));
+    let mut value = HeaderValue::from_str(header.expose_secret())
+        .map_err(|_| ConfigError::new("twilio.auth_token", "cannot be sent in an HTTP header"))?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> LineTypePolicy {
+        LineTypePolicy::default()
+    }
+
+    #[test]
+    fn credentials_errors_are_fatal_and_never_a_verdict() {
+        let body = br#"{"code": 20003, "message": "Authenticate", "more_info": "https://www.twilio.com/docs/errors/20003", "status": 401}"#;
+        for status in [401, 403] {
+            let status = StatusCode::from_u16(status).expect("status");
+            assert!(matches!(
+                interpret_lookup(status, None, body, &policy()),
+                Attempt::Fail(ValidationError::Unauthorized(_))
+            ));
+            assert!(matches!(
+                interpret_lookup(status, None, b"<html>nope</html>", &policy()),
+                Attempt::Fail(ValidationError::Unauthorized(_))
+            ));
+        }
+        // Code 20003 means our credentials even under an unexpected status.
+        assert!(matches!(
+            interpret_lookup(StatusCode::BAD_REQUEST, None, body, &policy()),
+            Attempt::Fail(ValidationError::Unauthorized(_))
+        ));
+    }
+
+    #[test]
+    fn transient_answers_are_retried_with_retry_after() {
+        let body = br#"{"code": 20429, "message": "Too Many Requests", "status": 429}"#;
+        let after = Some(Duration::from_secs(2));
+        match interpret_lookup(StatusCode::TOO_MANY_REQUESTS, after, body, &policy()) {
+            Attempt::Retry {
+                reason,
+                retry_after,
+            } => {
+                assert_eq!(reason, "HTTP 429, Twilio code 20429: Too Many Requests");
+                assert_eq!(retry_after, after);
+            }
+            other => panic!("{other:?}"),
+        }
+        for status in [408, 500, 502, 503, 504] {
+            let status = StatusCode::from_u16(status).expect("status");
+            assert!(
+                matches!(
+                    interpret_lookup(status, None, b"<html>gateway</html>", &policy()),
+                    Attempt::Retry { .. }
+                ),
+                "{status}"
+            );
+        }
+    }
+
+    #[test]
+    fn other_refusals_defer_instead_of_judging() {
+        for status in [400, 404, 409, 302] {
+            let status = StatusCode::from_u16(status).expect("status");
+            assert!(
+                matches!(
+                    interpret_lookup(status, None, b"", &policy()),
+                    Attempt::Fail(ValidationError::Unknown(_))
+                ),
+                "{status}"
+            );
+        }
+        match interpret_lookup(
+            StatusCode::OK,
+            None,
+            b"<html>captive portal</html>",
+            &policy(),
+        ) {
+            Attempt::Fail(ValidationError::Unknown(e)) => {
+                assert!(e.to_string().contains("not a Lookup response"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn malformed_body_errors_do_not_echo_numbers() {
+        let body = br#"{"valid": "+14155550123"}"#;
+        let Attempt::Fail(ValidationError::Unknown(e)) =
+            interpret_lookup(StatusCode::OK, None, body, &policy())
+        else {
+            panic!("refused")
+        };
+        assert!(!e.to_string().contains("4155550123"), "{e}");
+    }
+
+    #[test]
+    fn a_valid_answer_is_judged_by_the_policy() {
+        let body = br#"{"valid": true, "line_type_intelligence": {"type": "landline", "error_code": null}}"#;
+        match interpret_lookup(StatusCode::OK, None, body, &policy()) {
+            Attempt::Done(v) => assert_eq!(
+                v,
+                PhoneVerdict::NotSmsCapable {
+                    line_type: "landline".into()
+                }
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn basic_auth_header_is_sensitive_and_correct() {
+        let value = basic_auth(
+            "AC00000000000000000000000000000001",
+            &SecretString::from("s3cret"),
+        )
+        .expect("header");
+        assert!(value.is_sensitive());
+        let expected = format!(
+            "Basic {}",
+            BASE64.encode("AC00000000000000000000000000000001:s3cret")
+        );
+        assert_eq!(value.to_str().expect("ascii"), expected);
+        assert!(!format!("{value:?}").contains("czNjcmV0"));
+    }
+}

@@ -1,0 +1,236 @@
+//! Throughput of the verification adapter against the in-process simulator; prints a
+//! table, asserts nothing.
+//!
+//! 1. Paced: the simulator answers after 500 ms and limits requests to 120 a minute;
+//!    the adapter is configured for 120 a minute and driven by enough concurrent
+//!    callers. Reported: sustained codes per second as a share of the limiter's ceiling
+//!    (120 × 10 / 60 = 20 codes/s; goal ≥ 0.95) and the 429s our pacing caused (goal 0).
+//!    It runs past the simulator's first one-minute window, so a window boundary is met.
+//! 2. Loopback: no latency, no limiter, pacing out of the way: codes per second the
+//!    adapter and simulator sustain together on this machine, and the peak RSS.
+//!
+//! `cargo bench -p ca-notify-adapter-verification --bench issue`; set
+//! `ISSUE_BENCH_PACED_SECS` / `ISSUE_BENCH_LOOPBACK_SECS` to shorten or lengthen runs.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ca_notify_adapter_verification::{VerificationClient, VerificationConfig};
+use ca_notify_domain::{DedupKey, DedupSecret, ItemAnswer, PhoneParser};
+use ca_notify_ports::{IssueItem, SmsIssuer};
+use ca_notify_simulators::verification::{RateLimit, SimConfig, VerificationSimulator};
+use tokio::time::Instant;
+
+/// Hands out distinct, valid phone numbers (`+1 206 NXX XXXX`) with their dedup keys.
+struct People {
+    next: AtomicU32,
+    parser: PhoneParser,
+    secret: DedupSecret,
+    today: chrono::NaiveDate,
+}
+
+impl People {
+    fn new() -> Self {
+        Self {
+            next: AtomicU32::new(0),
+            parser: PhoneParser::default(),
+            secret: DedupSecret::new("benchmark dedup secret, long enough".to_owned().into())
+                .expect("secret"),
+            today: chrono::Utc::now().date_naive(),
+        }
+    }
+
+    fn batch(&self, size: u32) -> Vec<IssueItem> {
+        (0..size)
+            .map(|_| {
+                let n = self.next.fetch_add(1, Ordering::Relaxed);
+                // Exchanges 200–999, lines 0000–9999: 8 million numbers.
+                let raw = format!("+1206{:03}{:04}", 200 + n / 10_000, n % 10_000);
+                let phone = self.parser.parse(&raw).expect("valid phone");
+                let test_date = Some(self.today);
+                IssueItem {
+                    uuid: DedupKey::derive(&self.secret, &phone, test_date, &"bench".into()),
+                    phone,
+                    test_type: None,
+                    test_date,
+                    symptom_date: None,
+                    tz_offset: 0,
+                }
+            })
+            .collect()
+    }
+}
+
+struct Run {
+    codes: u64,
+    requests: u64,
+    elapsed: Duration,
+}
+
+/// `callers` tasks issue 10-item batches until `duration` has passed.
+async fn drive(client: Arc<VerificationClient>, callers: usize, duration: Duration) -> Run {
+    let people = Arc::new(People::new());
+    let codes = Arc::new(AtomicU64::new(0));
+    let requests = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let stop_at = start + duration;
+    let last_done = Arc::new(std::sync::Mutex::new(start));
+    let tasks: Vec<_> = (0..callers)
+        .map(|_| {
+            let (client, people, codes, requests, last_done) = (
+                client.clone(),
+                people.clone(),
+                codes.clone(),
+                requests.clone(),
+                last_done.clone(),
+            );
+            tokio::spawn(async move {
+                while Instant::now() < stop_at {
+                    let batch = people.batch(10);
+                    // The deadline stops callers from waiting on the pacer past the run.
+                    match client.issue_batch(&batch, stop_at).await {
+                        Ok(answers) => {
+                            let issued = answers
+                                .iter()
+                                .filter(|a| matches!(a, ItemAnswer::Issued))
+                                .count();
+                            codes.fetch_add(issued as u64, Ordering::Relaxed);
+                            requests.fetch_add(1, Ordering::Relaxed);
+                            *last_done.lock().expect("lock") = Instant::now();
+                        }
+                        Err(ca_notify_ports::IssueError::RateLimited { until })
+                            if until >= stop_at =>
+                        {
+                            break
+                        }
+                        Err(error) => eprintln!("batch failed: {error}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("caller");
+    }
+    let elapsed = *last_done.lock().expect("lock") - start;
+    Run {
+        codes: codes.load(Ordering::Relaxed),
+        requests: requests.load(Ordering::Relaxed),
+        elapsed,
+    }
+}
+
+fn config(base_url: &str, api_key: &str, requests_per_minute: u32) -> VerificationConfig {
+    let mut config = VerificationConfig::new(base_url, api_key.to_owned().into());
+    config.requests_per_minute = requests_per_minute;
+    config
+}
+
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+fn seconds(var: &str, default: u64) -> Duration {
+    Duration::from_secs(
+        std::env::var(var)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default),
+    )
+}
+
+fn main() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        // 1. Paced against a 120/min limiter with 500 ms answers.
+        let paced_for = seconds("ISSUE_BENCH_PACED_SECS", 70);
+        let sim = VerificationSimulator::start(SimConfig {
+            latency: Duration::from_millis(500),
+            rate_limit: Some(RateLimit::per_minute(120)),
+            ..SimConfig::default()
+        })
+        .await?;
+        let client = Arc::new(VerificationClient::new(config(
+            &sim.base_url(),
+            &sim.api_key(),
+            120,
+        ))?);
+        let paced = drive(client, 4, paced_for).await;
+        let paced_stats = sim.stats();
+        let paced_rate = paced.codes as f64 / paced.elapsed.as_secs_f64();
+        let ceiling = 120.0 * 10.0 / 60.0;
+        assert_eq!(sim.ledger().phones_texted_more_than_once(), 0);
+        drop(sim);
+
+        // 2. Loopback, nothing in the way.
+        let loopback_for = seconds("ISSUE_BENCH_LOOPBACK_SECS", 10);
+        let sim = VerificationSimulator::start(SimConfig::default()).await?;
+        let client = Arc::new(VerificationClient::new(config(
+            &sim.base_url(),
+            &sim.api_key(),
+            100_000_000,
+        ))?);
+        let callers = 32;
+        let loopback = drive(client, callers, loopback_for).await;
+        let loopback_stats = sim.stats();
+        let loopback_rate = loopback.codes as f64 / loopback.elapsed.as_secs_f64();
+
+        println!();
+        println!("verification adapter against the simulator");
+        println!("{:-<78}", "");
+        println!("{:<44} {:>14}  goal", "figure", "value");
+        println!("{:-<78}", "");
+        println!(
+            "{:<44} {:>14.2}  ",
+            "paced: codes/s (500 ms latency, 120 req/min)", paced_rate
+        );
+        println!(
+            "{:<44} {:>14.3}  >= 0.95",
+            "paced: share of the 20 codes/s ceiling",
+            paced_rate / ceiling
+        );
+        println!(
+            "{:<44} {:>14}  0",
+            "paced: limiter 429s received", paced_stats.rate_limited
+        );
+        println!(
+            "{:<44} {:>14}  ",
+            "paced: requests / codes",
+            format!("{} / {}", paced.requests, paced.codes)
+        );
+        println!(
+            "{:<44} {:>14.1}  ",
+            "paced: seconds measured",
+            paced.elapsed.as_secs_f64()
+        );
+        println!(
+            "{:<44} {:>14.0}  ",
+            format!("loopback: codes/s ({callers} callers, no limiter)"),
+            loopback_rate
+        );
+        println!(
+            "{:<44} {:>14.0}  ",
+            "loopback: requests/s",
+            loopback.requests as f64 / loopback.elapsed.as_secs_f64()
+        );
+        println!(
+            "{:<44} {:>14}  ",
+            "loopback: codes issued (simulator count)", loopback_stats.issued
+        );
+        match peak_rss_mib() {
+            Some(mib) => println!(
+                "{:<44} {:>14.1}  ",
+                "peak RSS, whole process (VmHWM, MiB)", mib
+            ),
+            None => println!("{:<44} {:>14}  ", "peak RSS (VmHWM)", "n/a"),
+        }
+        println!("{:-<78}", "");
+        anyhow::Ok(())
+    })
+}

@@ -1,0 +1,27 @@
+//! The [`SmsIssuer`](ca_notify_ports::SmsIssuer) adapter for the Exposure Notifications
+//! Verification Server's `POST /api/batch-issue`: the server issues a code per item and
+//! texts it, and this crate makes sure each person gets that text at most once.
+//!
+//! * [`config`]: [`VerificationConfig`] (the API key is a secret) and its `validate()`.
+//! * [`client`]: [`VerificationClient`], the `SmsIssuer`: request shape, retries, fan-out.
+//! * [`classify`]: the judgement of one HTTP answer, per item or for the whole request.
+//! * [`wire`]: the serde types of the request and the answers, documented fields only.
+//! * [`pacing`]: the requests-per-minute limiter and the server's `X-RateLimit-*` headers.
+//! * [`retry_after`]: lenient `Retry-After` / `X-RateLimit-Reset` parsing (`… UTC` dates).
+//! * [`healthcheck`]: `check_reachable`, which proves access without issuing anything.
+//!
+//! Dates are not checked here: the pipeline settles records whose test or symptom date
+//! lies outside the server's window ([`ca_notify_domain::DateWindow`]) before they ever
+//! become [`IssueItem`](ca_notify_ports::IssueItem)s, so no request or quota is spent on
+//! them. `docs/adapters/verification.md` maps every server answer to what we do with it.
+
+pub mod classify;
+pub mod client;
+pub mod config;
+pub mod healthcheck;
+pub mod pacing;
+pub mod retry_after;
+pub mod wire;
+
+pub use client::VerificationClient;
+pub use config::{ConfigError, VerificationConfig};

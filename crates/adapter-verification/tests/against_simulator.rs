@@ -1,0 +1,396 @@
+//! The adapter against the verification server simulator: what the SMS ledger says
+//! after partial failures, lost answers, limiter refusals, quota exhaustion and
+//! duplicate rows. The ledger is the ground truth: every person texted exactly once.
+
+mod common;
+
+use std::time::Duration;
+
+use ca_notify_adapter_verification::VerificationClient;
+use ca_notify_domain::{evaluate_response, ItemAnswer, Outcome, RetryBudget, StopSignal};
+use ca_notify_ports::{IssueError, IssueItem, SmsIssuer};
+use ca_notify_simulators::verification::{
+    Fault, Faults, RateLimit, RunningSim, SimConfig, VerificationSimulator,
+};
+use common::{far, items};
+use tokio::time::Instant;
+
+async fn start(config: SimConfig) -> (RunningSim, VerificationClient) {
+    let sim = VerificationSimulator::start(config)
+        .await
+        .expect("simulator");
+    let client = common::client(&sim.base_url(), &sim.api_key());
+    (sim, client)
+}
+
+fn assert_texted_once(sim: &RunningSim, items: &[IssueItem]) {
+    for item in items {
+        assert_eq!(
+            sim.texts_to(item.phone.expose_e164()),
+            1,
+            "{} must get exactly one text",
+            item.phone
+        );
+    }
+}
+
+#[tokio::test]
+async fn partial_failure_resends_only_the_failed_indices() {
+    let (sim, client) = start(SimConfig {
+        faults: Faults::scripted([Fault::SmsFailure(vec![1, 3])]),
+        ..SimConfig::default()
+    })
+    .await;
+    let batch = items(100, 5);
+    let answers = client.issue_batch(&batch, far()).await.expect("answers");
+    assert_eq!(
+        answers,
+        vec![
+            ItemAnswer::Issued,
+            ItemAnswer::failed("sms_failure"),
+            ItemAnswer::Issued,
+            ItemAnswer::failed("sms_failure"),
+            ItemAnswer::Issued,
+        ]
+    );
+    let evaluation = evaluate_response(batch.len(), &answers, 0, &RetryBudget::default());
+    assert_eq!(evaluation.retry, vec![1, 3]);
+    let resend: Vec<IssueItem> = evaluation.retry.iter().map(|&i| batch[i].clone()).collect();
+    let answers = client.issue_batch(&resend, far()).await.expect("answers");
+    assert_eq!(answers, vec![ItemAnswer::Issued; 2]);
+    assert_texted_once(&sim, &batch);
+    assert_eq!(sim.stats().items, 7, "5 sent, then only the 2 failed ones");
+}
+
+#[tokio::test]
+async fn an_error_after_issuing_ends_with_one_text_each_and_already_exists() {
+    let (sim, client) = start(SimConfig {
+        faults: Faults::scripted([Fault::ErrorAfterIssue]),
+        ..SimConfig::default()
+    })
+    .await;
+    let batch = items(200, 4);
+    let answers = client.issue_batch(&batch, far()).await.expect("answers");
+    assert_eq!(
+        answers,
+        vec![ItemAnswer::AlreadyExists; 4],
+        "the retry met 409s"
+    );
+    assert_texted_once(&sim, &batch);
+    let stats = sim.stats();
+    assert_eq!((stats.batches, stats.already_exists), (2, 4));
+}
+
+#[tokio::test]
+async fn a_dropped_connection_after_issuing_ends_with_one_text_each() {
+    let (sim, client) = start(SimConfig {
+        faults: Faults::scripted([Fault::DropAfterIssue]),
+        ..SimConfig::default()
+    })
+    .await;
+    let batch = items(300, 3);
+    let answers = client.issue_batch(&batch, far()).await.expect("answers");
+    assert_eq!(answers, vec![ItemAnswer::AlreadyExists; 3]);
+    assert_texted_once(&sim, &batch);
+    assert_eq!(sim.stats().dropped_connections, 1);
+}
+
+#[tokio::test]
+async fn a_dropped_connection_before_issuing_is_retried_and_issued() {
+    let (sim, client) = start(SimConfig {
+        faults: Faults::scripted([Fault::DropBeforeIssue, Fault::ErrorBeforeIssue]),
+        ..SimConfig::default()
+    })
+    .await;
+    let batch = items(400, 3);
+    let answers = client.issue_batch(&batch, far()).await.expect("answers");
+    assert_eq!(answers, vec![ItemAnswer::Issued; 3]);
+    assert_texted_once(&sim, &batch);
+}
+
+#[tokio::test]
+async fn the_same_person_twice_in_one_batch_is_texted_once() {
+    let (sim, client) = start(SimConfig::default()).await;
+    let person = common::item("+12065550500");
+    let other = common::item("+12065550501");
+    // Two store rows for the same phone and test date carry the same dedup key.
+    let mut twin = person.clone();
+    twin.tz_offset = -420;
+    let answers = client
+        .issue_batch(&[person.clone(), other, twin], far())
+        .await
+        .expect("answers");
+    assert_eq!(
+        answers,
+        vec![
+            ItemAnswer::Issued,
+            ItemAnswer::Issued,
+            ItemAnswer::AlreadyExists
+        ]
+    );
+    assert_eq!(sim.texts_to(person.phone.expose_e164()), 1);
+    assert_eq!(sim.stats().items, 2, "the twin was not even sent");
+}
+
+#[tokio::test]
+async fn a_limiter_429_says_until_when_and_the_pacer_waits_for_it() {
+    let (sim, client) = start(SimConfig {
+        rate_limit: Some(RateLimit {
+            tokens: 1,
+            interval: Duration::from_secs(2),
+        }),
+        ..SimConfig::default()
+    })
+    .await;
+    client
+        .issue_batch(&items(500, 2), far())
+        .await
+        .expect("first window");
+    // The server's window is spent (Remaining 0), so the pacer already holds; forget
+    // that to provoke the 429 itself.
+    let mut fresh = common::config(&sim.base_url(), &sim.api_key());
+    fresh.requests_per_minute = 60_000;
+    let unaware = VerificationClient::new(fresh).expect("client");
+    let before = Instant::now();
+    let error = unaware
+        .issue_batch(&items(510, 2), far())
+        .await
+        .expect_err("limited");
+    let IssueError::RateLimited { until } = error else {
+        panic!("{error:?}");
+    };
+    assert!(until > before, "{:?}", until - before);
+    assert!(
+        until <= before + Duration::from_secs(4),
+        "{:?}",
+        until - before
+    );
+    assert_eq!(sim.stats().rate_limited, 1);
+
+    // Retried at once, the call waits out the hold instead of earning another 429.
+    let batch = items(510, 2);
+    let answers = unaware
+        .issue_batch(&batch, far())
+        .await
+        .expect("after the wait");
+    assert!(Instant::now() >= until);
+    assert_eq!(answers, vec![ItemAnswer::Issued; 2]);
+    assert_eq!(sim.stats().rate_limited, 1, "no second 429");
+    assert_texted_once(&sim, &batch);
+}
+
+#[tokio::test]
+async fn a_spent_window_is_waited_out_without_a_429() {
+    let (sim, client) = start(SimConfig {
+        rate_limit: Some(RateLimit {
+            tokens: 2,
+            interval: Duration::from_secs(1),
+        }),
+        ..SimConfig::default()
+    })
+    .await;
+    let mut all = Vec::new();
+    for n in 0..4 {
+        let batch = items(600 + n * 10, 3);
+        let answers = client.issue_batch(&batch, far()).await.expect("issued");
+        assert_eq!(answers, vec![ItemAnswer::Issued; 3]);
+        all.extend(batch);
+    }
+    assert_eq!(sim.stats().rate_limited, 0);
+    assert_texted_once(&sim, &all);
+}
+
+#[tokio::test]
+async fn pacing_keeps_under_the_limiter() {
+    let (sim, _) = start(SimConfig {
+        rate_limit: Some(RateLimit {
+            tokens: 10,
+            interval: Duration::from_secs(2),
+        }),
+        ..SimConfig::default()
+    })
+    .await;
+    let mut config = common::config(&sim.base_url(), &sim.api_key());
+    config.requests_per_minute = 240; // 8 per 2 s window against a budget of 10
+    let client = std::sync::Arc::new(VerificationClient::new(config).expect("client"));
+    let tasks: Vec<_> = (0..8u32)
+        .map(|n| {
+            let client = client.clone();
+            tokio::spawn(async move { client.issue_batch(&items(700 + n * 10, 2), far()).await })
+        })
+        .collect();
+    for task in tasks {
+        let answers = task.await.expect("task").expect("answers");
+        assert_eq!(answers, vec![ItemAnswer::Issued; 2]);
+    }
+    assert_eq!(sim.stats().rate_limited, 0);
+    assert_eq!(sim.ledger().total(), 16);
+}
+
+#[tokio::test]
+async fn quota_exhaustion_stops_issuing_and_marks_nothing_zero() {
+    let (sim, client) = start(SimConfig {
+        daily_quota: Some(2),
+        ..SimConfig::default()
+    })
+    .await;
+    let batch = items(800, 3);
+    let answers = client.issue_batch(&batch, far()).await.expect("answers");
+    assert_eq!(
+        answers,
+        vec![
+            ItemAnswer::Issued,
+            ItemAnswer::Issued,
+            ItemAnswer::failed("quota_exceeded")
+        ]
+    );
+    let evaluation = evaluate_response(3, &answers, 0, &RetryBudget::default());
+    assert_eq!(evaluation.stop, Some(StopSignal::QuotaExhausted));
+    assert!(evaluation
+        .settled
+        .iter()
+        .all(|(_, outcome)| outcome.sent_flag() != Some(0)));
+    assert!(matches!(evaluation.settled[2].1, Outcome::Deferred { .. }));
+
+    let error = client
+        .issue_batch(&items(810, 2), far())
+        .await
+        .expect_err("spent");
+    assert!(matches!(error, IssueError::QuotaExhausted), "{error:?}");
+    assert_eq!(sim.ledger().total(), 2);
+}
+
+#[tokio::test]
+async fn a_wrong_api_key_stops_at_once() {
+    let sim = VerificationSimulator::start(SimConfig::default())
+        .await
+        .expect("simulator");
+    let client = common::client(&sim.base_url(), "not-the-key");
+    let error = client
+        .issue_batch(&items(900, 2), far())
+        .await
+        .expect_err("401");
+    assert!(matches!(error, IssueError::Unauthorized(_)), "{error:?}");
+    assert_eq!(sim.stats().requests, 1, "not retried");
+    assert_eq!(sim.ledger().total(), 0);
+    let problem = client.check_reachable().await.expect_err("401");
+    assert!(problem.contains("verification.api_key"), "{problem}");
+}
+
+#[tokio::test]
+async fn maintenance_is_unavailable() {
+    let (sim, client) = start(SimConfig {
+        maintenance: true,
+        ..SimConfig::default()
+    })
+    .await;
+    let error = client
+        .issue_batch(&items(950, 2), far())
+        .await
+        .expect_err("maintenance");
+    assert!(matches!(error, IssueError::Unavailable(_)), "{error:?}");
+    assert_eq!(sim.ledger().total(), 0);
+}
+
+#[tokio::test]
+async fn check_reachable_issues_nothing() {
+    let (sim, client) = start(SimConfig {
+        rate_limit: Some(RateLimit::per_minute(60)),
+        ..SimConfig::default()
+    })
+    .await;
+    let report = client.check_reachable().await.expect("reachable");
+    assert!(report.contains("request limit 60"), "{report}");
+    let stats = sim.stats();
+    assert_eq!((stats.requests, stats.issued), (1, 0));
+}
+
+#[tokio::test]
+async fn random_faults_never_text_anyone_twice() {
+    let (sim, client) = start(SimConfig {
+        seed: 42,
+        faults: Faults {
+            error_after_issue: 0.15,
+            drop_after_issue: 0.15,
+            drop_before_issue: 0.1,
+            sms_failure: 0.1,
+            ..Faults::default()
+        },
+        ..SimConfig::default()
+    })
+    .await;
+    let mut config = common::config(&sim.base_url(), &sim.api_key());
+    config.transport_backoff.max_retries = 8;
+    let client_many = VerificationClient::new(config).expect("client");
+    drop(client);
+    let mut everyone = Vec::new();
+    for n in 0..20u32 {
+        let mut pending = items(1000 + n * 10, 10);
+        everyone.extend(pending.clone());
+        for retries_done in 0..6 {
+            if pending.is_empty() {
+                break;
+            }
+            let answers = client_many
+                .issue_batch(&pending, far())
+                .await
+                .expect("answers");
+            let evaluation = evaluate_response(
+                pending.len(),
+                &answers,
+                retries_done,
+                &RetryBudget {
+                    max_item_retries: 6,
+                },
+            );
+            pending = evaluation
+                .retry
+                .iter()
+                .map(|&i| pending[i].clone())
+                .collect();
+        }
+        assert!(pending.is_empty());
+    }
+    assert_texted_once(&sim, &everyone);
+    assert_eq!(sim.ledger().phones_texted_more_than_once(), 0);
+    let stats = sim.stats();
+    assert!(
+        stats.dropped_connections > 0 && stats.injected_errors > 0,
+        "{stats:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_timeout_while_the_server_still_sends_never_texts_twice() {
+    let sim = VerificationSimulator::start(SimConfig {
+        faults: Faults::scripted([Fault::Delay(Duration::from_millis(800))]),
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator");
+    let mut config = common::config(&sim.base_url(), &sim.api_key());
+    config.request_timeout = Duration::from_millis(300);
+    let client = VerificationClient::new(config).expect("client");
+    let batch = items(1200, 2);
+    // The first attempt times out; the retry meets the uuids still in flight, which the
+    // server's unique index turns into per-item 500s.
+    let answers = client.issue_batch(&batch, far()).await.expect("answers");
+    assert_eq!(
+        answers,
+        vec![ItemAnswer::failed("internal_server_error"); 2]
+    );
+    let evaluation = evaluate_response(2, &answers, 0, &RetryBudget::default());
+    assert_eq!(evaluation.retry, vec![0, 1]);
+    // The first request's sends complete on the server all the same.
+    let waited = Instant::now();
+    while sim.stats().texts < 2 {
+        assert!(
+            waited.elapsed() < Duration::from_secs(5),
+            "the sends never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let answers = client.issue_batch(&batch, far()).await.expect("answers");
+    assert_eq!(answers, vec![ItemAnswer::AlreadyExists; 2]);
+    assert_texted_once(&sim, &batch);
+}
