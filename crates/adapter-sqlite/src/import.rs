@@ -136,7 +136,7 @@ fn import_into(
         .map_err(StoreError::from)?;
     let mut imported = 0u64;
     while read(&mut reader, &mut record, path)? {
-        let line = record.position().map_or(0, csv::Position::line);
+        let line = record.position().map_or(0, |p| physical_line(path, p));
         let malformed = |reason: String| ImportError::Malformed { line, reason };
         if record.len() != header.width {
             return Err(malformed(format!(
@@ -247,7 +247,7 @@ fn read(
     path: &Path,
 ) -> Result<bool, ImportError> {
     reader.read_byte_record(record).map_err(|e| {
-        let line = e.position().map_or(0, csv::Position::line);
+        let line = e.position().map_or(0, |p| physical_line(path, p));
         match e.into_kind() {
             csv::ErrorKind::Io(io) => {
                 match io.get_ref().and_then(|i| i.downcast_ref::<LineTooLong>()) {
@@ -263,7 +263,7 @@ fn read(
                 len,
                 pos,
             } => ImportError::Malformed {
-                line: pos.map_or(line, |p| p.line()),
+                line: pos.map_or(line, |p| physical_line(path, &p)),
                 reason: format!("has {len} fields, the header has {expected_len}"),
             },
             _ => ImportError::Malformed {
@@ -280,7 +280,7 @@ fn earlier_line_with_id(path: &Path, id_index: usize, id: &str, before: u64) -> 
     let mut record = csv::ByteRecord::new();
     let mut first = true;
     while reader.read_byte_record(&mut record).ok()? {
-        let line = record.position()?.line();
+        let line = physical_line(path, record.position()?);
         if line >= before {
             return None;
         }
@@ -292,6 +292,28 @@ fn earlier_line_with_id(path: &Path, id_index: usize, id: &str, before: u64) -> 
         }
     }
     None
+}
+
+/// The 1-based line a record starts on. The CSV reader's position of a record is where
+/// the previous one ended, before any line ends and blank lines in between; with CRLF
+/// ends the previous record ends at its `\r`, so its `\n` is not counted yet either. The
+/// record is on the line after every `\n` of that run. Reads a few bytes, on the error
+/// paths only (and per record while looking for a repeated id's earlier line).
+fn physical_line(path: &Path, position: &csv::Position) -> u64 {
+    use std::io::{Seek, SeekFrom};
+    let mut skipped = 0;
+    if let Ok(mut file) = File::open(path) {
+        if file.seek(SeekFrom::Start(position.byte())).is_ok() {
+            for byte in BufReader::new(file).bytes() {
+                match byte {
+                    Ok(b'\n') => skipped += 1,
+                    Ok(b'\r') => {}
+                    _ => break,
+                }
+            }
+        }
+    }
+    position.line() + skipped
 }
 
 fn csv_reader(file: File) -> csv::Reader<LineLimit<BufReader<File>>> {
@@ -359,5 +381,54 @@ impl<R: Read> Read for LineLimit<R> {
             }
         }
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SqliteConfig;
+
+    async fn import_text(text: &[u8]) -> Result<ImportReport, ImportError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let csv = dir.path().join("in.csv");
+        std::fs::write(&csv, text).expect("csv");
+        let store = SqliteStore::open(SqliteConfig::at(dir.path().join("store.db")))
+            .await
+            .expect("store");
+        import_csv(&store, &csv).await
+    }
+
+    fn line_of(result: Result<ImportReport, ImportError>) -> u64 {
+        match result {
+            Err(ImportError::Malformed { line, .. }) => line,
+            other => panic!("expected a malformed line, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn crlf_files_name_the_same_line_as_lf_files() {
+        for (end, bom) in [
+            ("\n", ""),
+            ("\r\n", ""),
+            ("\r\n", "\u{feff}"),
+            ("\n", "\u{feff}"),
+        ] {
+            let lines = |rows: &[&str]| format!("{bom}{}{end}", rows.join(end)).into_bytes();
+            let short = lines(&["id,phone,test_date", "a,1,", "b,2,", "c,3", "d,4,"]);
+            assert_eq!(line_of(import_text(&short).await), 4, "{end:?} {bom:?}");
+            let first = lines(&["id,phone", "a"]);
+            assert_eq!(line_of(import_text(&first).await), 2, "{end:?} {bom:?}");
+            let repeated = lines(&["id,phone", "a,1", "b,2", "a,3"]);
+            match import_text(&repeated).await {
+                Err(ImportError::Malformed { line, reason }) => {
+                    assert_eq!(line, 4, "{end:?} {bom:?}");
+                    assert!(reason.contains("line 2"), "{reason}");
+                }
+                other => panic!("{other:?}"),
+            }
+            let empty_id = lines(&["id,phone", "a,1", "", " ,2"]);
+            assert_eq!(line_of(import_text(&empty_id).await), 4, "{end:?} {bom:?}");
+        }
     }
 }
