@@ -1,7 +1,8 @@
 //! Shared helpers of the workspace integration suite.
 //!
 //! * [`binary`]: the built `ca-notify` command (built once per test run).
-//! * [`Cli`]: runs the command with a clean environment and captures what it printed.
+//! * [`Cli`]: runs the command with a clean environment and captures what it printed, or
+//!   hands back the [`Command`] for tests that signal or kill it mid-run.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -82,8 +83,9 @@ impl Cli {
         self
     }
 
-    /// Runs the command with these arguments and waits for it.
-    pub fn run(&self, args: &[&str]) -> CliOutput {
+    /// The command with these arguments and this invocation's environment, not started:
+    /// for tests that spawn it, signal it or kill it.
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(binary());
         command.args(args).env_clear();
         for key in ["PATH", "HOME", "TMPDIR"] {
@@ -95,6 +97,12 @@ impl Cli {
         if let Some(dir) = &self.dir {
             command.current_dir(dir);
         }
+        command
+    }
+
+    /// Runs the command with these arguments and waits for it.
+    pub fn run(&self, args: &[&str]) -> CliOutput {
+        let mut command = self.command(args);
         let Output {
             status,
             stdout,

@@ -30,6 +30,7 @@ pub fn pipeline_settings(config: &AppConfig, until_drained: bool) -> Result<Sett
         validation_concurrency: p.validation_concurrency,
         max_batches_in_flight: p.max_batches_in_flight,
         deadline: Duration::from_secs(p.deadline_secs),
+        lease_margin: Duration::from_secs(p.lease_margin_secs),
         min_epoch_duration: (p.min_epoch_duration_secs > 0)
             .then(|| Duration::from_secs(p.min_epoch_duration_secs)),
         until_drained,

@@ -203,6 +203,9 @@ pub struct PipelineSection {
     pub epoch_size: usize,
     /// The whole run's time budget.
     pub deadline_secs: u64,
+    /// A claim's lease is the run's remaining time plus this, so the records of a
+    /// crashed worker come back this long after its deadline.
+    pub lease_margin_secs: u64,
     /// Validator calls in flight at once.
     pub validation_concurrency: usize,
     /// Batches in flight at once.
@@ -474,5 +477,19 @@ mod tests {
         ] {
             assert!(err.contains(key), "{err}");
         }
+    }
+
+    #[test]
+    fn the_lease_margin_defaults_to_a_minute_and_reaches_the_pipeline() {
+        let c = AppConfig::load(None, &env(&[])).expect("defaults");
+        let settings = crate::compose::pipeline_settings(&c, false).expect("valid");
+        assert_eq!(settings.lease_margin, std::time::Duration::from_secs(60));
+        let c = AppConfig::load(
+            None,
+            &env(&[("CA_NOTIFY__PIPELINE__LEASE_MARGIN_SECS", "2")]),
+        )
+        .expect("loads");
+        let settings = crate::compose::pipeline_settings(&c, false).expect("valid");
+        assert_eq!(settings.lease_margin, std::time::Duration::from_secs(2));
     }
 }

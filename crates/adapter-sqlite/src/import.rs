@@ -280,3 +280,52 @@ fn io_error(path: &Path, e: &io::Error) -> ImportError {
         reason: e.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SqliteConfig;
+
+    async fn import_text(text: &[u8]) -> Result<ImportReport, ImportError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let csv = dir.path().join("in.csv");
+        std::fs::write(&csv, text).expect("csv");
+        let store = SqliteStore::open(SqliteConfig::at(dir.path().join("store.db")))
+            .await
+            .expect("store");
+        import_csv(&store, &csv).await
+    }
+
+    fn line_of(result: Result<ImportReport, ImportError>) -> u64 {
+        match result {
+            Err(ImportError::Malformed { line, .. }) => line,
+            other => panic!("expected a malformed line, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn crlf_files_name_the_same_line_as_lf_files() {
+        for (end, bom) in [
+            ("\n", ""),
+            ("\r\n", ""),
+            ("\r\n", "\u{feff}"),
+            ("\n", "\u{feff}"),
+        ] {
+            let lines = |rows: &[&str]| format!("{bom}{}{end}", rows.join(end)).into_bytes();
+            let short = lines(&["id,phone,test_date", "a,1,", "b,2,", "c,3", "d,4,"]);
+            assert_eq!(line_of(import_text(&short).await), 4, "{end:?} {bom:?}");
+            let first = lines(&["id,phone", "a"]);
+            assert_eq!(line_of(import_text(&first).await), 2, "{end:?} {bom:?}");
+            let repeated = lines(&["id,phone", "a,1", "b,2", "a,3"]);
+            match import_text(&repeated).await {
+                Err(ImportError::Malformed { line, reason }) => {
+                    assert_eq!(line, 4, "{end:?} {bom:?}");
+                    assert!(reason.contains("line 2"), "{reason}");
+                }
+                other => panic!("{other:?}"),
+            }
+            let empty_id = lines(&["id,phone", "a,1", "", " ,2"]);
+            assert_eq!(line_of(import_text(&empty_id).await), 4, "{end:?} {bom:?}");
+        }
+    }
+}
