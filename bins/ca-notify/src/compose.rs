@@ -41,7 +41,6 @@ pub fn pipeline_settings(config: &AppConfig, until_drained: bool) -> Result<Sett
         date_window: DateWindow {
             past_days: p.date_window_days,
         },
-        ..Settings::default()
     };
     settings
         .validate()
