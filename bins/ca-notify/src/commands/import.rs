@@ -5,7 +5,6 @@ use std::path::Path;
 
 use crate::compose;
 use crate::exit::{self, Failure};
-use crate::settings::{AppConfig, StoreKind};
 
 /// Imports the file in one transaction and prints the counts.
 ///
@@ -17,14 +16,12 @@ pub async fn execute(
     env: &HashMap<String, String>,
     file: &Path,
 ) -> Result<(), Failure> {
-    let config = AppConfig::load(config_path, env)?;
-    if config.store.kind != StoreKind::Sqlite {
-        return Err(Failure::new(
-            exit::CONFIG,
-            "import loads the SQLite store only (store.kind = \"sqlite\"); load Snowflake with its own tools",
-        ));
-    }
-    let store = compose::open_sqlite(&config).await?;
+    let store = compose::sqlite_only(
+        config_path,
+        env,
+        "import loads the SQLite store only; load Snowflake with its own tools",
+    )
+    .await?;
     let report = ca_notify_adapter_sqlite::import_csv(&store, file)
         .await
         .map_err(|e| {
