@@ -5,6 +5,7 @@ use std::path::Path;
 
 use crate::compose;
 use crate::exit::{self, Failure};
+use crate::progress::ProgressObserver;
 
 /// Imports the file in one transaction and prints the counts.
 ///
@@ -22,14 +23,15 @@ pub async fn execute(
         "import loads the SQLite store only; load Snowflake with its own tools",
     )
     .await?;
-    let report = ca_notify_adapter_sqlite::import_csv(&store, file)
-        .await
-        .map_err(|e| {
-            Failure::new(
-                exit::INPUT,
-                format!("import rejected {}: {e}", file.display()),
-            )
-        })?;
+    let spinner = ProgressObserver::spinner(&format!("importing {}", file.display()));
+    let result = ca_notify_adapter_sqlite::import_csv(&store, file).await;
+    spinner.finish();
+    let report = result.map_err(|e| {
+        Failure::new(
+            exit::INPUT,
+            format!("import rejected {}: {e}", file.display()),
+        )
+    })?;
     println!(
         "Imported {} recipients from {} into {}.",
         report.imported,
