@@ -37,8 +37,15 @@ while [ $# -gt 0 ]; do
 done
 
 if ! "$venv/bin/python" -c 'import fakesnow.server, uvicorn, pyarrow, duckdb' >/dev/null 2>&1; then
+  if ! "$python_bin" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    echo "start-fakesnow.sh: fakesnow 0.12.1 needs Python >= 3.11; set PYTHON to one" >&2
+    exit 1
+  fi
   echo "start-fakesnow.sh: installing fakesnow into $venv" >&2
-  "$python_bin" -m venv "$venv"
+  if ! "$python_bin" -m venv --clear "$venv"; then
+    echo "start-fakesnow.sh: '$python_bin -m venv' failed; on Debian: apt-get install -y python3-venv" >&2
+    exit 1
+  fi
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$dir/requirements.txt" >&2
   "$venv/bin/python" -c 'import fakesnow.server, uvicorn, pyarrow, duckdb'
 fi

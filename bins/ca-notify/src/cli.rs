@@ -19,7 +19,7 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Auto)]
     pub log_format: LogFormat,
 
-    /// What to do; without one, `demo` runs.
+    /// What to do; without one, `demo --in-memory` runs.
     #[command(subcommand)]
     pub command: Option<Command>,
 }

@@ -182,6 +182,26 @@ pub async fn open_store(config: &AppConfig) -> Result<Store, Failure> {
     }
 }
 
+/// The SQLite store, for the commands that work on it alone (`import`, `export`).
+///
+/// # Errors
+/// A configuration failure (with `why_not` when `store.kind` is not `sqlite`) or a store
+/// failure.
+pub async fn sqlite_only(
+    config_path: Option<&std::path::Path>,
+    env: &std::collections::HashMap<String, String>,
+    why_not: &str,
+) -> Result<SqliteStore, Failure> {
+    let config = AppConfig::load(config_path, env)?;
+    if config.store.kind != StoreKind::Sqlite {
+        return Err(Failure::new(
+            exit::CONFIG,
+            format!("{why_not} (store.kind = \"{}\")", "snowflake"),
+        ));
+    }
+    open_sqlite(&config).await
+}
+
 /// Opens (creating if needed) the SQLite store.
 ///
 /// # Errors

@@ -47,10 +47,12 @@ fn main() -> ExitCode {
 
 async fn dispatch(cli: Cli, env: HashMap<String, String>) -> Result<(), Failure> {
     let config_path = cli.config.as_deref();
-    match cli
-        .command
-        .unwrap_or(Command::Demo(cli::DemoArgs::default()))
-    {
+    // Without a subcommand: the demo on the in-memory adapters (nothing to set up at all).
+    let command = cli.command.unwrap_or(Command::Demo(cli::DemoArgs {
+        in_memory: true,
+        ..cli::DemoArgs::default()
+    }));
+    match command {
         Command::Run(args) => commands::run::execute(config_path, &env, &args).await,
         Command::Demo(args) => commands::demo::execute(&args).await,
         Command::Import { file } => commands::import::execute(config_path, &env, &file).await,

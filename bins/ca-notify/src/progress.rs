@@ -32,6 +32,22 @@ impl ProgressObserver {
         }
     }
 
+    /// A spinner with a message, for work whose size is unknown until it ends (an
+    /// all-or-nothing import); hidden when standard error is not a terminal.
+    pub fn spinner(message: &str) -> Self {
+        let bar = if std::io::stderr().is_terminal() {
+            ProgressBar::new_spinner()
+        } else {
+            ProgressBar::hidden()
+        };
+        bar.set_message(message.to_owned());
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        Self {
+            bar,
+            total_known: true,
+        }
+    }
+
     /// Removes the bar before the summary is printed.
     pub fn finish(&self) {
         self.bar.finish_and_clear();

@@ -11,7 +11,7 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use ca_notify_domain::{ClaimToken, DedupKey, Outcome, RecipientRecord, RecordId, RecordOutcome};
@@ -38,6 +38,8 @@ pub struct StoredResult {
     pub dedup_key: Option<DedupKey>,
     /// How many write-backs wrote a final outcome for it (always 1 in a correct run).
     pub writes: u32,
+    /// When the outcome was written (wall clock, as a store's processed-time column).
+    pub processed_at: SystemTime,
 }
 
 /// Record counts.
@@ -207,6 +209,15 @@ impl MemoryStore {
     pub fn attempts(&self, id: &RecordId) -> Option<u32> {
         let state = self.lock();
         state.index.get(id).map(|&i| state.entries[i].attempts)
+    }
+
+    /// The token of the claim on a record, live or expired; `None` when unclaimed.
+    pub fn claim_token(&self, id: &RecordId) -> Option<ClaimToken> {
+        let state = self.lock();
+        state
+            .index
+            .get(id)
+            .and_then(|&i| state.entries[i].lease.as_ref().map(|l| l.token.clone()))
     }
 
     /// Records with a claim on them, live or expired, in insertion order. After a
@@ -398,6 +409,7 @@ impl ResultSink for MemoryStore {
                         sent_flag: flag,
                         dedup_key: o.dedup_key,
                         writes,
+                        processed_at: SystemTime::now(),
                     });
                     state.open.remove(&i);
                     receipt.written += 1;

@@ -365,6 +365,15 @@ impl SnowflakeConfig {
         })
     }
 
+    /// Every statement the store's migration runs on a new schema, for a DBA to review or
+    /// run by hand (then grant the store `SELECT, INSERT, UPDATE` on the three tables).
+    ///
+    /// # Errors
+    /// As [`SnowflakeConfig::validate`] for the database, schema and table names.
+    pub fn migration_sql(&self) -> Result<String, ConfigError> {
+        Ok(crate::schema::ddl_for_review(&self.names()?))
+    }
+
     /// The validated base URL, if one is configured.
     pub(crate) fn base_url(&self) -> Result<Option<Url>, ConfigError> {
         self.base_url.as_deref().map(parse_base_url).transpose()
@@ -645,6 +654,15 @@ pub(crate) mod tests {
         assert!(!shown.contains("MIIEvQ"), "{shown}");
         assert!(!shown.contains("sesame"), "{shown}");
         assert!(shown.contains("[REDACTED]"), "{shown}");
+    }
+
+    #[test]
+    fn migration_sql_names_the_configured_tables() {
+        let sql = config().migration_sql().expect("valid");
+        assert!(
+            sql.contains("CREATE TABLE IF NOT EXISTS \"COVID\".\"PUBLIC\".\"CA_NOTIFY_STATE\" (")
+        );
+        assert_eq!(sql.lines().filter(|l| l.ends_with(';')).count(), 3, "{sql}");
     }
 
     #[test]

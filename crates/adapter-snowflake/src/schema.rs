@@ -69,7 +69,7 @@ fn v1_create_state_table(names: &Names) -> Vec<String> {
            LAST_TOKEN VARCHAR COMMENT 'Claim token of the last write-back', \
            UPDATED_AT TIMESTAMP_NTZ COMMENT 'Last change (UTC)', \
            CONSTRAINT {pk} PRIMARY KEY (RECORD_ID)\
-         ) COMMENT = 'ca-notify pipeline state per recipient record; managed by ca-notify migrate'",
+         ) COMMENT = 'ca-notify pipeline state per recipient record; created and migrated by ca-notify'",
         state = names.state.sql(),
         pk = pk.table().sql(),
     ),
@@ -153,10 +153,57 @@ pub(crate) fn record_version(names: &Names, migration: &Migration, worker: &str)
     }
 }
 
+/// Every statement `migrate` runs on a new schema, as a DBA reviews them.
+pub(crate) fn ddl_for_review(names: &Names) -> String {
+    let mut statements = vec![create_migrations_table(names).text];
+    for m in MIGRATIONS {
+        statements.extend((m.statements)(names));
+    }
+    statements
+        .iter()
+        .map(|s| format!("{s};"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::tests::config;
+
+    fn words(text: &str) -> String {
+        text.split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .replace("( ", "(")
+            .replace(" )", ")")
+    }
+
+    #[test]
+    fn the_ddl_in_the_docs_is_the_ddl_migrate_runs() {
+        let doc_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/store-snowflake.md");
+        let doc = std::fs::read_to_string(doc_path).expect("docs/store-snowflake.md");
+        let (_, rest) = doc
+            .split_once("<!-- ddl:begin -->")
+            .expect("a ddl:begin marker");
+        let (block, _) = rest
+            .split_once("<!-- ddl:end -->")
+            .expect("a ddl:end marker");
+        let documented: String = block
+            .lines()
+            .filter(|l| !l.starts_with("```") && !l.trim_start().starts_with("--"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut c = config();
+        c.database = "COVID".into();
+        c.schema = "PUBLIC".into();
+        let names = c.names().expect("valid");
+        assert_eq!(
+            words(&documented),
+            words(&ddl_for_review(&names)),
+            "docs/store-snowflake.md shows DDL that differs from what migrate runs"
+        );
+    }
 
     #[test]
     fn versions_are_consecutive_from_one() {

@@ -3,8 +3,9 @@
 //!
 //! Claim protocol (docs/store-snowflake.md has the full argument):
 //! 1. one autocommitted `MERGE` stamps a fresh token and a lease on up to N records with
-//!    no final outcome and no live lease (Snowflake serialises `MERGE`s on a table, so two
-//!    claims never take the same record);
+//!    no final outcome and no live lease (Snowflake runs the `MERGE`s on one table one
+//!    after another, so two claims do not take the same record; the document discusses
+//!    the one open question about that on a real account);
 //! 2. one `SELECT` reads back exactly the records that carry the token;
 //! 3. one `MERGE` per batch writes the outcomes, only where the token still holds, so a
 //!    worker whose lease ran out cannot overwrite a record someone else took, and a

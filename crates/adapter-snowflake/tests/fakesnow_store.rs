@@ -265,23 +265,27 @@ mod store {
         let claim = store.claim(1, LEASE).await.expect("claim");
 
         // Another statement holds the (emulated) table lock for longer than LOCK_TIMEOUT.
-        fakesnow().post("/__shim/hold-lock?seconds=4", json!({}));
+        fakesnow().post("/__shim/hold-lock?seconds=3", json!({}));
         match store.claim(1, LEASE).await {
             Err(SourceError::Unavailable(m)) => assert!(m.contains("000625"), "{m}"),
             other => panic!("expected a retryable lock timeout, got {other:?}"),
         }
-        match store
-            .write_back(&claim.token, &[invalid(&claim.records[0].id)])
-            .await
-        {
+        let outcome = [invalid(&claim.records[0].id)];
+        match store.write_back(&claim.token, &outcome).await {
             Err(SinkError::Unavailable(m)) => assert!(m.contains("000625"), "{m}"),
             other => panic!("expected a retryable lock timeout, got {other:?}"),
         }
-        tokio::time::sleep(Duration::from_secs(4)).await;
-        let receipt = store
-            .write_back(&claim.token, &[invalid(&claim.records[0].id)])
-            .await
-            .expect("the retried write succeeds once the lock is free");
+        // Retrying, as the pipeline does, succeeds once the lock is free.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let receipt = loop {
+            match store.write_back(&claim.token, &outcome).await {
+                Ok(receipt) => break receipt,
+                Err(SinkError::Unavailable(_)) if std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("the retried write failed: {e}"),
+            }
+        };
         assert_eq!(receipt.written, 1);
     }
 
@@ -426,7 +430,10 @@ mod store {
         let other = SnowflakeStore::connect(db.config(&unique("ledger"), &second, &state))
             .await
             .expect("connect");
-        for result in [other.migrate().await.map(|_| ()), other.check().await.map(|_| ())] {
+        for result in [
+            other.migrate().await.map(|_| ()),
+            other.check().await.map(|_| ()),
+        ] {
             match result {
                 Err(StoreError::Misconfigured(m)) => {
                     assert!(m.contains(&first) && m.contains(&second), "{m}")

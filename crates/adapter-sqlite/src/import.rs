@@ -17,18 +17,17 @@
 //! either row could text the wrong number.
 
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use rusqlite::types::Value;
 use rusqlite::TransactionBehavior;
 
+use crate::csv_lines::{CsvLines, ReadError};
 use crate::error::StoreError;
 use crate::store::SqliteStore;
 
-/// Longest physical line accepted: real lines are under 200 bytes; a longer one is a
-/// wrong file, and refusing it bounds memory.
-pub const MAX_LINE_BYTES: usize = 1 << 20;
+pub use crate::csv_lines::MAX_LINE_BYTES;
 
 const COLUMNS: [&str; 5] = ["id", "phone", "test_date", "symptom_date", "test_type"];
 
@@ -99,9 +98,9 @@ fn import_into(
     path: &Path,
     file: File,
 ) -> Result<ImportReport, ImportError> {
-    let mut reader = csv_reader(file);
+    let mut reader = CsvLines::new(file);
     let mut record = csv::ByteRecord::new();
-    if !read(&mut reader, &mut record, path)? {
+    if read(&mut reader, &mut record, path)?.is_none() {
         return Err(ImportError::Malformed {
             line: 1,
             reason: format!(
@@ -135,8 +134,7 @@ fn import_into(
         .prepare_cached(&inner.sql.exists)
         .map_err(StoreError::from)?;
     let mut imported = 0u64;
-    while read(&mut reader, &mut record, path)? {
-        let line = record.position().map_or(0, |p| physical_line(path, p));
+    while let Some(line) = read(&mut reader, &mut record, path)? {
         let malformed = |reason: String| ImportError::Malformed { line, reason };
         if record.len() != header.width {
             return Err(malformed(format!(
@@ -240,52 +238,34 @@ impl Header {
     }
 }
 
-/// Reads the next record, turning reader failures into line-numbered errors.
+/// Reads the next record and its line, turning reader failures into import errors.
 fn read(
-    reader: &mut csv::Reader<LineLimit<BufReader<File>>>,
+    reader: &mut CsvLines,
     record: &mut csv::ByteRecord,
     path: &Path,
-) -> Result<bool, ImportError> {
-    reader.read_byte_record(record).map_err(|e| {
-        let line = e.position().map_or(0, |p| physical_line(path, p));
-        match e.into_kind() {
-            csv::ErrorKind::Io(io) => {
-                match io.get_ref().and_then(|i| i.downcast_ref::<LineTooLong>()) {
-                    Some(too_long) => ImportError::Malformed {
-                        line: too_long.line,
-                        reason: format!("is longer than {MAX_LINE_BYTES} bytes"),
-                    },
-                    None => io_error(path, &io),
-                }
-            }
-            csv::ErrorKind::UnequalLengths {
-                expected_len,
-                len,
-                pos,
-            } => ImportError::Malformed {
-                line: pos.map_or(line, |p| physical_line(path, &p)),
-                reason: format!("has {len} fields, the header has {expected_len}"),
-            },
-            _ => ImportError::Malformed {
-                line,
-                reason: "is not valid CSV".to_owned(),
-            },
-        }
+) -> Result<Option<u64>, ImportError> {
+    reader.next(record).map_err(|e| match e {
+        ReadError::LineTooLong { line } => ImportError::Malformed {
+            line,
+            reason: format!("is longer than {MAX_LINE_BYTES} bytes"),
+        },
+        ReadError::Malformed { line } => ImportError::Malformed {
+            line,
+            reason: "is not valid CSV".to_owned(),
+        },
+        ReadError::Io(e) => io_error(path, &e),
     })
 }
 
 /// Only on the error path: finds the earlier line that holds `id`, for the message.
 fn earlier_line_with_id(path: &Path, id_index: usize, id: &str, before: u64) -> Option<u64> {
-    let mut reader = csv_reader(File::open(path).ok()?);
+    let mut reader = CsvLines::new(File::open(path).ok()?);
     let mut record = csv::ByteRecord::new();
-    let mut first = true;
-    while reader.read_byte_record(&mut record).ok()? {
-        let line = physical_line(path, record.position()?);
+    // The header is line 1 at the earliest; skip it.
+    reader.next(&mut record).ok()??;
+    while let Some(line) = reader.next(&mut record).ok()? {
         if line >= before {
             return None;
-        }
-        if std::mem::take(&mut first) {
-            continue;
         }
         if record.get(id_index) == Some(id.as_bytes()) {
             return Some(line);
@@ -294,93 +274,10 @@ fn earlier_line_with_id(path: &Path, id_index: usize, id: &str, before: u64) -> 
     None
 }
 
-/// The 1-based line a record starts on. The CSV reader's position of a record is where
-/// the previous one ended, before any line ends and blank lines in between; with CRLF
-/// ends the previous record ends at its `\r`, so its `\n` is not counted yet either. The
-/// record is on the line after every `\n` of that run. Reads a few bytes, on the error
-/// paths only (and per record while looking for a repeated id's earlier line).
-fn physical_line(path: &Path, position: &csv::Position) -> u64 {
-    use std::io::{Seek, SeekFrom};
-    let mut skipped = 0;
-    if let Ok(mut file) = File::open(path) {
-        if file.seek(SeekFrom::Start(position.byte())).is_ok() {
-            for byte in BufReader::new(file).bytes() {
-                match byte {
-                    Ok(b'\n') => skipped += 1,
-                    Ok(b'\r') => {}
-                    _ => break,
-                }
-            }
-        }
-    }
-    position.line() + skipped
-}
-
-fn csv_reader(file: File) -> csv::Reader<LineLimit<BufReader<File>>> {
-    csv::ReaderBuilder::new()
-        .has_headers(false)
-        // Checked against the header ourselves, with a better message.
-        .flexible(true)
-        .from_reader(LineLimit::new(BufReader::new(file)))
-}
-
 fn io_error(path: &Path, e: &io::Error) -> ImportError {
     ImportError::Io {
         path: path.to_path_buf(),
         reason: e.to_string(),
-    }
-}
-
-/// A physical line over [`MAX_LINE_BYTES`], carried through the CSV reader's io error.
-#[derive(Debug)]
-struct LineTooLong {
-    line: u64,
-}
-
-impl std::fmt::Display for LineTooLong {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "line {} is too long", self.line)
-    }
-}
-
-impl std::error::Error for LineTooLong {}
-
-/// Fails the read as soon as a physical line grows past [`MAX_LINE_BYTES`], before the
-/// CSV reader buffers it.
-struct LineLimit<R> {
-    inner: R,
-    line: u64,
-    line_len: usize,
-}
-
-impl<R> LineLimit<R> {
-    fn new(inner: R) -> Self {
-        Self {
-            inner,
-            line: 1,
-            line_len: 0,
-        }
-    }
-}
-
-impl<R: Read> Read for LineLimit<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        for &b in &buf[..n] {
-            if b == b'\n' {
-                self.line += 1;
-                self.line_len = 0;
-            } else {
-                self.line_len += 1;
-                if self.line_len > MAX_LINE_BYTES {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        LineTooLong { line: self.line },
-                    ));
-                }
-            }
-        }
-        Ok(n)
     }
 }
 

@@ -14,6 +14,7 @@
 
 mod clock;
 pub mod config;
+mod csv_lines;
 mod error;
 pub mod export;
 pub mod identifier;

@@ -13,8 +13,9 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
-use crate::config::ValidTable;
+use crate::config::{SourceTable, ValidTable};
 use crate::error::StoreError;
+use crate::identifier::InvalidIdentifier;
 
 /// The state table: outcome, dedup uuid, attempts and claim per record id. No phones.
 pub const STATE_TABLE: &str = "ca_notify_state";
@@ -33,33 +34,51 @@ const SOURCE_ID_INDEX: &str = "ca_notify_source_id";
 const MIGRATIONS: &[(i64, &str, &str)] = &[(
     1,
     "state table with pending and claim indexes; meta table",
-    "CREATE TABLE ca_notify_state (
-         record_id      TEXT    NOT NULL PRIMARY KEY,
-         sent           INTEGER CHECK (sent IN (0, 1)),
-         outcome        TEXT    CHECK (outcome IN ('sent', 'already_sent', 'not_sent')),
-         reason         TEXT,
-         dedup_uuid     TEXT,
-         attempts       INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
-         last_deferral  TEXT,
-         processed_at   TEXT,
-         claim_token    TEXT,
-         claimed_by     TEXT,
-         lease_until    INTEGER NOT NULL DEFAULT 0,
-         CHECK ((sent IS NULL) = (outcome IS NULL))
-     ) WITHOUT ROWID;
-     CREATE INDEX ca_notify_state_pending ON ca_notify_state (lease_until)
-         WHERE outcome IS NULL;
-     CREATE INDEX ca_notify_state_claim ON ca_notify_state (claim_token)
-         WHERE claim_token IS NOT NULL;
-     CREATE TABLE ca_notify_meta (
-         key   TEXT NOT NULL PRIMARY KEY,
-         value TEXT NOT NULL
-     ) WITHOUT ROWID;",
+    MIGRATION_1,
 )];
 
+const MIGRATION_1: &str = "\
+-- One row per source record id. No phone numbers.
+CREATE TABLE ca_notify_state (
+    record_id     TEXT    NOT NULL PRIMARY KEY,  -- the source id, as text
+    sent          INTEGER CHECK (sent IN (0, 1)),  -- 1 sent or already sent, 0 not, NULL undecided
+    outcome       TEXT    CHECK (outcome IN ('sent', 'already_sent', 'not_sent')),
+    reason        TEXT,                          -- stable reason code of the outcome
+    dedup_uuid    TEXT,                          -- the uuid sent to the verification server
+    attempts      INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),  -- write-backs that reached it
+    last_deferral TEXT,                          -- why the last run deferred it
+    processed_at  TEXT,                          -- RFC 3339 UTC, when the outcome was written
+    claim_token   TEXT,                          -- the current claim, NULL when unclaimed
+    claimed_by    TEXT,                          -- the worker holding it
+    lease_until   INTEGER NOT NULL DEFAULT 0,    -- Unix ms when the claim lapses; 0 unclaimed
+    CHECK ((sent IS NULL) = (outcome IS NULL))
+) WITHOUT ROWID;
+-- What a claim reads: pending records only, unclaimed (0) first, then the oldest lapsed
+-- leases. Processed rows are not in it, so a claim costs the same at any history length.
+CREATE INDEX ca_notify_state_pending ON ca_notify_state (lease_until)
+    WHERE outcome IS NULL;
+-- What a read-back, write-back and release look up.
+CREATE INDEX ca_notify_state_claim ON ca_notify_state (claim_token)
+    WHERE claim_token IS NOT NULL;
+-- Facts about this database: the source table (and id column) whose ledger it keeps.
+CREATE TABLE ca_notify_meta (
+    key   TEXT NOT NULL PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;";
+
 /// Migrates the state tables, creates the source table if it is missing, checks its
-/// columns, and installs adoption. One transaction; idempotent.
+/// columns, and installs adoption. One transaction; idempotent. When a read-only look
+/// finds everything in place (the usual case) it takes no write lock at all, so opening a
+/// store never queues behind busy workers.
 pub(crate) fn prepare(conn: &mut Connection, table: &ValidTable) -> Result<Prepared, StoreError> {
+    if is_prepared(conn, table)? {
+        check_columns(conn, table)?;
+        return Ok(Prepared {
+            version: SCHEMA_VERSION,
+            created_source: false,
+            adopted: None,
+        });
+    }
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let version = migrate(&tx)?;
     bind_source_table(&tx, table)?;
@@ -73,6 +92,31 @@ pub(crate) fn prepare(conn: &mut Connection, table: &ValidTable) -> Result<Prepa
         created_source,
         adopted,
     })
+}
+
+/// Whether a previous [`prepare`] left this database at this build's version, bound to
+/// this source table, with adoption installed (which it does in one transaction).
+fn is_prepared(conn: &Connection, table: &ValidTable) -> Result<bool, StoreError> {
+    let has_migrations: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'ca_notify_migrations')",
+        [],
+        |row| row.get(0),
+    )?;
+    if !has_migrations || applied_version(conn)? != SCHEMA_VERSION {
+        return Ok(false);
+    }
+    let bound: Option<String> = conn
+        .query_row(
+            "SELECT value FROM ca_notify_meta WHERE key = 'source_table'",
+            [],
+            |row| row.get(0),
+        )
+        .optional()?;
+    Ok(bound.as_deref() == Some(binding(table).as_str()) && adoption_installed(conn, table)?)
+}
+
+fn binding(table: &ValidTable) -> String {
+    format!("{}({})", table.name, table.id).to_ascii_lowercase()
 }
 
 /// What [`prepare`] did.
@@ -118,7 +162,7 @@ fn migrate(tx: &Transaction<'_>) -> Result<i64, StoreError> {
 /// One database holds the state of one source table: the ledger of table A must never
 /// decide who in table B gets texted.
 fn bind_source_table(tx: &Transaction<'_>, table: &ValidTable) -> Result<(), StoreError> {
-    let binding = format!("{}({})", table.name, table.id).to_ascii_lowercase();
+    let binding = binding(table);
     let existing: Option<String> = tx
         .query_row(
             "SELECT value FROM ca_notify_meta WHERE key = 'source_table'",
@@ -158,18 +202,7 @@ fn ensure_source_table(tx: &Transaction<'_>, table: &ValidTable) -> Result<bool,
             table.name
         ))),
         None => {
-            let mut columns = vec![format!("{} TEXT NOT NULL PRIMARY KEY", table.id.quoted())];
-            columns.extend(
-                table.columns()[1..]
-                    .iter()
-                    .flatten()
-                    .map(|c| format!("{} TEXT", c.quoted())),
-            );
-            tx.execute_batch(&format!(
-                "CREATE TABLE {} ({})",
-                table.name.quoted(),
-                columns.join(", ")
-            ))?;
+            tx.execute_batch(&source_table_ddl(table))?;
             tracing::info!(table = %table.name, "Created the source table.");
             Ok(true)
         }
@@ -228,11 +261,7 @@ fn ensure_id_index(tx: &Transaction<'_>, table: &ValidTable) -> Result<(), Store
         |row| row.get(0),
     )?;
     if !indexed {
-        tx.execute_batch(&format!(
-            "CREATE INDEX IF NOT EXISTS {SOURCE_ID_INDEX} ON {} ({})",
-            table.name.quoted(),
-            table.id.quoted()
-        ))?;
+        tx.execute_batch(&id_index_ddl(table))?;
         tracing::info!(table = %table.name, "Indexed the source table's id column.");
     }
     Ok(())
@@ -251,35 +280,106 @@ fn ensure_adoption(tx: &Transaction<'_>, table: &ValidTable) -> Result<Option<us
     if installed == 2 {
         return Ok(None);
     }
-    let src = table.name.quoted();
-    let id = table.id.quoted();
-    // NOT EXISTS instead of INSERT OR IGNORE: a trigger's conflict clause is overridden by
-    // the firing statement's (an `INSERT OR REPLACE` into the source would then replace,
-    // and so wipe, the record's state; sqlite.org/lang_createtrigger.html).
-    let adopt_new = format!(
-        "INSERT INTO ca_notify_state (record_id) SELECT CAST(NEW.{id} AS TEXT)
-          WHERE NOT EXISTS (SELECT 1 FROM ca_notify_state WHERE record_id = CAST(NEW.{id} AS TEXT));"
-    );
     tx.execute_batch(&format!(
-        "DROP TRIGGER IF EXISTS {INSERT_TRIGGER};
-         DROP TRIGGER IF EXISTS {UPDATE_TRIGGER};
-         CREATE TRIGGER {INSERT_TRIGGER} AFTER INSERT ON {src} WHEN NEW.{id} IS NOT NULL
-         BEGIN {adopt_new} END;
-         CREATE TRIGGER {UPDATE_TRIGGER} AFTER UPDATE OF {id} ON {src} WHEN NEW.{id} IS NOT NULL
-         BEGIN {adopt_new} END;"
+        "DROP TRIGGER IF EXISTS {INSERT_TRIGGER}; DROP TRIGGER IF EXISTS {UPDATE_TRIGGER};"
     ))?;
-    let adopted = tx.execute(
-        &format!(
-            "INSERT INTO ca_notify_state (record_id)
-             SELECT DISTINCT CAST(r.{id} AS TEXT) FROM {src} AS r
-              WHERE r.{id} IS NOT NULL
-                AND NOT EXISTS (SELECT 1 FROM ca_notify_state AS s
-                                 WHERE s.record_id = CAST(r.{id} AS TEXT))"
-        ),
-        [],
-    )?;
+    tx.execute_batch(&adoption_ddl(table))?;
+    let adopted = tx.execute(&adopt_existing_sql(table), [])?;
     tracing::info!(table = %table.name, adopted, "Installed adoption of source rows.");
     Ok(Some(adopted))
+}
+
+/// The source table as [`SqliteStore::open`](crate::SqliteStore::open) creates it when it
+/// is missing: the configured columns, all `TEXT`, the id the primary key.
+fn source_table_ddl(table: &ValidTable) -> String {
+    let mut columns = vec![format!("{} TEXT NOT NULL PRIMARY KEY", table.id.quoted())];
+    columns.extend(
+        table.columns()[1..]
+            .iter()
+            .flatten()
+            .map(|c| format!("{} TEXT", c.quoted())),
+    );
+    format!(
+        "CREATE TABLE IF NOT EXISTS {} (\n    {}\n);",
+        table.name.quoted(),
+        columns.join(",\n    ")
+    )
+}
+
+fn id_index_ddl(table: &ValidTable) -> String {
+    format!(
+        "CREATE INDEX IF NOT EXISTS {SOURCE_ID_INDEX} ON {} ({});",
+        table.name.quoted(),
+        table.id.quoted()
+    )
+}
+
+/// The two adoption triggers.
+///
+/// An upsert's DO NOTHING, not INSERT OR IGNORE: a trigger statement's own conflict
+/// clause is overridden by the firing statement's (an `INSERT OR REPLACE` into the source
+/// would then replace, and so wipe, the record's state; sqlite.org/lang_createtrigger.html),
+/// while an upsert clause always wins (`sqlite3GenerateConstraintChecks`). VALUES rather
+/// than INSERT … SELECT … NOT EXISTS also spares a temporary table per inserted row.
+fn adoption_ddl(table: &ValidTable) -> String {
+    let src = table.name.quoted();
+    let id = table.id.quoted();
+    let adopt_new = format!(
+        "INSERT INTO ca_notify_state (record_id) VALUES (CAST(NEW.{id} AS TEXT))\n        \
+         ON CONFLICT (record_id) DO NOTHING;"
+    );
+    format!(
+        "CREATE TRIGGER {INSERT_TRIGGER} AFTER INSERT ON {src} WHEN NEW.{id} IS NOT NULL\n\
+         BEGIN\n    {adopt_new}\nEND;\n\
+         CREATE TRIGGER {UPDATE_TRIGGER} AFTER UPDATE OF {id} ON {src} WHEN NEW.{id} IS NOT NULL\n\
+         BEGIN\n    {adopt_new}\nEND;"
+    )
+}
+
+/// Gives every source row that has none its state row (run with the triggers' creation).
+fn adopt_existing_sql(table: &ValidTable) -> String {
+    let src = table.name.quoted();
+    let id = table.id.quoted();
+    format!(
+        "INSERT INTO ca_notify_state (record_id)\n\
+         SELECT DISTINCT CAST(r.{id} AS TEXT) FROM {src} AS r\n \
+         WHERE r.{id} IS NOT NULL\n   \
+         AND NOT EXISTS (SELECT 1 FROM ca_notify_state AS s WHERE s.record_id = CAST(r.{id} AS TEXT));"
+    )
+}
+
+/// Everything [`SqliteStore::open`](crate::SqliteStore::open) may create for `table`, in
+/// order, for a DBA to review: the state schema's migrations, then the source table (only
+/// if missing), the id index (only if the id column has none), the adoption triggers and
+/// the adoption of existing rows. `docs/store.md` shows it for the default table.
+///
+/// # Errors
+/// [`InvalidIdentifier`] for a bad configured name.
+pub fn ddl(table: &SourceTable) -> Result<String, InvalidIdentifier> {
+    let table = table.validated()?;
+    let mut out = String::from(
+        "-- Applied schema versions.\n\
+         CREATE TABLE IF NOT EXISTS ca_notify_migrations (\n    \
+         version     INTEGER NOT NULL PRIMARY KEY,\n    \
+         description TEXT    NOT NULL,\n    \
+         applied_at  TEXT    NOT NULL\n);\n",
+    );
+    for (version, description, sql) in MIGRATIONS {
+        out.push_str(&format!(
+            "\n-- Migration {version}: {description}.\n{sql}\n"
+        ));
+    }
+    out.push_str(&format!(
+        "\n-- The source table, only when it does not exist.\n{}\n\
+         \n-- Only when the id column has no index of its own.\n{}\n\
+         \n-- Adoption: every source row gets its state row in the transaction that inserts it.\n{}\n\
+         \n-- Run with the triggers' creation: adopts the rows already there.\n{}\n",
+        source_table_ddl(&table),
+        id_index_ddl(&table),
+        adoption_ddl(&table),
+        adopt_existing_sql(&table)
+    ));
+    Ok(out)
 }
 
 /// The applied schema version, for `check`.
@@ -303,4 +403,37 @@ pub(crate) fn adoption_installed(
         |row| row.get(0),
     )?;
     Ok(installed == 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `docs/store.md` shows the DDL for review; it must be what the code runs.
+    #[test]
+    fn the_documented_ddl_is_the_ddl() {
+        let doc = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/store.md"),
+        )
+        .expect("docs/store.md");
+        let begin = "<!-- sqlite-ddl:begin -->\n```sql\n";
+        let block = doc
+            .split_once(begin)
+            .and_then(|(_, rest)| rest.split_once("```\n<!-- sqlite-ddl:end -->"))
+            .map(|(block, _)| block)
+            .expect("a sqlite-ddl block in docs/store.md");
+        let ddl = ddl(&SourceTable::default()).expect("default table");
+        assert_eq!(
+            block.trim(),
+            ddl.trim(),
+            "regenerate the block from schema::ddl"
+        );
+    }
+
+    #[test]
+    fn the_ddl_runs_on_an_empty_database() {
+        let conn = Connection::open_in_memory().expect("memory");
+        conn.execute_batch(&ddl(&SourceTable::default()).expect("ddl"))
+            .expect("the documented DDL runs");
+    }
 }

@@ -101,6 +101,9 @@ impl SqliteStore {
         // FULL: a commit is on disk before write-back returns, so a power cut cannot
         // forget that someone was texted. The benchmark measures what it costs.
         conn.pragma_update(None, "synchronous", "FULL")?;
+        // Statement journals (every insert that fires the adoption trigger needs one)
+        // stay in memory instead of a temporary file per statement.
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
         let prepared = schema::prepare(&mut conn, &table).map_err(in_file)?;
         tracing::debug!(
             path = %config.path.display(),

@@ -13,7 +13,7 @@
 
 use std::fmt;
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
@@ -27,7 +27,11 @@ const DOMAIN_LABEL: &[u8] = b"ca-notify/dedup/v1";
 /// The secret behind every dedup key. Without it nobody can tell from a uuid whose phone
 /// it was; with a new one every uuid changes, so it must be kept as long as the ledger.
 #[derive(Clone)]
-pub struct DedupSecret(SecretString);
+pub struct DedupSecret {
+    // HMAC keyed once: setting the key costs two of the four SHA-256 blocks a key needs,
+    // and the engine derives one key per recipient.
+    keyed: Hmac<Sha256>,
+}
 
 impl DedupSecret {
     /// Wraps a configured secret.
@@ -36,10 +40,13 @@ impl DedupSecret {
     /// A message when the secret is shorter than 16 bytes: too weak to keep phone
     /// numbers from being guessed back out of the uuids.
     pub fn new(secret: SecretString) -> Result<Self, &'static str> {
-        if secret.expose_secret().len() < 16 {
+        let bytes = secret.expose_secret().as_bytes();
+        if bytes.len() < 16 {
             return Err("the dedup secret must be at least 16 bytes long");
         }
-        Ok(Self(secret))
+        let keyed =
+            <Hmac<Sha256> as Mac>::new_from_slice(bytes).expect("HMAC takes a key of any length");
+        Ok(Self { keyed })
     }
 }
 
@@ -62,8 +69,7 @@ impl DedupKey {
         test_date: Option<NaiveDate>,
         record_id: &RecordId,
     ) -> Self {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.0.expose_secret().as_bytes())
-            .expect("HMAC takes a key of any length");
+        let mut mac = secret.keyed.clone();
         mac.update(DOMAIN_LABEL);
         mac.update(&[0]);
         mac.update(phone.expose_e164().as_bytes());
@@ -71,7 +77,7 @@ impl DedupKey {
         match test_date {
             Some(date) => {
                 mac.update(b"date:");
-                mac.update(date.format("%Y-%m-%d").to_string().as_bytes());
+                mac.update(iso_date(date).as_bytes());
             }
             None => {
                 mac.update(b"id:");
@@ -96,6 +102,26 @@ impl DedupKey {
     pub fn as_uuid(&self) -> Uuid {
         self.0
     }
+}
+
+/// `YYYY-MM-DD`, exactly as chrono's `%Y-%m-%d` writes it, without parsing a format
+/// string for every key.
+fn iso_date(date: NaiveDate) -> String {
+    let year = date.year();
+    if !(0..=9999).contains(&year) {
+        return date.format("%Y-%m-%d").to_string();
+    }
+    let mut out = String::with_capacity(10);
+    for (value, width) in [(year as u32, 4), (date.month(), 2), (date.day(), 2)] {
+        if !out.is_empty() {
+            out.push('-');
+        }
+        for shift in (0..width).rev() {
+            let digit = value / 10u32.pow(shift) % 10;
+            out.push(char::from(b'0' + digit as u8));
+        }
+    }
+    out
 }
 
 impl fmt::Display for DedupKey {
@@ -148,6 +174,21 @@ mod tests {
         let later = NaiveDate::from_ymd_opt(2021, 6, 2);
         let c = DedupKey::derive(&secret(), &phone("4155550123"), later, &"a".into());
         assert_ne!(a, c, "a new test is a new notification");
+    }
+
+    #[test]
+    fn the_date_is_written_as_chrono_writes_it() {
+        for (y, m, d) in [
+            (2021, 6, 1),
+            (1, 1, 1),
+            (999, 12, 31),
+            (9999, 12, 31),
+            (10000, 1, 1),
+            (-5, 3, 4),
+        ] {
+            let date = NaiveDate::from_ymd_opt(y, m, d).expect("date");
+            assert_eq!(iso_date(date), date.format("%Y-%m-%d").to_string());
+        }
     }
 
     #[test]

@@ -29,5 +29,7 @@ pub use dedup::{DedupKey, DedupSecret};
 pub use evaluate::{evaluate_response, Evaluation, ItemAnswer, RetryBudget, StopSignal};
 pub use outcome::{DeferReason, NotSentReason, Outcome, RecordOutcome};
 pub use phone::{PhoneError, PhoneNumber, PhoneParser, RawPhone};
-pub use recipient::{ClaimToken, DateError, Recipient, RecipientRecord, RecordId, TestType};
+pub use recipient::{
+    ClaimToken, DateError, LocallyChecked, Recipient, RecipientRecord, RecordId, TestType,
+};
 pub use scrub::scrub_phone_numbers;

@@ -10,6 +10,8 @@ use std::fmt;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
+use crate::date_window::{DateField, DateWindow};
+use crate::outcome::NotSentReason;
 use crate::phone::{PhoneError, PhoneNumber, PhoneParser, RawPhone};
 
 /// The store's own id for a record: opaque text, never interpreted.
@@ -203,6 +205,76 @@ impl Recipient {
     }
 }
 
+/// A recipient that passed every check needing no outside call: what the phone
+/// validator and the verification server are asked about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocallyChecked {
+    /// The parsed phone.
+    pub phone: PhoneNumber,
+    /// The test type, `None` for the issuer's configured default.
+    pub test_type: Option<TestType>,
+    /// The test date, inside the server's window.
+    pub test_date: Option<NaiveDate>,
+    /// The symptom onset date, inside the server's window.
+    pub symptom_date: Option<NaiveDate>,
+    /// Offset in minutes of the user's time zone.
+    pub tz_offset: i32,
+}
+
+impl Recipient {
+    /// Settles what can be settled without asking anyone, in the order an operator would
+    /// fix it: the phone, the test date, the symptom date (each against the server's
+    /// `window` on `today`, UTC), the test type. `Err` is the record's final reason.
+    pub fn check_locally(
+        self,
+        today: NaiveDate,
+        window: &DateWindow,
+    ) -> (RecordId, Result<LocallyChecked, NotSentReason>) {
+        let Self {
+            id,
+            phone,
+            test_type,
+            test_date,
+            symptom_date,
+            tz_offset,
+            unknown_test_type,
+            ..
+        } = self;
+        let check_date = |date: Result<Option<NaiveDate>, DateError>, field: DateField| match date {
+            Err(DateError::Malformed) => Err(NotSentReason::InvalidDate {
+                field,
+                detail: "malformed".to_owned(),
+            }),
+            Ok(Some(day)) => window
+                .check(today, day, tz_offset)
+                .map(|()| Some(day))
+                .map_err(|outside| NotSentReason::InvalidDate {
+                    field,
+                    detail: outside.code().to_owned(),
+                }),
+            Ok(None) => Ok(None),
+        };
+        let checked = (|| {
+            let phone = phone.map_err(|error| NotSentReason::InvalidNumber {
+                detail: error.code().to_owned(),
+            })?;
+            let test_date = check_date(test_date, DateField::TestDate)?;
+            let symptom_date = check_date(symptom_date, DateField::SymptomDate)?;
+            if unknown_test_type {
+                return Err(NotSentReason::InvalidTestType);
+            }
+            Ok(LocallyChecked {
+                phone,
+                test_type,
+                test_date,
+                symptom_date,
+                tz_offset,
+            })
+        })();
+        (id, checked)
+    }
+}
+
 /// `YYYY-MM-DD`, tolerating surrounding space and a trailing time part that some stores
 /// add when a DATE is read as text (`2021-06-01 00:00:00`).
 fn parse_date(text: Option<&str>) -> Result<Option<NaiveDate>, DateError> {
@@ -263,6 +335,49 @@ mod tests {
         assert_eq!(parse_date(Some("2021-06-011")), Err(DateError::Malformed));
         assert_eq!(parse_date(Some("06/01/2021")), Err(DateError::Malformed));
         assert_eq!(parse_date(Some("")), Ok(None));
+    }
+
+    #[test]
+    fn local_checks_settle_bad_phones_dates_and_types_in_order() {
+        let today = NaiveDate::from_ymd_opt(2021, 6, 15).expect("date");
+        let window = DateWindow::default();
+        let parser = PhoneParser::default();
+        let check = |record: RecipientRecord| {
+            Recipient::from_record(record, &parser)
+                .check_locally(today, &window)
+                .1
+        };
+        let ok = check(RecipientRecord::new("a", "4155550123").with_test_date("2021-06-01"));
+        assert_eq!(
+            ok.map(|c| c.test_date),
+            Ok(NaiveDate::from_ymd_opt(2021, 6, 1))
+        );
+        assert_eq!(
+            check(RecipientRecord::new("b", "nope").with_test_date("bad")),
+            Err(NotSentReason::InvalidNumber {
+                detail: "unexpected_character".into()
+            }),
+            "the phone is reported first"
+        );
+        assert_eq!(
+            check(RecipientRecord::new("c", "4155550123").with_test_date("2021-06-16")),
+            Err(NotSentReason::InvalidDate {
+                field: DateField::TestDate,
+                detail: "in_future".into()
+            })
+        );
+        let mut record = RecipientRecord::new("d", "4155550123").with_test_date("2021-06-01");
+        record.symptom_date = Some("2021-13-01".into());
+        assert_eq!(
+            check(record),
+            Err(NotSentReason::InvalidDate {
+                field: DateField::SymptomDate,
+                detail: "malformed".into()
+            })
+        );
+        let mut record = RecipientRecord::new("e", "4155550123");
+        record.test_type = Some("antibody".into());
+        assert_eq!(check(record), Err(NotSentReason::InvalidTestType));
     }
 
     #[test]

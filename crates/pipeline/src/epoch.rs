@@ -10,11 +10,13 @@
 //! started are released untouched, one release per claim. Every claimed record therefore
 //! ends up written or released.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ca_notify_domain::{scrub_phone_numbers, Backoff, ClaimToken, DeferReason, RecordId};
 use ca_notify_ports::{Claim, SourceError};
+use futures::FutureExt;
 use tokio::task::JoinHandle;
 use tokio::time::{sleep, sleep_until, Instant};
 use tracing::{error, info, info_span, warn, Instrument, Span};
@@ -43,18 +45,28 @@ pub(crate) async fn orchestrate_epochs(ctx: &Arc<RunCtx>) -> u32 {
     let pacing = settings.min_epoch_duration.unwrap_or(Duration::ZERO);
     let wants_epoch = |done: u32| settings.until_drained || done < settings.epoch_count;
     let mut epochs = 0u32;
-    let mut finishing: Vec<JoinHandle<EpochReport>> = Vec::new();
-    let mut prefetched: Option<JoinHandle<Option<Claim>>> = None;
+    // Finished epochs are reaped as the run goes, so a long run holds only the epochs
+    // still in flight.
+    let mut finishing: VecDeque<JoinHandle<EpochReport>> = VecDeque::new();
+    let mut prefetched: Option<JoinHandle<Result<Claim, NoClaim>>> = None;
     loop {
         let claim = match prefetched.take() {
             Some(handle) => handle.await.unwrap_or_else(|e| {
                 error!(error = %e, "Prefetching a claim panicked.");
-                None
+                Err(NoClaim::Halted)
             }),
             None if wants_epoch(epochs) && epochs == 0 => acquire_when_fit(ctx).await,
-            None => None,
+            None => break,
         };
-        let Some(claim) = claim else { break };
+        // A prefetch decides nothing for the run itself: its verdict is applied here,
+        // once the epoch before it is fully dispatched.
+        let claim = match claim {
+            Ok(claim) => claim,
+            Err(no_claim) => {
+                no_claim.apply(ctx);
+                break;
+            }
+        };
         if ctx.halt.is_cancelled() {
             release_claim(ctx, claim).await;
             break;
@@ -74,11 +86,19 @@ pub(crate) async fn orchestrate_epochs(ctx: &Arc<RunCtx>) -> u32 {
                 async move { prefetch(&ctx, next_start).await }.instrument(span),
             ));
         }
-        finishing.push(execute_single_epoch(ctx, epochs, claim).await);
+        finishing.push_back(execute_single_epoch(ctx, epochs, claim).await);
+        while finishing.front().is_some_and(JoinHandle::is_finished) {
+            if let Some(Err(e)) = finishing.pop_front().and_then(FutureExt::now_or_never) {
+                error!(error = %e, "An epoch's bookkeeping task panicked.");
+            }
+        }
     }
     if let Some(handle) = prefetched.take() {
-        if let Ok(Some(claim)) = handle.await {
-            release_claim(ctx, claim).await;
+        match handle.await {
+            Ok(Ok(claim)) => release_claim(ctx, claim).await,
+            // A source that failed for good is reported even when the run was ending.
+            Ok(Err(failed @ NoClaim::Failed(_))) => failed.apply(ctx),
+            Ok(Err(_)) | Err(_) => {}
         }
     }
     for handle in finishing {
@@ -100,64 +120,86 @@ async fn release_claim(ctx: &RunCtx, claim: Claim) {
     ctx.add_totals(&tally);
 }
 
+/// Why a claim was not made or came back with nothing usable.
+#[derive(Debug)]
+pub(crate) enum NoClaim {
+    /// The run halted before claiming.
+    Halted,
+    /// The run must stop (no time left for another epoch).
+    Stop(StopKind),
+    /// The source failed for good.
+    Failed(FatalCause),
+}
+
+impl NoClaim {
+    /// Applies the verdict to the run.
+    pub fn apply(self, ctx: &RunCtx) {
+        match self {
+            Self::Halted => {}
+            Self::Stop(kind) => ctx.stop_with(kind),
+            Self::Failed(cause) => ctx.fail(cause),
+        }
+    }
+}
+
 /// The next epoch's claim, made while the current epoch's batches run, but not before
 /// the seed's pacing allows (less the time a claim takes).
-async fn prefetch(ctx: &RunCtx, next_start: Instant) -> Option<Claim> {
+async fn prefetch(ctx: &RunCtx, next_start: Instant) -> Result<Claim, NoClaim> {
     let claim_at = next_start
         .checked_sub(ctx.latency.claim.estimate())
         .unwrap_or(next_start);
     if next_start > Instant::now() {
         if next_start + ctx.latency.batch.estimate() > ctx.deadline {
-            info!("The next paced epoch would not finish before the deadline; the run ends.");
-            ctx.stop_with(StopKind::Deadline);
-            return None;
+            info!("The next paced epoch would not finish before the deadline; the run ends after this one.");
+            return Err(NoClaim::Stop(StopKind::Deadline));
         }
         tokio::select! {
             () = sleep_until(claim_at) => {}
-            () = ctx.halt.cancelled() => return None,
+            () = ctx.halt.cancelled() => return Err(NoClaim::Halted),
         }
     }
     let claim = acquire_when_fit(ctx).await?;
-    if !claim.records.is_empty() {
+    // Only sleep when there is time to sleep out: a timer, even one already due, fires
+    // on the driver's next tick, which would cost every unpaced epoch a millisecond.
+    if !claim.records.is_empty() && next_start > Instant::now() {
         // A claim that came back early still starts no sooner than the pacing says.
         tokio::select! {
             () = sleep_until(next_start) => {}
             () = ctx.halt.cancelled() => {}
         }
     }
-    Some(claim)
+    Ok(claim)
 }
 
 /// `acquire_data` if a claim and one batch still fit before the deadline.
-async fn acquire_when_fit(ctx: &RunCtx) -> Option<Claim> {
+async fn acquire_when_fit(ctx: &RunCtx) -> Result<Claim, NoClaim> {
     if ctx.halt.is_cancelled() {
-        return None;
+        return Err(NoClaim::Halted);
     }
     let needed = ctx.latency.claim.estimate() + ctx.latency.batch.estimate();
     if Instant::now() + needed > ctx.deadline || Instant::now() >= ctx.work_deadline() {
         info!("No time left for another epoch before the deadline; the run ends.");
-        ctx.stop_with(StopKind::Deadline);
-        return None;
+        return Err(NoClaim::Stop(StopKind::Deadline));
     }
     acquire_data(ctx).await
 }
 
 /// The epoch's one claim: up to `epoch_size` records, leased for the rest of the run plus
-/// the margin. Retries an unavailable store; `None` when the run halted or the source
-/// failed (then the run is failing).
-pub(crate) async fn acquire_data(ctx: &RunCtx) -> Option<Claim> {
+/// the margin. Retries an unavailable store. Changes nothing in the run: the caller
+/// applies a [`NoClaim`].
+pub(crate) async fn acquire_data(ctx: &RunCtx) -> Result<Claim, NoClaim> {
     let settings = ctx.settings();
     let mut attempt = 0;
     loop {
         if ctx.halt.is_cancelled() {
-            return None;
+            return Err(NoClaim::Halted);
         }
         let started = Instant::now();
         let lease = ctx.deadline.saturating_duration_since(started) + settings.lease_margin;
         let error = match ctx.parts.source.claim(settings.epoch_size, lease).await {
             Ok(claim) => {
                 ctx.latency.claim.observe(started.elapsed());
-                return Some(claim);
+                return Ok(claim);
             }
             Err(error) => error,
         };
@@ -172,11 +214,10 @@ pub(crate) async fn acquire_data(ctx: &RunCtx) -> Option<Claim> {
             attempt += 1;
             tokio::select! {
                 () = sleep(delay) => continue,
-                () = ctx.halt.cancelled() => return None,
+                () = ctx.halt.cancelled() => return Err(NoClaim::Halted),
             }
         }
-        ctx.fail(FatalCause::Source(error));
-        return None;
+        return Err(NoClaim::Failed(FatalCause::Source(error)));
     }
 }
 

@@ -3,8 +3,9 @@
 //!
 //! The per-item judgement is the domain's `evaluate_response`; this module only decides
 //! when to ask again. Re-sends carry the same uuids, so a re-send can never text twice.
-//! When another round would not be written before the deadline, the round is judged with
-//! the budget counted as spent, so `evaluate_response` ends the stragglers as `GaveUp`.
+//! When another round would not be written before the deadline, the items it would re-send
+//! are deferred (released for the next run), not given up: only a spent retry budget ends
+//! an item as `GaveUp`.
 //! A rate limit pauses every batch's issuing until the server's reset; a spent quota,
 //! refused credentials or a refused request stop the run; an unavailable server ends
 //! issuing for the rest of the run. In every stopping case the undecided records are
@@ -12,9 +13,7 @@
 
 use std::time::Duration;
 
-use ca_notify_domain::{
-    evaluate_response, scrub_phone_numbers, DeferReason, Outcome, RetryBudget, StopSignal,
-};
+use ca_notify_domain::{evaluate_response, scrub_phone_numbers, DeferReason, Outcome, StopSignal};
 use ca_notify_ports::{IssueError, IssueItem};
 use tokio::time::{sleep, sleep_until, timeout_at, Instant};
 use tracing::{debug, warn};
@@ -133,17 +132,13 @@ async fn issue_round(
             }
         };
 
-        // Would a re-send round still be written before the deadline? If not, the budget
-        // counts as spent and evaluate_response gives the stragglers up.
+        // Would a re-send round still be written before the deadline? If not, the items
+        // that would be re-sent are deferred: the deadline is not the record's fault, so
+        // it must not end as GaveUp (marked 0).
         let next_round = backoff.ceiling(retries_done) + ctx.latency.issue.estimate();
-        let budget = if Instant::now() + next_round <= ctx.work_deadline() {
-            settings.retry_budget
-        } else {
-            RetryBudget {
-                max_item_retries: retries_done,
-            }
-        };
-        let evaluation = evaluate_response(items.len(), &answers, retries_done, &budget);
+        let round_fits = Instant::now() + next_round <= ctx.work_deadline();
+        let evaluation =
+            evaluate_response(items.len(), &answers, retries_done, &settings.retry_budget);
         for (k, outcome) in evaluation.settled {
             entries[pending[k]].outcome = Some(outcome);
         }
@@ -157,6 +152,10 @@ async fn issue_round(
         }
         pending = evaluation.retry.iter().map(|&k| pending[k]).collect();
         if pending.is_empty() {
+            return;
+        }
+        if !round_fits {
+            defer(entries, &pending, DeferReason::Deadline);
             return;
         }
         if ctx.stop_issuing.is_cancelled() || ctx.shutdown.is_cancelled() {

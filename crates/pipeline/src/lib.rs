@@ -18,6 +18,35 @@
 //! caller's tokio runtime and installs no tracing subscriber; its spans (`run` → `epoch`
 //! → `batch`) carry record ids and counts, never a phone number.
 //!
+//! ```
+//! use std::sync::Arc;
+//!
+//! use ca_notify_adapter_memory::{MemoryIssuer, MemoryStore, MemoryValidator};
+//! use ca_notify_domain::{DedupSecret, RecipientRecord};
+//! use ca_notify_pipeline::{Pipeline, Settings};
+//! use tokio_util::sync::CancellationToken;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let today = chrono::Utc::now().date_naive().to_string();
+//! let store = Arc::new(MemoryStore::with_records([
+//!     RecipientRecord::new("1", "(415) 555-0123").with_test_date(today.clone()),
+//!     RecipientRecord::new("2", "+14155550100").with_test_date(today), // a landline
+//! ]));
+//! let pipeline = Pipeline::builder()
+//!     .source(store.clone())
+//!     .sink(store.clone())
+//!     .validator(Arc::new(MemoryValidator::new()))
+//!     .issuer(Arc::new(MemoryIssuer::new()))
+//!     .settings(Settings { epoch_count: 1, ..Settings::default() })
+//!     .dedup_secret(DedupSecret::new("at least sixteen bytes".to_owned().into())?)
+//!     .build()?;
+//! let report = pipeline.run(CancellationToken::new()).await?;
+//! assert_eq!((report.sent, report.not_sent_total()), (1, 1));
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! * [`settings`]: [`Settings`] and their checks.
 //! * [`pipeline`]: [`Pipeline`], [`PipelineBuilder`].
 //! * [`report`]: [`RunReport`], [`EpochReport`], [`BatchReport`].

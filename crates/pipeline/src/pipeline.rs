@@ -102,7 +102,7 @@ impl Pipeline {
         );
         let epoch = async {
             match acquire_data(&ctx).await {
-                Some(claim) if !claim.records.is_empty() => {
+                Ok(claim) if !claim.records.is_empty() => {
                     let started = ctx.started;
                     let handle = execute_single_epoch(&ctx, 1, claim).await;
                     handle.await.unwrap_or_else(|_| {
@@ -110,11 +110,14 @@ impl Pipeline {
                             .epoch_report(1, started.elapsed(), Some("panicked".to_owned()))
                     })
                 }
-                Some(_) => {
+                Ok(_) => {
                     ctx.stop_with(StopKind::Drained);
                     Tally::default().epoch_report(1, ctx.started.elapsed(), stop_code(&ctx))
                 }
-                None => Tally::default().epoch_report(1, ctx.started.elapsed(), stop_code(&ctx)),
+                Err(no_claim) => {
+                    no_claim.apply(&ctx);
+                    Tally::default().epoch_report(1, ctx.started.elapsed(), stop_code(&ctx))
+                }
             }
         }
         .instrument(span)

@@ -9,12 +9,14 @@
 use std::fmt;
 
 use ca_notify_domain::{
-    scrub_phone_numbers, DateError, DateField, DateWindow, DedupKey, DeferReason, NotSentReason,
-    Outcome, PhoneNumber, Recipient, RecipientRecord, RecordId, TestType,
+    scrub_phone_numbers, DateWindow, DedupKey, DeferReason, LocallyChecked, NotSentReason, Outcome,
+    Recipient, RecipientRecord, RecordId,
 };
 use ca_notify_ports::{IssueItem, PhoneVerdict, ValidationError};
 use chrono::NaiveDate;
 use futures::future::join_all;
+use futures::stream::{self, StreamExt};
+use tokio::sync::SemaphorePermit;
 use tokio::time::timeout_at;
 use tracing::warn;
 
@@ -33,16 +35,7 @@ pub(crate) struct BatchEntry {
     /// What the verification server is asked, once the record passed every check.
     pub item: Option<IssueItem>,
     /// Waiting for the validator.
-    candidate: Option<Candidate>,
-}
-
-#[derive(Debug)]
-struct Candidate {
-    phone: PhoneNumber,
-    test_type: Option<TestType>,
-    tz_offset: i32,
-    test_date: Option<NaiveDate>,
-    symptom_date: Option<NaiveDate>,
+    candidate: Option<LocallyChecked>,
 }
 
 impl BatchEntry {
@@ -70,11 +63,18 @@ pub(crate) async fn pre_check_and_annotate(
         .collect();
 
     let work_deadline = ctx.work_deadline();
-    let checks = entries.iter().enumerate().filter_map(|(index, entry)| {
-        let candidate = entry.candidate.as_ref()?;
-        Some(async move {
-            // The semaphore is never closed, so the permit always comes.
-            let _permit = ctx.validation_slots.acquire().await.ok();
+    let candidates = entries.iter().filter(|e| e.candidate.is_some()).count();
+    let slots = if candidates > 0 {
+        Some(take_validation_slots(ctx, candidates).await)
+    } else {
+        None
+    };
+    let mut checks = Vec::with_capacity(candidates);
+    for (index, entry) in entries.iter().enumerate() {
+        let Some(candidate) = entry.candidate.as_ref() else {
+            continue;
+        };
+        checks.push(async move {
             if ctx.stop_issuing.is_cancelled() {
                 return (index, Check::Skipped);
             }
@@ -84,9 +84,17 @@ pub(crate) async fn pre_check_and_annotate(
             )
             .await;
             (index, checked.map_or(Check::TimedOut, Check::Answered))
-        })
-    });
-    let results = join_all(checks).await;
+        });
+    }
+    let held = slots.as_ref().map_or(1, SemaphorePermit::num_permits);
+    // All at once when the batch holds a slot per check (the common case), which needs no
+    // per-check task bookkeeping; otherwise as many at a time as slots are held.
+    let results: Vec<(usize, Check)> = if held >= checks.len() {
+        join_all(checks).await
+    } else {
+        stream::iter(checks).buffer_unordered(held).collect().await
+    };
+    drop(slots);
 
     let mut unavailable = 0usize;
     let mut last_error = String::new();
@@ -149,47 +157,28 @@ pub(crate) async fn pre_check_and_annotate(
     entries
 }
 
+/// Validation slots for one batch: as many as it has checks, up to the run-wide limit,
+/// taken together. A batch then runs its checks side by side (as the seed's 10 threads
+/// did) and a fast validator costs one semaphore round trip per batch, not one wake-up
+/// per record. Taking them together matters: a batch that grabbed whatever was free
+/// could start with one slot and check ten numbers one after another.
+async fn take_validation_slots(ctx: &RunCtx, wanted: usize) -> SemaphorePermit<'_> {
+    let wanted = wanted.min(ctx.settings().validation_concurrency);
+    ctx.validation_slots
+        .acquire_many(u32::try_from(wanted).unwrap_or(u32::MAX))
+        .await
+        .expect("the validation semaphore is never closed")
+}
+
 enum Check {
     Answered(Result<PhoneVerdict, ValidationError>),
     TimedOut,
     Skipped,
 }
 
-/// The checks that need no outside call, in the order an operator would fix them.
+/// The checks that need no outside call (the domain's `Recipient::check_locally`).
 fn annotate_locally(recipient: Recipient, today: NaiveDate, window: &DateWindow) -> BatchEntry {
-    let Recipient {
-        id,
-        phone,
-        test_type,
-        test_date,
-        symptom_date,
-        tz_offset,
-        unknown_test_type,
-        ..
-    } = recipient;
-    let checked = (|| {
-        let phone = phone.map_err(|error| NotSentReason::InvalidNumber {
-            detail: error.code().to_owned(),
-        })?;
-        let test_date = check_date(test_date, DateField::TestDate, today, tz_offset, window)?;
-        let symptom_date = check_date(
-            symptom_date,
-            DateField::SymptomDate,
-            today,
-            tz_offset,
-            window,
-        )?;
-        if unknown_test_type {
-            return Err(NotSentReason::InvalidTestType);
-        }
-        Ok(Candidate {
-            phone,
-            test_type,
-            tz_offset,
-            test_date,
-            symptom_date,
-        })
-    })();
+    let (id, checked) = recipient.check_locally(today, window);
     let (outcome, candidate) = match checked {
         Ok(candidate) => (None, Some(candidate)),
         Err(reason) => (Some(Outcome::not_sent(reason)), None),
@@ -200,29 +189,6 @@ fn annotate_locally(recipient: Recipient, today: NaiveDate, window: &DateWindow)
         dedup_key: None,
         item: None,
         candidate,
-    }
-}
-
-fn check_date(
-    date: Result<Option<NaiveDate>, DateError>,
-    field: DateField,
-    today: NaiveDate,
-    tz_offset: i32,
-    window: &DateWindow,
-) -> Result<Option<NaiveDate>, NotSentReason> {
-    match date {
-        Err(DateError::Malformed) => Err(NotSentReason::InvalidDate {
-            field,
-            detail: "malformed".to_owned(),
-        }),
-        Ok(Some(day)) => match window.check(today, day, tz_offset) {
-            Ok(()) => Ok(Some(day)),
-            Err(outside) => Err(NotSentReason::InvalidDate {
-                field,
-                detail: outside.code().to_owned(),
-            }),
-        },
-        Ok(None) => Ok(None),
     }
 }
 

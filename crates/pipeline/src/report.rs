@@ -39,7 +39,9 @@ pub struct RunReport {
     pub item_retries: u64,
     /// Phone checks made.
     pub validator_calls: u64,
-    /// Records the store refused to write because this run's claim on them was gone.
+    /// Records the store refused to write because this run's claim on them was gone (the
+    /// lease ran out and another worker took them). They are still counted above as the
+    /// run decided them; the other worker settles them for good.
     pub not_owned: u64,
     /// Wall time of the run.
     pub elapsed_secs: f64,

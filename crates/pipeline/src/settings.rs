@@ -49,7 +49,8 @@ pub struct Settings {
     pub lease_margin: Duration,
     /// Re-sends allowed per item after transient per-item failures. Default 2.
     pub retry_budget: RetryBudget,
-    /// Wait between rounds of per-item re-sends. Default 200 ms doubling to 10 s.
+    /// Wait between rounds of per-item re-sends, with full jitter. Default 200 ms doubling
+    /// to 10 s. Only its `base` and `cap` are used: `retry_budget` bounds the re-sends.
     pub issue_retry_backoff: Backoff,
     /// The verification server's accepted date range, checked before issuing so an
     /// out-of-range date costs no request. Default 28 days back.

@@ -35,27 +35,22 @@ pub async fn execute(config: &AppConfig) -> Result<(), Failure> {
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     let mut seen = HashSet::new();
     for record in records {
-        let recipient = Recipient::from_record(record, &parser);
-        let verdict = match judge(&recipient, &window, today) {
-            Some(local) => local,
-            None => {
-                let phone = recipient.phone.as_ref().expect("judged above");
-                let test_date = recipient.test_date.ok().flatten();
-                if !seen.insert((phone.clone(), test_date)) {
-                    "would be already sent (duplicate in sample)".to_owned()
-                } else {
-                    match validator.check(phone, deadline).await {
-                        Ok(PhoneVerdict::SmsCapable { .. }) => "would be sent".to_owned(),
-                        Ok(PhoneVerdict::NotSmsCapable { line_type }) => {
-                            format!("not sent: not SMS-capable ({line_type})")
-                        }
-                        Ok(PhoneVerdict::Invalid { detail }) => {
-                            format!("not sent: invalid number ({detail})")
-                        }
-                        Err(e) => format!("undecided: {e}"),
-                    }
-                }
+        let (_, checked) = Recipient::from_record(record, &parser).check_locally(today, &window);
+        let verdict = match checked {
+            Err(reason) => format!("not sent: {}", reason.code()),
+            Ok(candidate) if !seen.insert((candidate.phone.clone(), candidate.test_date)) => {
+                "would be already sent (duplicate in the sample)".to_owned()
             }
+            Ok(candidate) => match validator.check(&candidate.phone, deadline).await {
+                Ok(PhoneVerdict::SmsCapable { .. }) => "would be sent".to_owned(),
+                Ok(PhoneVerdict::NotSmsCapable { line_type }) => {
+                    format!("not sent: not_sms_capable:{line_type}")
+                }
+                Ok(PhoneVerdict::Invalid { detail }) => {
+                    format!("not sent: invalid_number:{detail}")
+                }
+                Err(e) => format!("undecided: {e}"),
+            },
         };
         *counts.entry(verdict).or_default() += 1;
     }
@@ -75,32 +70,4 @@ pub async fn execute(config: &AppConfig) -> Result<(), Failure> {
         }
     );
     Ok(())
-}
-
-/// What the pipeline would settle locally, before any validator.
-fn judge(recipient: &Recipient, window: &DateWindow, today: chrono::NaiveDate) -> Option<String> {
-    if let Err(e) = &recipient.phone {
-        return Some(format!("not sent: invalid number ({})", e.code()));
-    }
-    if recipient.unknown_test_type {
-        return Some("not sent: invalid test type".to_owned());
-    }
-    for (field, date) in [
-        ("test_date", &recipient.test_date),
-        ("symptom_date", &recipient.symptom_date),
-    ] {
-        match date {
-            Err(_) => return Some(format!("not sent: invalid date ({field}: malformed)")),
-            Ok(Some(d)) => {
-                if let Err(outside) = window.check(today, *d, recipient.tz_offset) {
-                    return Some(format!(
-                        "not sent: invalid date ({field}: {})",
-                        outside.code()
-                    ));
-                }
-            }
-            Ok(None) => {}
-        }
-    }
-    None
 }

@@ -5,7 +5,6 @@ use std::path::Path;
 
 use crate::compose;
 use crate::exit::{self, Failure};
-use crate::settings::{AppConfig, StoreKind};
 
 /// Writes the outcomes of every record in the SQLite store.
 ///
@@ -16,14 +15,12 @@ pub async fn execute(
     env: &HashMap<String, String>,
     file: &Path,
 ) -> Result<(), Failure> {
-    let config = AppConfig::load(config_path, env)?;
-    if config.store.kind != StoreKind::Sqlite {
-        return Err(Failure::new(
-            exit::CONFIG,
-            "export reads the SQLite store only (store.kind = \"sqlite\"); query Snowflake's state table directly",
-        ));
-    }
-    let store = compose::open_sqlite(&config).await?;
+    let store = compose::sqlite_only(
+        config_path,
+        env,
+        "export reads the SQLite store only; query Snowflake's state table directly",
+    )
+    .await?;
     let report = ca_notify_adapter_sqlite::export_csv(&store, file)
         .await
         .map_err(|e| {

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::compose;
 use crate::exit::{self, Failure};
-use crate::settings::{AppConfig, StoreKind};
+use crate::progress::ProgressObserver;
 
 /// Imports the file in one transaction and prints the counts.
 ///
@@ -17,22 +17,21 @@ pub async fn execute(
     env: &HashMap<String, String>,
     file: &Path,
 ) -> Result<(), Failure> {
-    let config = AppConfig::load(config_path, env)?;
-    if config.store.kind != StoreKind::Sqlite {
-        return Err(Failure::new(
-            exit::CONFIG,
-            "import loads the SQLite store only (store.kind = \"sqlite\"); load Snowflake with its own tools",
-        ));
-    }
-    let store = compose::open_sqlite(&config).await?;
-    let report = ca_notify_adapter_sqlite::import_csv(&store, file)
-        .await
-        .map_err(|e| {
-            Failure::new(
-                exit::INPUT,
-                format!("import rejected {}: {e}", file.display()),
-            )
-        })?;
+    let store = compose::sqlite_only(
+        config_path,
+        env,
+        "import loads the SQLite store only; load Snowflake with its own tools",
+    )
+    .await?;
+    let spinner = ProgressObserver::spinner(&format!("importing {}", file.display()));
+    let result = ca_notify_adapter_sqlite::import_csv(&store, file).await;
+    spinner.finish();
+    let report = result.map_err(|e| {
+        Failure::new(
+            exit::INPUT,
+            format!("import rejected {}: {e}", file.display()),
+        )
+    })?;
     println!(
         "Imported {} recipients from {} into {}.",
         report.imported,

@@ -286,3 +286,58 @@ fn debug_never_shows_the_dedup_secret() {
     assert!(shown.contains("[REDACTED]"), "{shown}");
     assert!(!shown.contains(SECRET), "{shown}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_pipeline_stays_full_across_epoch_boundaries() {
+    // The benchmark's latencies, in virtual time: 160 batches of 150 + 500 + 100 ms, four
+    // at a time, ideally take 0.3 s (first claim) + 40 × 0.75 s = 30.3 s. Claims are
+    // prefetched and epochs overlap, so 16 epoch boundaries cost almost nothing.
+    let store = Arc::new(
+        ca_notify_adapter_memory::MemoryStore::with_records(records(1600))
+            .with_claim_latency(Duration::from_millis(300))
+            .with_write_latency(Duration::from_millis(100)),
+    );
+    let p = pipeline(
+        store.clone(),
+        Arc::new(MemoryValidator::new().with_latency(Duration::from_millis(150))),
+        Arc::new(MemoryIssuer::new().with_latency(Duration::from_millis(500))),
+        store.clone(),
+        Settings {
+            until_drained: true,
+            ..Settings::default()
+        },
+    );
+    let started = Instant::now();
+    let report = p.run(CancellationToken::new()).await.expect("run");
+    assert_eq!(report.sent, 1600);
+    assert_eq!(report.epochs, 16);
+    assert!(
+        started.elapsed() <= Duration::from_secs(31),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn deciding_there_is_no_time_for_the_next_epoch_does_not_cut_the_current_one() {
+    // Epoch 2 starts at 60 s; while its ten batches are dispatched, the prefetch for
+    // epoch 3 finds that 120 s is past the deadline. Epoch 2 still runs to the end.
+    let m = memory_with(
+        records(300),
+        MemoryValidator::new(),
+        MemoryIssuer::new().with_latency(Duration::from_millis(500)),
+        Settings {
+            epoch_count: 3,
+            max_batches_in_flight: 1,
+            min_epoch_duration: Some(Duration::from_secs(60)),
+            deadline: Duration::from_secs(100),
+            ..Settings::default()
+        },
+    );
+    let report = m.pipeline.run(CancellationToken::new()).await.expect("run");
+    assert_eq!(report.epochs, 2);
+    assert_eq!(report.sent, 200, "{report:?}");
+    assert_eq!(report.stop.as_deref(), Some("deadline"));
+    assert_eq!(report.claimed, 200, "no third claim");
+    assert_nothing_lost(&m.store, &report);
+}

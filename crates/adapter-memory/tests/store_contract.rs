@@ -1,0 +1,108 @@
+//! The store contract suite, run against `MemoryStore`: the in-memory store keeps the same
+//! promises as the SQLite and Snowflake stores, so tests on it prove something.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ca_notify_adapter_memory::MemoryStore;
+use ca_notify_domain::{ClaimToken, RecipientRecord, RecordId, RecordOutcome};
+use ca_notify_ports::{Claim, PhoneSource, ResultSink, SinkError, SourceError, WriteReceipt};
+use ca_notify_store_contract::{RecordState, StoreHarness};
+
+/// A handle on a shared memory store: a "second worker" is another handle on the same
+/// store, as a second process would hold another connection.
+#[derive(Clone)]
+struct Handle(Arc<MemoryStore>);
+
+#[async_trait]
+impl PhoneSource for Handle {
+    async fn claim(&self, max: usize, lease: Duration) -> Result<Claim, SourceError> {
+        self.0.claim(max, lease).await
+    }
+
+    async fn release(&self, token: &ClaimToken, ids: &[RecordId]) -> Result<(), SourceError> {
+        self.0.release(token, ids).await
+    }
+
+    async fn peek(&self, max: usize) -> Result<Vec<RecipientRecord>, SourceError> {
+        self.0.peek(max).await
+    }
+}
+
+#[async_trait]
+impl ResultSink for Handle {
+    async fn write_back(
+        &self,
+        token: &ClaimToken,
+        outcomes: &[RecordOutcome],
+    ) -> Result<WriteReceipt, SinkError> {
+        self.0.write_back(token, outcomes).await
+    }
+}
+
+struct Memory;
+
+#[async_trait]
+impl StoreHarness for Memory {
+    type Store = Handle;
+
+    async fn fresh(&self, records: Vec<RecipientRecord>) -> Handle {
+        Handle(Arc::new(MemoryStore::with_records(records)))
+    }
+
+    async fn second_handle(&self, store: &Handle) -> Handle {
+        store.clone()
+    }
+
+    fn short_lease(&self) -> Duration {
+        Duration::from_millis(100)
+    }
+
+    async fn inspect(&self, store: &Handle, id: &RecordId) -> RecordState {
+        let result = store.0.result(id);
+        RecordState {
+            sent: result.as_ref().map(|r| r.sent_flag),
+            outcome: result.as_ref().map(|r| r.outcome.label().to_owned()),
+            reason: result.as_ref().map(|r| r.outcome.reason_code()),
+            dedup_key: result
+                .as_ref()
+                .and_then(|r| r.dedup_key.map(|k| k.to_string())),
+            attempts: store.0.attempts(id).unwrap_or(0),
+            claim_token: store.0.claim_token(id),
+            processed: result.is_some(),
+        }
+    }
+}
+
+macro_rules! contract {
+    ($($check:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                ca_notify_store_contract::$check(&Memory).await;
+            }
+        )*
+    };
+}
+
+contract!(
+    claim_returns_at_most_max,
+    claim_reads_back_exactly_the_claimed_set,
+    claimed_records_are_not_claimable_while_the_lease_holds,
+    concurrent_claimers_never_overlap,
+    write_back_records_the_outcome,
+    write_back_is_idempotent,
+    write_back_applies_only_where_the_token_holds,
+    deferred_records_are_released_with_an_attempt_counted,
+    release_returns_records_untouched,
+    expired_leases_return_records,
+    final_records_are_never_claimed_again,
+    bad_rows_are_ordinary_records,
+    peek_does_not_claim,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_workers_never_overlap() {
+    ca_notify_store_contract::concurrent_claimers_never_overlap_with(&Memory, 8, 2_000, 13).await;
+}

@@ -1,0 +1,309 @@
+//! CSV import (all or nothing, line-numbered errors, never a phone in an error) and
+//! export (one row per record, no phones).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ca_notify_adapter_sqlite::import::MAX_LINE_BYTES;
+use ca_notify_adapter_sqlite::{
+    export_csv, import_csv, ExportError, ImportError, SourceTable, SqliteConfig, SqliteStore,
+};
+use ca_notify_domain::{RecipientRecord, RecordId};
+use ca_notify_ports::{PhoneSource, ResultSink};
+use ca_notify_store_contract::fixtures::{deferred, invalid_number, sent};
+use support::{open, Harness};
+
+const LEASE: Duration = Duration::from_secs(600);
+/// The digits of the phones in these files; no error or export may contain them.
+const PHONE_DIGITS: [&str; 3] = ["4155550101", "4155550102", "5550103"];
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).expect("write csv");
+    path
+}
+
+async fn all_records(store: &SqliteStore) -> Vec<RecipientRecord> {
+    let mut records = store.claim(1_000, LEASE).await.expect("claim").records;
+    records.sort_by(|a, b| a.id.cmp(&b.id));
+    records
+}
+
+fn assert_no_phone(text: &str) {
+    for digits in PHONE_DIGITS {
+        assert!(!text.contains(digits), "a phone leaked: {text}");
+    }
+}
+
+#[tokio::test]
+async fn imports_with_a_bom_crlf_any_column_order_and_verbatim_values() {
+    let h = Harness::new();
+    let store = open(&h.new_path(), "a").await;
+    let file = write(
+        h.dir(),
+        "ok.csv",
+        "\u{feff}Phone,ID,test_type,test_date\r\n\
+         (415) 555-0101,1,confirmed,2021-06-01\r\n\
+         \"x'); DROP TABLE recipients; --\",2,,\r\n\
+         \"415 555 0102\nsecond line\",3,likely,2021-06-03\r\n\
+         ,4,,\r\n\
+         \r\n"
+            .as_bytes(),
+    );
+    let report = import_csv(&store, &file).await.expect("import");
+    assert_eq!(report.imported, 4);
+    assert_eq!(report.columns, ["phone", "id", "test_type", "test_date"]);
+    let records = all_records(&store).await;
+    let phone = |r: &RecipientRecord| r.phone.as_ref().map(|p| p.expose().to_owned());
+    assert_eq!(records[0].id, RecordId::from("1"));
+    assert_eq!(phone(&records[0]).as_deref(), Some("(415) 555-0101"));
+    assert_eq!(records[0].test_date.as_deref(), Some("2021-06-01"));
+    assert_eq!(records[0].test_type.as_deref(), Some("confirmed"));
+    assert_eq!(records[0].symptom_date, None);
+    assert_eq!(
+        phone(&records[1]).as_deref(),
+        Some("x'); DROP TABLE recipients; --")
+    );
+    assert_eq!(
+        records[1].test_type, None,
+        "an empty optional field is NULL"
+    );
+    assert_eq!(
+        phone(&records[2]).as_deref(),
+        Some("415 555 0102\nsecond line")
+    );
+    assert_eq!(
+        phone(&records[3]).as_deref(),
+        Some(""),
+        "an empty phone stays empty"
+    );
+}
+
+#[tokio::test]
+async fn a_header_only_file_imports_nothing_and_succeeds() {
+    let h = Harness::new();
+    let store = open(&h.new_path(), "a").await;
+    for (name, text) in [
+        ("h1.csv", "id,phone\n"),
+        ("h2.csv", "id,phone"),
+        ("h3.csv", "\u{feff}id,phone\r\n"),
+    ] {
+        let report = import_csv(&store, &write(h.dir(), name, text.as_bytes()))
+            .await
+            .expect(name);
+        assert_eq!(report.imported, 0, "{name}");
+    }
+    assert_eq!(store.counts().await.expect("counts").total, 0);
+}
+
+/// Each malformed file is rejected with its line, and nothing of it is imported, even
+/// the good lines before the bad one.
+#[tokio::test]
+async fn malformed_files_import_nothing_and_name_the_line() {
+    let h = Harness::new();
+    let store = open(&h.new_path(), "a").await;
+    let good = "id,phone,test_date\n1,4155550101,2021-06-01\n2,4155550102,\n";
+    let mut long = good.as_bytes().to_vec();
+    long.extend_from_slice(b"3,");
+    long.extend(std::iter::repeat_n(b'9', MAX_LINE_BYTES + 10));
+    long.extend_from_slice(b",\n");
+    let mut bad_utf8 = good.as_bytes().to_vec();
+    bad_utf8.extend_from_slice(b"3,555\xff0103,\n");
+    let cases: Vec<(&str, Vec<u8>, u64, &str)> = vec![
+        ("empty", Vec::new(), 1, "empty"),
+        ("no header", b"1,4155550101\n".to_vec(), 1, "header"),
+        (
+            "no phone column",
+            b"id,test_date\n1,2021-06-01\n".to_vec(),
+            1,
+            "phone",
+        ),
+        (
+            "unknown column",
+            b"id,phone,email\n".to_vec(),
+            1,
+            "header field 3",
+        ),
+        ("repeated column", b"id,phone,ID\n".to_vec(), 1, "twice"),
+        (
+            "too few fields",
+            format!("{good}3,5550103\n").into_bytes(),
+            4,
+            "2 fields",
+        ),
+        (
+            "too many fields",
+            format!("{good}3,5550103,,x\n").into_bytes(),
+            4,
+            "4 fields",
+        ),
+        (
+            "empty id",
+            format!("{good} ,5550103,\n").into_bytes(),
+            4,
+            "empty id",
+        ),
+        (
+            "repeated id",
+            format!("{good}1,5550103,\n").into_bytes(),
+            4,
+            "line 2",
+        ),
+        ("invalid utf-8", bad_utf8, 4, "UTF-8"),
+        ("over-long line", long, 4, "longer than"),
+        (
+            "after blank lines",
+            b"id,phone\n\n\n1,5550103,x\n".to_vec(),
+            4,
+            "3 fields",
+        ),
+        (
+            "after a quoted newline",
+            b"id,phone\n1,\"a\nb\"\n2\n".to_vec(),
+            4,
+            "1 fields",
+        ),
+    ];
+    // Every case again with CRLF line ends, which the csv crate's own line count gets wrong.
+    let crlf: Vec<(String, Vec<u8>, u64, &str)> = cases
+        .iter()
+        .map(|(name, bytes, line, reason)| {
+            let mut out = Vec::with_capacity(bytes.len() + 8);
+            for &b in bytes {
+                if b == b'\n' {
+                    out.push(b'\r');
+                }
+                out.push(b);
+            }
+            (format!("{name} (CRLF)"), out, *line, *reason)
+        })
+        .collect();
+    let cases = cases
+        .into_iter()
+        .map(|(name, bytes, line, reason)| (name.to_owned(), bytes, line, reason))
+        .chain(crlf);
+    for (name, bytes, line, reason) in cases {
+        let name = name.as_str();
+        let file = write(h.dir(), "bad.csv", &bytes);
+        let err = import_csv(&store, &file).await.expect_err(name);
+        let text = err.to_string();
+        match &err {
+            ImportError::Malformed { line: got, .. } => {
+                assert_eq!(*got, line, "{name}: {text}");
+            }
+            other => panic!("{name}: not a malformed-line error: {other}"),
+        }
+        assert!(text.contains(reason), "{name}: {text}");
+        assert!(text.contains("nothing was imported"), "{name}: {text}");
+        assert_no_phone(&text);
+        assert_eq!(
+            store.counts().await.expect("counts").total,
+            0,
+            "{name}: rows were imported"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_id_the_store_already_holds_rejects_the_file() {
+    let h = Harness::new();
+    let store = open(&h.new_path(), "a").await;
+    let first = write(h.dir(), "a.csv", b"id,phone\n1,4155550101\n");
+    import_csv(&store, &first).await.expect("first import");
+    let second = write(h.dir(), "b.csv", b"id,phone\n2,4155550102\n1,5550103\n");
+    let err = import_csv(&store, &second).await.expect_err("repeat");
+    assert!(
+        matches!(err, ImportError::Malformed { line: 3, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("already holds"), "{err}");
+    assert_eq!(store.counts().await.expect("counts").total, 1);
+}
+
+#[tokio::test]
+async fn a_column_the_store_does_not_have_is_refused() {
+    let h = Harness::new();
+    let path = h.new_path();
+    let store = SqliteStore::open(SqliteConfig {
+        table: SourceTable {
+            test_type: None,
+            ..SourceTable::default()
+        },
+        ..SqliteConfig::at(&path)
+    })
+    .await
+    .expect("open");
+    let file = write(
+        h.dir(),
+        "t.csv",
+        b"id,phone,test_type\n1,4155550101,confirmed\n",
+    );
+    let err = import_csv(&store, &file)
+        .await
+        .expect_err("no test_type column");
+    assert!(err.to_string().contains("test_type"), "{err}");
+    let missing = h.dir().join("missing.csv");
+    assert!(matches!(
+        import_csv(&store, &missing).await,
+        Err(ImportError::Io { .. })
+    ));
+}
+
+#[tokio::test]
+async fn export_has_one_row_per_record_and_no_phone() {
+    let h = Harness::new();
+    let store = open(&h.new_path(), "a").await;
+    let file = write(
+        h.dir(),
+        "in.csv",
+        b"id,phone\n1,4155550101\n2,4155550102\n3,5550103\n4,4155550101\n",
+    );
+    import_csv(&store, &file).await.expect("import");
+    let claim = store.claim(3, LEASE).await.expect("claim");
+    let ids: Vec<RecordId> = claim.records.iter().map(|r| r.id.clone()).collect();
+    store
+        .write_back(
+            &claim.token,
+            &[sent(&ids[0]), invalid_number(&ids[1]), deferred(&ids[2])],
+        )
+        .await
+        .expect("write");
+
+    let out = h.dir().join("out.csv");
+    std::fs::write(&out, "an older export").expect("older file");
+    let report = export_csv(&store, &out).await.expect("export");
+    assert_eq!(
+        (report.rows, report.sent, report.not_sent, report.pending),
+        (4, 1, 1, 2)
+    );
+    let text = std::fs::read_to_string(&out).expect("read export");
+    assert_no_phone(&text);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "id,sent,outcome,reason,processed_at");
+    assert_eq!(lines.len(), 5);
+    let row = |id: &str| -> Vec<String> {
+        let line = lines
+            .iter()
+            .find(|l| l.starts_with(&format!("{id},")))
+            .expect("row");
+        line.split(',').map(str::to_owned).collect()
+    };
+    let first = row("1");
+    assert_eq!(&first[1..4], ["1", "sent", ""]);
+    assert!(first[4].ends_with('Z'), "processed_at: {}", first[4]);
+    assert_eq!(
+        &row("2")[1..4],
+        ["0", "not_sent", "invalid_number:not_a_number"]
+    );
+    assert_eq!(&row("3")[1..5], ["", "pending", "issuer_unavailable", ""]);
+    assert_eq!(&row("4")[1..5], ["", "pending", "", ""]);
+
+    let unwritable = h.dir().join("no/such/dir/out.csv");
+    assert!(matches!(
+        export_csv(&store, &unwritable).await,
+        Err(ExportError::Io { .. })
+    ));
+    assert_eq!(std::fs::read_to_string(&out).expect("still there"), text);
+}
