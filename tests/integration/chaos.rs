@@ -201,10 +201,9 @@ async fn faulty_peers_on_sqlite_text_each_person_exactly_once() {
     let stats = world.verification.stats();
     eprintln!("{runs} runs, {:?}, {stats:?}", started.elapsed());
     world.assert_exactly_once();
-    assert!(
-        stats.rate_limited > 0,
-        "the limiter answered 429: {stats:?}"
-    );
+    // The limiter is on, but the client paces itself from the `X-RateLimit-*` headers,
+    // so its 429s come only from requests racing each other: counted (in the line
+    // above), not required.
     assert!(
         stats.injected_errors + stats.dropped_connections > 0,
         "500s and dropped connections were injected: {stats:?}"
