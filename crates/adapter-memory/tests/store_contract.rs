@@ -75,32 +75,7 @@ impl StoreHarness for Memory {
     }
 }
 
-macro_rules! contract {
-    ($($check:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $check() {
-                ca_notify_store_contract::$check(&Memory).await;
-            }
-        )*
-    };
-}
-
-contract!(
-    claim_returns_at_most_max,
-    claim_reads_back_exactly_the_claimed_set,
-    claimed_records_are_not_claimable_while_the_lease_holds,
-    concurrent_claimers_never_overlap,
-    write_back_records_the_outcome,
-    write_back_is_idempotent,
-    write_back_applies_only_where_the_token_holds,
-    deferred_records_are_released_with_an_attempt_counted,
-    release_returns_records_untouched,
-    expired_leases_return_records,
-    final_records_are_never_claimed_again,
-    bad_rows_are_ordinary_records,
-    peek_does_not_claim,
-);
+ca_notify_store_contract::store_contract_tests!(Memory);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_workers_never_overlap() {

@@ -32,6 +32,38 @@ mod support;
 pub use checks::*;
 pub use harness::{RecordState, StoreHarness};
 
+/// Declares one `#[tokio::test]` per check of the suite, so a failure names the promise it
+/// broke. `$harness` is an expression evaluated inside each (async) test, so it may
+/// `.await`: `store_contract_tests!(Harness::new().await);`. The calling crate needs
+/// `tokio` with its `macros` and multi-thread runtime features.
+#[macro_export]
+macro_rules! store_contract_tests {
+    ($harness:expr) => {
+        $crate::store_contract_tests!(@each $harness;
+            claim_returns_at_most_max,
+            claim_reads_back_exactly_the_claimed_set,
+            claimed_records_are_not_claimable_while_the_lease_holds,
+            concurrent_claimers_never_overlap,
+            write_back_records_the_outcome,
+            write_back_is_idempotent,
+            write_back_applies_only_where_the_token_holds,
+            deferred_records_are_released_with_an_attempt_counted,
+            release_returns_records_untouched,
+            expired_leases_return_records,
+            final_records_are_never_claimed_again,
+            bad_rows_are_ordinary_records,
+            peek_does_not_claim,
+        );
+    };
+    (@each $harness:expr; $($check:ident),+ $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $check() {
+            let harness = $harness;
+            $crate::$check(&harness).await;
+        }
+    )+};
+}
+
 /// Runs every check, in a fixed order, each on fresh stores from `h`.
 pub async fn run_all<H: StoreHarness>(h: &H) {
     claim_returns_at_most_max(h).await;
