@@ -42,9 +42,21 @@ pub fn pipeline_settings(config: &AppConfig, until_drained: bool) -> Result<Sett
             past_days: p.date_window_days,
         },
     };
-    settings
-        .validate()
-        .map_err(|e| Failure::new(exit::CONFIG, format!("configuration: {e}")))?;
+    settings.validate().map_err(|e| {
+        // The engine names its own fields; durations are configured in seconds here.
+        let key = match e.key {
+            "pipeline.deadline" => "pipeline.deadline_secs",
+            "pipeline.min_epoch_duration" => "pipeline.min_epoch_duration_secs",
+            other => other,
+        };
+        Failure::new(
+            exit::CONFIG,
+            format!(
+                "configuration: {key}: {} (allowed: {})",
+                e.problem, e.allowed
+            ),
+        )
+    })?;
     Ok(settings)
 }
 

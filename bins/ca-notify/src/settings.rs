@@ -62,7 +62,7 @@ pub struct StoreSection {
 
 /// Which store holds the recipients and the ledger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase", try_from = "String")]
 pub enum StoreKind {
     /// The embedded SQLite file (the default).
     Sqlite,
@@ -139,7 +139,7 @@ pub struct ValidatorSection {
 
 /// Which phone validator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase", try_from = "String")]
 pub enum ValidatorKind {
     /// Twilio Lookup v2 line type intelligence (paid per lookup).
     Twilio,
@@ -225,6 +225,34 @@ pub struct DedupSection {
     /// The HMAC secret behind every uuid. Never change it once used.
     #[serde(serialize_with = "redact_option")]
     pub secret: Option<SecretString>,
+}
+
+impl TryFrom<String> for StoreKind {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "sqlite" => Ok(Self::Sqlite),
+            "snowflake" => Ok(Self::Snowflake),
+            _ => Err(format!(
+                "{value:?} is not a store; allowed: sqlite, snowflake"
+            )),
+        }
+    }
+}
+
+impl TryFrom<String> for ValidatorKind {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "twilio" => Ok(Self::Twilio),
+            "offline" => Ok(Self::Offline),
+            _ => Err(format!(
+                "{value:?} is not a validator; allowed: twilio, offline"
+            )),
+        }
+    }
 }
 
 fn redact_option<S: Serializer>(value: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
@@ -440,6 +468,13 @@ mod tests {
         assert!(err.to_string().contains("epoch_cuont"), "{err}");
         let err = AppConfig::load(None, &env(&[("BATCH_SIZE", "ten")])).expect_err("type");
         assert!(err.to_string().contains("batch_size"), "{err}");
+        let err = AppConfig::load(None, &env(&[("CA_NOTIFY__STORE__KIND", "postgres")]))
+            .expect_err("unknown store");
+        let text = err.to_string();
+        assert!(
+            text.contains("store.kind") && text.contains("sqlite, snowflake"),
+            "{text}"
+        );
     }
 
     #[test]
