@@ -9,6 +9,32 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+use ca_notify_simulators::twilio::TwilioSimConfig;
+use ca_notify_simulators::verification::{Faults, SimConfig};
+
+/// A Twilio simulator answering 5 % of lookups 429 and 2 % 500.
+pub fn faulty_twilio() -> TwilioSimConfig {
+    TwilioSimConfig {
+        fault_rate_429: 0.05,
+        fault_rate_500: 0.02,
+        ..TwilioSimConfig::default()
+    }
+}
+
+/// A verification-server simulator answering 5 % of requests 500 after issuing, and
+/// dropping 3 % of connections after issuing and 3 % before.
+pub fn faulty_verification() -> SimConfig {
+    SimConfig {
+        faults: Faults {
+            error_after_issue: 0.05,
+            drop_after_issue: 0.03,
+            drop_before_issue: 0.03,
+            ..Faults::default()
+        },
+        ..SimConfig::default()
+    }
+}
+
 /// The `ca-notify` binary of this workspace, built (once per test process) with the same
 /// profile as the tests, so a CLI test always runs the code under test.
 pub fn binary() -> &'static Path {

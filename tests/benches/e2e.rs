@@ -29,9 +29,9 @@ mod harness;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use ca_notify_integration_tests::Cli;
+use ca_notify_integration_tests::{faulty_twilio, faulty_verification, Cli};
 use ca_notify_simulators::twilio::TwilioSimConfig;
-use ca_notify_simulators::verification::{Faults, RateLimit, SimConfig};
+use ca_notify_simulators::verification::{RateLimit, SimConfig};
 use harness::{Kind, Person, World};
 
 /// One table row.
@@ -294,22 +294,15 @@ async fn faults() -> Row {
     let world = World::start(
         records,
         TwilioSimConfig {
-            fault_rate_429: 0.05,
-            fault_rate_500: 0.02,
-            ..no_ceiling()
+            concurrency_limit: None,
+            ..faulty_twilio()
         },
         SimConfig {
             rate_limit: Some(RateLimit {
                 tokens: 15,
                 interval: Duration::from_secs(1),
             }),
-            faults: Faults {
-                error_after_issue: 0.05,
-                drop_after_issue: 0.03,
-                drop_before_issue: 0.03,
-                ..Faults::default()
-            },
-            ..SimConfig::default()
+            ..faulty_verification()
         },
     )
     .await;

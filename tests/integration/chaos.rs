@@ -7,10 +7,12 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use ca_notify_simulators::twilio::TwilioSimConfig;
-use ca_notify_simulators::verification::{Faults, RateLimit, SimConfig};
+use ca_notify_simulators::verification::{RateLimit, SimConfig};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
+
+use ca_notify_integration_tests::{faulty_twilio, faulty_verification};
 
 use crate::harness::{Kind, World};
 
@@ -173,10 +175,8 @@ async fn faulty_peers_on_sqlite_text_each_person_exactly_once() {
     let world = World::start(
         1_000,
         TwilioSimConfig {
-            fault_rate_429: 0.05,
-            fault_rate_500: 0.02,
             latency: Duration::from_millis(5),
-            ..TwilioSimConfig::default()
+            ..faulty_twilio()
         },
         SimConfig {
             latency: Duration::from_millis(20),
@@ -185,13 +185,7 @@ async fn faulty_peers_on_sqlite_text_each_person_exactly_once() {
                 tokens: 15,
                 interval: Duration::from_secs(1),
             }),
-            faults: Faults {
-                error_after_issue: 0.05,
-                drop_after_issue: 0.03,
-                drop_before_issue: 0.03,
-                ..Faults::default()
-            },
-            ..SimConfig::default()
+            ..faulty_verification()
         },
     )
     .await;

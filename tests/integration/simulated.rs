@@ -10,6 +10,7 @@ use ca_notify_adapter_memory::MemoryStore;
 use ca_notify_adapter_twilio::{phone_validator, TwilioConfig};
 use ca_notify_adapter_verification::{VerificationClient, VerificationConfig};
 use ca_notify_domain::{DedupSecret, NotSentReason, Outcome, PhoneParser, RecipientRecord};
+use ca_notify_integration_tests::{faulty_twilio, faulty_verification};
 use ca_notify_pipeline::{FatalCause, Pipeline, Settings};
 use ca_notify_simulators::twilio::{TwilioSimConfig, TwilioSimulator};
 use ca_notify_simulators::verification::{Faults, SimConfig, VerificationSimulator};
@@ -64,24 +65,12 @@ fn pipeline(store: Arc<MemoryStore>, twilio_url: String, verification_url: Strin
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faulty_peers_still_text_each_person_exactly_once() {
-    let twilio = TwilioSimulator::start(TwilioSimConfig {
-        fault_rate_429: 0.05,
-        fault_rate_500: 0.02,
-        ..TwilioSimConfig::default()
-    })
-    .await
-    .expect("twilio simulator");
-    let verification = VerificationSimulator::start(SimConfig {
-        faults: Faults {
-            error_after_issue: 0.05,
-            drop_after_issue: 0.03,
-            drop_before_issue: 0.03,
-            ..Faults::default()
-        },
-        ..SimConfig::default()
-    })
-    .await
-    .expect("verification simulator");
+    let twilio = TwilioSimulator::start(faulty_twilio())
+        .await
+        .expect("twilio simulator");
+    let verification = VerificationSimulator::start(faulty_verification())
+        .await
+        .expect("verification simulator");
     let people = people(300);
     let store = Arc::new(MemoryStore::with_records(records(&people)));
     let report = pipeline(store.clone(), twilio.base_url(), verification.base_url())
