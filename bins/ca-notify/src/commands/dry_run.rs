@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use ca_notify_adapter_twilio::OfflineValidator;
-use ca_notify_domain::{DateWindow, Recipient};
+use ca_notify_domain::{DateWindow, NotSentReason, Recipient};
 use ca_notify_ports::{PhoneValidator, PhoneVerdict};
 use tokio::time::Instant;
 
@@ -43,12 +43,14 @@ pub async fn execute(config: &AppConfig) -> Result<(), Failure> {
             }
             Ok(candidate) => match validator.check(&candidate.phone, deadline).await {
                 Ok(PhoneVerdict::SmsCapable { .. }) => "would be sent".to_owned(),
-                Ok(PhoneVerdict::NotSmsCapable { line_type }) => {
-                    format!("not sent: not_sms_capable:{line_type}")
-                }
-                Ok(PhoneVerdict::Invalid { detail }) => {
-                    format!("not sent: invalid_number:{detail}")
-                }
+                Ok(PhoneVerdict::NotSmsCapable { line_type }) => format!(
+                    "not sent: {}",
+                    NotSentReason::NotSmsCapable { line_type }.code()
+                ),
+                Ok(PhoneVerdict::Invalid { detail }) => format!(
+                    "not sent: {}",
+                    NotSentReason::InvalidNumber { detail }.code()
+                ),
                 Err(e) => format!("undecided: {e}"),
             },
         };

@@ -28,6 +28,8 @@ pub async fn execute(
     }
     let settings = compose::pipeline_settings(&config, args.until_drained)?;
     config.validate_for_run()?;
+    let parser = compose::phone_parser(&config)?;
+    let secret = compose::dedup_secret(&config)?;
     let adapters = compose::Adapters::from_config(&config).await?;
     let progress = Arc::new(ProgressObserver::new(None));
     let mut builder = Pipeline::builder()
@@ -36,8 +38,8 @@ pub async fn execute(
         .issuer(adapters.issuer)
         .sink(adapters.sink)
         .settings(settings)
-        .phone_parser(compose::phone_parser(&config)?)
-        .dedup_secret(compose::dedup_secret(&config)?);
+        .phone_parser(parser)
+        .dedup_secret(secret);
     if args.until_drained {
         builder = builder.observer(Arc::clone(&progress) as Arc<dyn RunObserver>);
     }
