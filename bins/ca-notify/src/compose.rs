@@ -208,7 +208,7 @@ pub async fn sqlite_only(
     if config.store.kind != StoreKind::Sqlite {
         return Err(Failure::new(
             exit::CONFIG,
-            format!("{why_not} (store.kind = \"{}\")", "snowflake"),
+            format!("{why_not} (store.kind = \"snowflake\")"),
         ));
     }
     open_sqlite(&config).await
