@@ -8,7 +8,7 @@
 //! * [`client`]: [`TwilioValidator`], the Lookup v2 adapter.
 //! * [`policy`]: [`LineTypePolicy`], which line types count as SMS-capable.
 //! * [`wire`]: the tolerant decoding of Twilio's JSON.
-//! * [`offline`]: [`OfflineValidator`], no network.
+//! * [`offline`]: [`OfflineValidator`], no network; [`nanp`] answers it for `+1` numbers.
 //! * [`prefilter`]: [`PreFilteredValidator`], the offline check in front of Twilio.
 //! * `retry`, `cache`: the retry decision and the once-per-number cache.
 //!
@@ -23,6 +23,7 @@
 
 pub mod client;
 pub mod config;
+pub mod nanp;
 pub mod offline;
 pub mod policy;
 pub mod prefilter;

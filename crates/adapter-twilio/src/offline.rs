@@ -23,6 +23,8 @@ use phonenumber::metadata::DATABASE;
 use phonenumber::Type;
 use tokio::time::Instant;
 
+use crate::nanp::{self, NanpVerdict};
+
 /// A [`PhoneValidator`] that needs no network and no credentials.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OfflineValidator {
@@ -35,25 +37,43 @@ impl OfflineValidator {
         Self::default()
     }
 
-    /// The verdict for `phone`. Parses the number once (≈ 15 µs).
+    /// The verdict for `phone`: about 1 µs for a North American number ([`crate::nanp`]),
+    /// 20–30 µs for others (libphonenumber's parse, validation and typing).
     pub fn judge(&self, phone: &PhoneNumber) -> PhoneVerdict {
+        match nanp::classify(phone.expose_e164()) {
+            Some(NanpVerdict::Valid(kind)) => verdict(kind),
+            Some(NanpVerdict::Invalid) => invalid(),
+            None => self.judge_with_the_crate(phone),
+        }
+    }
+
+    fn judge_with_the_crate(&self, phone: &PhoneNumber) -> PhoneVerdict {
         let Ok(parsed) = phonenumber::parse(None, phone.expose_e164()) else {
             return PhoneVerdict::Invalid {
                 detail: "offline:unparsable".to_owned(),
             };
         };
         if !phonenumber::is_valid_with(&DATABASE, &parsed) {
-            return PhoneVerdict::Invalid {
-                detail: "offline:invalid".to_owned(),
-            };
+            return invalid();
         }
-        let (capable, line_type) = classify(parsed.number_type(&DATABASE));
-        let line_type = line_type.to_owned();
-        if capable {
-            PhoneVerdict::SmsCapable { line_type }
-        } else {
-            PhoneVerdict::NotSmsCapable { line_type }
-        }
+        verdict(parsed.number_type(&DATABASE))
+    }
+}
+
+fn invalid() -> PhoneVerdict {
+    PhoneVerdict::Invalid {
+        detail: "offline:invalid".to_owned(),
+    }
+}
+
+/// The verdict on a valid number of this type.
+fn verdict(number_type: Type) -> PhoneVerdict {
+    let (capable, line_type) = classify(number_type);
+    let line_type = line_type.to_owned();
+    if capable {
+        PhoneVerdict::SmsCapable { line_type }
+    } else {
+        PhoneVerdict::NotSmsCapable { line_type }
     }
 }
 

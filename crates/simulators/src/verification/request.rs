@@ -221,8 +221,12 @@ fn check_date(
 
 /// libphonenumber's parse with the realm's region (US), formatted E.164. Like the
 /// server, no validity check: a parseable but unassigned number passes
-/// (`internal/project/phone.go:24-32`).
+/// (`internal/project/phone.go:24-32`). A North American number already in E.164 (`+1`
+/// and ten digits, the first 2–9) is its own answer, without the parser's cost.
 fn canonical_phone(raw: &str) -> Result<String, ItemError> {
+    if is_nanp_e164(raw) {
+        return Ok(raw.to_owned());
+    }
     let parsed = phonenumber::parse(Some(phonenumber::country::Id::US), raw).map_err(|e| {
         let reason = match e {
             phonenumber::ParseError::InvalidCountryCode => "invalid country code",
@@ -245,9 +249,44 @@ fn canonical_phone(raw: &str) -> Result<String, ItemError> {
     Ok(parsed.format().mode(phonenumber::Mode::E164).to_string())
 }
 
+/// `+1` and ten ASCII digits, the first 2–9: libphonenumber formats it back unchanged.
+fn is_nanp_e164(raw: &str) -> bool {
+    raw.strip_prefix("+1").is_some_and(|national| {
+        let b = national.as_bytes();
+        b.len() == 10 && b.iter().all(u8::is_ascii_digit) && b[0] >= b'2'
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nanp_e164_is_canonical_exactly_when_the_parser_says_so() {
+        let mut state = 3_u64;
+        for npa in 200..1000 {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            let e164 = format!("+1{npa}{:07}", (state >> 33) % 10_000_000);
+            assert!(is_nanp_e164(&e164));
+            let parsed =
+                phonenumber::parse(Some(phonenumber::country::Id::US), &e164).expect("parses");
+            assert_eq!(
+                parsed.format().mode(phonenumber::Mode::E164).to_string(),
+                e164
+            );
+        }
+        for other in [
+            "+10155550123",
+            "+1415555012",
+            "+141555501234",
+            "4155550123",
+            "+1415555012x",
+        ] {
+            assert!(!is_nanp_e164(other), "{other}");
+        }
+    }
 
     fn realm() -> Realm {
         Realm {

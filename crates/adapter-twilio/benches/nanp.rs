@@ -1,0 +1,74 @@
+//! The compiled North American ranges ([`ca_notify_adapter_twilio::nanp`]) against the
+//! `phonenumber` crate they replay, over a million random `+1` numbers: how many verdicts
+//! differ (must be none; the process exits 1 otherwise), the time of each per number, and
+//! how the verdicts spread. Run with `cargo bench -p ca-notify-adapter-twilio --bench nanp`
+//! (`NANP_COUNT=…` for another sample size).
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use ca_notify_adapter_twilio::nanp::{classify, NanpVerdict};
+use phonenumber::metadata::DATABASE;
+
+fn crate_verdict(e164: &str) -> NanpVerdict {
+    let parsed = phonenumber::parse(None, e164).expect("a +1 number parses");
+    if phonenumber::is_valid_with(&DATABASE, &parsed) {
+        NanpVerdict::Valid(parsed.number_type(&DATABASE))
+    } else {
+        NanpVerdict::Invalid
+    }
+}
+
+fn main() {
+    let count: usize = std::env::var("NANP_COUNT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let mut state = 12_345_u64;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        state >> 24
+    };
+    let numbers: Vec<String> = (0..count)
+        .map(|_| format!("+1{}{:09}", 2 + next() % 8, next() % 1_000_000_000))
+        .collect();
+    // Compile outside the timing, as a run does once.
+    let _ = classify(&numbers[0]);
+    let started = Instant::now();
+    let fast: Vec<NanpVerdict> = numbers
+        .iter()
+        .map(|e| classify(e).expect("in scope"))
+        .collect();
+    let fast_time = started.elapsed();
+    let started = Instant::now();
+    let reference: Vec<NanpVerdict> = numbers.iter().map(|e| crate_verdict(e)).collect();
+    let crate_time = started.elapsed();
+
+    let mut spread: BTreeMap<String, usize> = BTreeMap::new();
+    let mut differ = 0;
+    for ((number, fast), reference) in numbers.iter().zip(&fast).zip(&reference) {
+        *spread.entry(format!("{reference:?}")).or_default() += 1;
+        if fast != reference {
+            differ += 1;
+            if differ <= 5 {
+                // Synthetic numbers, not anyone's.
+                eprintln!("{number}: compiled {fast:?}, crate {reference:?}");
+            }
+        }
+    }
+    let per = |d: std::time::Duration| d.as_secs_f64() * 1e6 / count as f64;
+    println!("| numbers | differing verdicts | compiled | crate | speed-up |");
+    println!("|---:|---:|---:|---:|---:|");
+    println!(
+        "| {count} | {differ} | {:.2} µs | {:.2} µs | {:.0}× |",
+        per(fast_time),
+        per(crate_time),
+        crate_time.as_secs_f64() / fast_time.as_secs_f64()
+    );
+    println!("Verdicts: {spread:?}");
+    if differ > 0 {
+        std::process::exit(1);
+    }
+}
