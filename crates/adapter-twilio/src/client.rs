@@ -64,8 +64,9 @@ pub struct TwilioStats {
 /// The Twilio Lookup v2 [`PhoneValidator`]. Create one per run: it remembers every verdict.
 pub struct TwilioValidator {
     http: reqwest::Client,
-    /// `{base}/v2/PhoneNumbers/`.
-    lookup_prefix: String,
+    /// `{base}/v2/PhoneNumbers/`, parsed once: a lookup's URL is a clone with its path
+    /// and query set, so the scheme and host are not parsed again for every number.
+    lookup_prefix: reqwest::Url,
     account_sid: String,
     /// `Basic base64(sid:token)`, marked sensitive so `Debug` of a header map hides it.
     authorization: HeaderValue,
@@ -83,7 +84,7 @@ pub struct TwilioValidator {
 impl fmt::Debug for TwilioValidator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TwilioValidator")
-            .field("lookup_prefix", &self.lookup_prefix)
+            .field("lookup_prefix", &self.lookup_prefix.as_str())
             .field("account_sid", &self.account_sid)
             .field("auth_token", &"[REDACTED]")
             .field("concurrency_available", &self.permits.available_permits())
@@ -103,7 +104,11 @@ impl TwilioValidator {
     pub fn new(config: TwilioConfig) -> Result<Self, ConfigError> {
         config.validate()?;
         let base = config.lookup_base()?;
-        let lookup_prefix = format!("{}/v2/PhoneNumbers/", base.as_str().trim_end_matches('/'));
+        let mut lookup_prefix = base.clone();
+        lookup_prefix.set_path(&format!(
+            "{}/v2/PhoneNumbers/",
+            base.path().trim_end_matches('/')
+        ));
         let authorization = basic_auth(&config.account_sid, &config.auth_token)?;
         let http = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
@@ -142,7 +147,7 @@ impl TwilioValidator {
     /// # Errors
     /// A description, safe to print, of why the credentials or the host do not work.
     pub async fn check_credentials(&self) -> Result<(), String> {
-        let url = format!("{}%2B{PROBE_DIGITS}", self.lookup_prefix);
+        let url = self.lookup_url(PROBE_DIGITS, None);
         let deadline = Instant::now() + self.request_timeout.saturating_mul(3);
         let result = run_with_retries(&self.backoff, deadline, rand::random::<f64>, |attempt| {
             self.send(&url, attempt, deadline, |status, retry_after, body| {
@@ -175,6 +180,15 @@ impl TwilioValidator {
         self.cache.clear();
     }
 
+    /// `{base}/v2/PhoneNumbers/%2B{digits}`, with `query`.
+    fn lookup_url(&self, digits: &str, query: Option<&str>) -> reqwest::Url {
+        let mut url = self.lookup_prefix.clone();
+        let path = format!("{}%2B{digits}", self.lookup_prefix.path());
+        url.set_path(&path);
+        url.set_query(query);
+        url
+    }
+
     /// One number, with retries, uncached.
     async fn lookup(
         &self,
@@ -188,10 +202,7 @@ impl TwilioValidator {
             .ok_or_else(|| {
                 ValidationError::Unknown(anyhow::anyhow!("the number is not in E.164 form"))
             })?;
-        let url = format!(
-            "{}%2B{digits}?Fields=line_type_intelligence",
-            self.lookup_prefix
-        );
+        let url = self.lookup_url(digits, Some("Fields=line_type_intelligence"));
         run_with_retries(&self.backoff, deadline, rand::random::<f64>, |attempt| {
             self.send(&url, attempt, deadline, |status, retry_after, body| {
                 interpret_lookup(status, retry_after, body, &self.policy)
@@ -204,7 +215,7 @@ impl TwilioValidator {
     /// (capped) and handed to `interpret`. Waits end at `deadline`.
     async fn send<T>(
         &self,
-        url: &str,
+        url: &reqwest::Url,
         attempt: u32,
         deadline: Instant,
         interpret: impl FnOnce(StatusCode, Option<Duration>, &[u8]) -> Attempt<T>,
@@ -236,7 +247,7 @@ impl TwilioValidator {
         }
         let sent = self
             .http
-            .get(url)
+            .get(url.clone())
             .header(AUTHORIZATION, self.authorization.clone())
             .header(ACCEPT, "application/json")
             .timeout(self.request_timeout.min(remaining))
@@ -414,6 +425,34 @@ mod tests {
 
     fn policy() -> LineTypePolicy {
         LineTypePolicy::default()
+    }
+
+    #[test]
+    fn lookup_urls_keep_the_base_path_and_the_encoded_plus() {
+        for (base, expected) in [
+            (
+                "https://lookups.twilio.com",
+                "https://lookups.twilio.com/v2/PhoneNumbers/%2B14155550123?Fields=line_type_intelligence",
+            ),
+            (
+                "http://127.0.0.1:8080/proxy/",
+                "http://127.0.0.1:8080/proxy/v2/PhoneNumbers/%2B14155550123?Fields=line_type_intelligence",
+            ),
+        ] {
+            let mut config = TwilioConfig::new(
+                "AC00000000000000000000000000000000",
+                SecretString::from("token".to_owned()),
+            );
+            config.base_url = base.to_owned();
+            let validator = TwilioValidator::new(config).expect("valid config");
+            let url = validator.lookup_url("14155550123", Some("Fields=line_type_intelligence"));
+            assert_eq!(url.as_str(), expected);
+            assert_eq!(
+                validator.lookup_url("14155550123", None).query(),
+                None,
+                "the probe asks for no fields"
+            );
+        }
     }
 
     #[test]
