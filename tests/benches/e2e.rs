@@ -76,11 +76,14 @@ struct Measured {
     peak_rss_kib: u64,
     /// User plus system CPU time of the `ca-notify` process (last poll).
     cpu: Duration,
+    /// The share of the machine's cores that were busy (any process) during the run.
+    machine_busy: f64,
     status: ExitStatus,
 }
 
 /// Runs the command to the end, polling its peak RSS.
 fn measure(mut command: Command) -> Measured {
+    let machine_before = machine_ticks();
     let started = Instant::now();
     let mut child = command
         .stdout(Stdio::null())
@@ -114,15 +117,36 @@ fn measure(mut command: Command) -> Measured {
             }
         }
         if let Some(status) = child.try_wait().expect("child status") {
+            let (busy, total) = machine_ticks();
+            let machine_busy =
+                (busy - machine_before.0) as f64 / (total - machine_before.1).max(1) as f64;
             return Measured {
                 wall: started.elapsed(),
                 peak_rss_kib,
                 cpu,
+                machine_busy,
                 status,
             };
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Busy and total clock ticks of all cores so far (`/proc/stat`; idle and iowait count
+/// as not busy).
+fn machine_ticks() -> (u64, u64) {
+    let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<u64> = text
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    let total: u64 = ticks.iter().sum();
+    let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
+    (total - idle, total)
 }
 
 /// Settings that take the client-side limits out of the way.
@@ -283,8 +307,9 @@ async fn overhead() -> Row {
         peak_rss_kib: measured.peak_rss_kib,
         notes: format!(
             "no latency, no limits, defaults; limit = the 20 000/s goal (RSS goal 64 MiB); \
-             ca-notify used {:.1} s CPU",
-            measured.cpu.as_secs_f64()
+             ca-notify used {:.1} s CPU; cores {:.0} % busy",
+            measured.cpu.as_secs_f64(),
+            measured.machine_busy * 100.0
         ),
     }
 }

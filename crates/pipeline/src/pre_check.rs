@@ -15,8 +15,6 @@ use ca_notify_domain::{
 use ca_notify_ports::{IssueItem, PhoneVerdict, ValidationError};
 use chrono::NaiveDate;
 use futures::future::join_all;
-use futures::stream::{self, StreamExt};
-use tokio::sync::SemaphorePermit;
 use tokio::time::timeout_at;
 use tracing::warn;
 
@@ -63,38 +61,38 @@ pub(crate) async fn pre_check_and_annotate(
         .collect();
 
     let work_deadline = ctx.work_deadline();
-    let candidates = entries.iter().filter(|e| e.candidate.is_some()).count();
-    let slots = if candidates > 0 {
-        Some(take_validation_slots(ctx, candidates).await)
-    } else {
-        None
-    };
-    let mut checks = Vec::with_capacity(candidates);
+    let mut checks = Vec::new();
     for (index, entry) in entries.iter().enumerate() {
         let Some(candidate) = entry.candidate.as_ref() else {
             continue;
         };
         checks.push(async move {
-            if ctx.stop_issuing.is_cancelled() {
-                return (index, Check::Skipped);
-            }
-            let checked = timeout_at(
-                ctx.deadline,
-                parts.validator.check(&candidate.phone, work_deadline),
-            )
+            let checked = timeout_at(ctx.deadline, async {
+                // One slot per check, granted in the order asked: never more than
+                // `validation_concurrency` checks in flight run-wide, and a slot freed
+                // by a quick answer goes at once to the next check waiting, whichever
+                // batch it belongs to, instead of idling until this batch's slowest
+                // check is back.
+                let _slot = ctx
+                    .validation_slots
+                    .acquire()
+                    .await
+                    .expect("the validation semaphore is never closed");
+                if ctx.stop_issuing.is_cancelled() {
+                    return None;
+                }
+                Some(parts.validator.check(&candidate.phone, work_deadline).await)
+            })
             .await;
-            (index, checked.map_or(Check::TimedOut, Check::Answered))
+            let check = match checked {
+                Ok(Some(answer)) => Check::Answered(answer),
+                Ok(None) => Check::Skipped,
+                Err(_) => Check::TimedOut,
+            };
+            (index, check)
         });
     }
-    let held = slots.as_ref().map_or(1, SemaphorePermit::num_permits);
-    // All at once when the batch holds a slot per check (the common case), which needs no
-    // per-check task bookkeeping; otherwise as many at a time as slots are held.
-    let results: Vec<(usize, Check)> = if held >= checks.len() {
-        join_all(checks).await
-    } else {
-        stream::iter(checks).buffer_unordered(held).collect().await
-    };
-    drop(slots);
+    let results: Vec<(usize, Check)> = join_all(checks).await;
 
     let mut unavailable = 0usize;
     let mut last_error = String::new();
@@ -155,19 +153,6 @@ pub(crate) async fn pre_check_and_annotate(
         );
     }
     entries
-}
-
-/// Validation slots for one batch: as many as it has checks, up to the run-wide limit,
-/// taken together. A batch then runs its checks side by side (as the seed's 10 threads
-/// did) and a fast validator costs one semaphore round trip per batch, not one wake-up
-/// per record. Taking them together matters: a batch that grabbed whatever was free
-/// could start with one slot and check ten numbers one after another.
-async fn take_validation_slots(ctx: &RunCtx, wanted: usize) -> SemaphorePermit<'_> {
-    let wanted = wanted.min(ctx.settings().validation_concurrency);
-    ctx.validation_slots
-        .acquire_many(u32::try_from(wanted).unwrap_or(u32::MAX))
-        .await
-        .expect("the validation semaphore is never closed")
 }
 
 enum Check {
