@@ -19,6 +19,16 @@ fn crate_verdict(e164: &str) -> NanpVerdict {
     }
 }
 
+/// The process's peak RSS (`VmHWM`), KiB.
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
 fn main() {
     let count: usize = std::env::var("NANP_COUNT")
         .ok()
@@ -34,8 +44,12 @@ fn main() {
     let numbers: Vec<String> = (0..count)
         .map(|_| format!("+1{}{:09}", 2 + next() % 8, next() % 1_000_000_000))
         .collect();
-    // Compile outside the timing, as a run does once.
+    // Compile outside the timing, as a run does once; the metadata itself is loaded first
+    // so the RSS step is the compiled patterns alone.
+    let _ = phonenumber::metadata::DATABASE.region(&1);
+    let before = peak_rss_kib();
     let _ = classify(&numbers[0]);
+    let compiled_kib = peak_rss_kib().saturating_sub(before);
     let started = Instant::now();
     let fast: Vec<NanpVerdict> = numbers
         .iter()
@@ -68,6 +82,11 @@ fn main() {
         crate_time.as_secs_f64() / fast_time.as_secs_f64()
     );
     println!("Verdicts: {spread:?}");
+    println!(
+        "Peak RSS grew {:.1} MiB when the patterns were compiled, {:.1} MiB in all.",
+        compiled_kib as f64 / 1024.0,
+        peak_rss_kib() as f64 / 1024.0
+    );
     if differ > 0 {
         std::process::exit(1);
     }

@@ -174,12 +174,15 @@ impl Range {
 }
 
 /// `pattern` matched from the start only, as the crate's `find(..).start() == 0` is (a
-/// match at 0 exists exactly when the leftmost one is there). Compiled like the crate's:
-/// whitespace ignored. The closing parenthesis sits on its own line so a `#` comment in
-/// the pattern cannot swallow it.
+/// match at 0 exists exactly when the leftmost one is there). Compiled like the crate's,
+/// whitespace ignored, but without Unicode classes: [`classify`] only ever matches ASCII
+/// digits, on which `\d` means the same either way, and the Unicode tables made the
+/// compiled patterns take 8 MiB instead of under 1. The closing parenthesis sits on its
+/// own line so a `#` comment in the pattern cannot swallow it.
 fn anchored(pattern: &str) -> Result<Regex, regex::Error> {
     RegexBuilder::new(&format!("^(?:{pattern}\n)"))
         .ignore_whitespace(true)
+        .unicode(false)
         .build()
 }
 
