@@ -19,11 +19,10 @@
 use async_trait::async_trait;
 use ca_notify_domain::PhoneNumber;
 use ca_notify_ports::{PhoneValidator, PhoneVerdict, ValidationError};
-use phonenumber::metadata::DATABASE;
 use phonenumber::Type;
 use tokio::time::Instant;
 
-use crate::nanp::{self, NanpVerdict};
+use crate::nanp::{self, RangeVerdict};
 
 /// A [`PhoneValidator`] that needs no network and no credentials.
 #[derive(Debug, Clone, Copy, Default)]
@@ -40,29 +39,16 @@ impl OfflineValidator {
     /// The verdict for `phone`: about 1 µs for a North American number ([`crate::nanp`]),
     /// 20–30 µs for others (libphonenumber's parse, validation and typing).
     pub fn judge(&self, phone: &PhoneNumber) -> PhoneVerdict {
-        match nanp::classify(phone.expose_e164()) {
-            Some(NanpVerdict::Valid(kind)) => verdict(kind),
-            Some(NanpVerdict::Invalid) => invalid(),
-            None => self.judge_with_the_crate(phone),
-        }
-    }
-
-    fn judge_with_the_crate(&self, phone: &PhoneNumber) -> PhoneVerdict {
-        let Ok(parsed) = phonenumber::parse(None, phone.expose_e164()) else {
-            return PhoneVerdict::Invalid {
+        let e164 = phone.expose_e164();
+        match nanp::classify(e164).or_else(|| nanp::crate_verdict(e164)) {
+            Some(RangeVerdict::Valid(kind)) => verdict(kind),
+            Some(RangeVerdict::Invalid) => PhoneVerdict::Invalid {
+                detail: "offline:invalid".to_owned(),
+            },
+            None => PhoneVerdict::Invalid {
                 detail: "offline:unparsable".to_owned(),
-            };
-        };
-        if !phonenumber::is_valid_with(&DATABASE, &parsed) {
-            return invalid();
+            },
         }
-        verdict(parsed.number_type(&DATABASE))
-    }
-}
-
-fn invalid() -> PhoneVerdict {
-    PhoneVerdict::Invalid {
-        detail: "offline:invalid".to_owned(),
     }
 }
 
