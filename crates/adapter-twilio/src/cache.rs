@@ -11,6 +11,12 @@
 //! leading zero, so the packing is exact), which keeps an entry small and keeps the numbers
 //! themselves out of the map. The cache has no `Debug` that shows entries and is never
 //! logged.
+//!
+//! Memory is bounded for runs that drain millions of records: verdicts live in two
+//! generations of at most [`GENERATION`] numbers each. When the new generation is full it
+//! becomes the old one and the one before is forgotten; a number checked while in the old
+//! generation moves back into the new one. Repeats close together (the ones that matter:
+//! a household, a re-test, a retried claim) are answered from memory however long the run.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -26,10 +32,53 @@ enum Slot {
     InFlight(Arc<OnceCell<PhoneVerdict>>),
 }
 
+/// Numbers one generation holds; the cache remembers at most twice this many (a few tens
+/// of bytes each).
+pub(crate) const GENERATION: usize = 100_000;
+
 /// Verdicts by number, for the life of one validator (one run).
-#[derive(Default)]
 pub(crate) struct VerdictCache {
-    slots: Mutex<HashMap<u64, Slot>>,
+    slots: Mutex<Generations>,
+    /// Numbers per generation.
+    capacity: usize,
+}
+
+impl Default for VerdictCache {
+    fn default() -> Self {
+        Self::with_generation(GENERATION)
+    }
+}
+
+#[derive(Default)]
+struct Generations {
+    current: HashMap<u64, Slot>,
+    previous: HashMap<u64, PhoneVerdict>,
+}
+
+impl Generations {
+    fn len(&self) -> usize {
+        self.current.len() + self.previous.len()
+    }
+
+    /// Room for one more entry in the new generation: when it is full, its verdicts become
+    /// the old generation (the one before is forgotten) and its lookups in flight stay.
+    fn make_room(&mut self, capacity: usize) {
+        if self.current.len() < capacity {
+            return;
+        }
+        let full = std::mem::take(&mut self.current);
+        self.previous = HashMap::with_capacity(full.len());
+        for (key, slot) in full {
+            match slot {
+                Slot::Ready(verdict) => {
+                    self.previous.insert(key, verdict);
+                }
+                in_flight @ Slot::InFlight(_) => {
+                    self.current.insert(key, in_flight);
+                }
+            }
+        }
+    }
 }
 
 impl fmt::Debug for VerdictCache {
@@ -41,6 +90,14 @@ impl fmt::Debug for VerdictCache {
 }
 
 impl VerdictCache {
+    /// A cache whose generations hold `capacity` numbers each.
+    pub(crate) fn with_generation(capacity: usize) -> Self {
+        Self {
+            slots: Mutex::new(Generations::default()),
+            capacity: capacity.max(1),
+        }
+    }
+
     /// The cached verdict of `phone`, or the result of `lookup` (run at most once at a time
     /// per number; waiters share its verdict).
     pub(crate) async fn get_or_lookup<F, Fut>(
@@ -58,12 +115,17 @@ impl VerdictCache {
         };
         let cell = {
             let mut slots = self.lock();
-            match slots.get(&key) {
+            match slots.current.get(&key) {
                 Some(Slot::Ready(verdict)) => return Ok(verdict.clone()),
                 Some(Slot::InFlight(cell)) => cell.clone(),
                 None => {
+                    slots.make_room(self.capacity);
+                    if let Some(verdict) = slots.previous.remove(&key) {
+                        slots.current.insert(key, Slot::Ready(verdict.clone()));
+                        return Ok(verdict);
+                    }
                     let cell = Arc::new(OnceCell::new());
-                    slots.insert(key, Slot::InFlight(cell.clone()));
+                    slots.current.insert(key, Slot::InFlight(cell.clone()));
                     cell
                 }
             }
@@ -71,7 +133,9 @@ impl VerdictCache {
         // If the caller running `lookup` fails or is cancelled, the cell stays empty and the
         // next waiter runs its own lookup.
         let verdict = cell.get_or_try_init(lookup).await?.clone();
-        self.lock().insert(key, Slot::Ready(verdict.clone()));
+        self.lock()
+            .current
+            .insert(key, Slot::Ready(verdict.clone()));
         Ok(verdict)
     }
 
@@ -82,12 +146,12 @@ impl VerdictCache {
 
     /// Forgets every verdict (for a long-lived process starting a new run).
     pub(crate) fn clear(&self) {
-        self.lock().clear();
+        *self.lock() = Generations::default();
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Slot>> {
-        // A panic while holding the lock cannot leave the map inconsistent: every update is
-        // a single insert.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Generations> {
+        // A panic while holding the lock cannot leave the maps inconsistent: a number is
+        // at worst in neither generation, and is then looked up again.
         self.slots.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -188,10 +252,52 @@ mod tests {
         assert_eq!(cache.len(), 0);
     }
 
+    #[tokio::test]
+    async fn memory_is_bounded_and_recent_numbers_stay() {
+        let cache = VerdictCache::with_generation(10);
+        let lookups = AtomicUsize::new(0);
+        let check = |n: usize| {
+            let number = phone(&format!("+1415555{n:04}"));
+            let lookups = &lookups;
+            let cache = &cache;
+            async move {
+                cache
+                    .get_or_lookup(&number, || async {
+                        lookups.fetch_add(1, Ordering::SeqCst);
+                        Ok(mobile())
+                    })
+                    .await
+                    .expect("verdict")
+            }
+        };
+        for n in 0..100 {
+            check(n).await;
+            // The first number is checked again every few numbers: it stays remembered.
+            if n % 5 == 0 {
+                check(0).await;
+            }
+            assert!(cache.len() <= 20, "{} entries after {n}", cache.len());
+        }
+        assert_eq!(
+            lookups.load(Ordering::SeqCst),
+            100,
+            "number 0 looked up once"
+        );
+        // Number 50 is two generations old: forgotten, so looked up again.
+        check(50).await;
+        assert_eq!(lookups.load(Ordering::SeqCst), 101);
+        // Number 95 is in the old or the new generation: answered from memory.
+        check(95).await;
+        assert_eq!(lookups.load(Ordering::SeqCst), 101);
+    }
+
     #[test]
     fn debug_shows_no_entries() {
         let cache = VerdictCache::default();
-        cache.lock().insert(14_155_550_123, Slot::Ready(mobile()));
+        cache
+            .lock()
+            .current
+            .insert(14_155_550_123, Slot::Ready(mobile()));
         let shown = format!("{cache:?}");
         assert_eq!(shown, "VerdictCache { entries: 1 }");
     }
