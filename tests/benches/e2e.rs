@@ -169,7 +169,11 @@ fn with_overrides(mut cli: Cli) -> Cli {
 }
 
 fn run_once(scenario: &str, cli: &Cli) -> Measured {
-    let measured = measure(with_overrides(cli.clone()).command(&["run", "--until-drained"]));
+    // The wait polls with blocking sleeps: off the runtime's workers, or the simulators
+    // would be left one worker thread of their two.
+    let measured = tokio::task::block_in_place(|| {
+        measure(with_overrides(cli.clone()).command(&["run", "--until-drained"]))
+    });
     assert!(
         measured.status.success(),
         "{scenario}: ca-notify exited {}",
@@ -337,7 +341,7 @@ async fn faults() -> Row {
     let mut peak_rss_kib = 0;
     while let Some(wait) = world.next_claimable_in() {
         assert!(runs < 20, "faults: not drained after {runs} runs");
-        std::thread::sleep(wait);
+        tokio::time::sleep(wait).await;
         let measured = run_once("faults", &cli);
         peak_rss_kib = peak_rss_kib.max(measured.peak_rss_kib);
         runs += 1;
