@@ -119,8 +119,11 @@ impl VerdictCache {
                 Some(Slot::Ready(verdict)) => return Ok(verdict.clone()),
                 Some(Slot::InFlight(cell)) => cell.clone(),
                 None => {
+                    // Taken from the old generation before room is made: making room
+                    // may replace the old generation, and would drop this verdict.
+                    let remembered = slots.previous.remove(&key);
                     slots.make_room(self.capacity);
-                    if let Some(verdict) = slots.previous.remove(&key) {
+                    if let Some(verdict) = remembered {
                         slots.current.insert(key, Slot::Ready(verdict.clone()));
                         return Ok(verdict);
                     }
@@ -289,6 +292,34 @@ mod tests {
         // Number 95 is in the old or the new generation: answered from memory.
         check(95).await;
         assert_eq!(lookups.load(Ordering::SeqCst), 101);
+    }
+
+    #[tokio::test]
+    async fn a_number_found_in_the_old_generation_survives_the_turnover_it_causes() {
+        let cache = VerdictCache::with_generation(2);
+        let lookups = AtomicUsize::new(0);
+        let check = |n: usize| {
+            let number = phone(&format!("+1415555{n:04}"));
+            let lookups = &lookups;
+            let cache = &cache;
+            async move {
+                cache
+                    .get_or_lookup(&number, || async {
+                        lookups.fetch_add(1, Ordering::SeqCst);
+                        Ok(mobile())
+                    })
+                    .await
+                    .expect("verdict")
+            }
+        };
+        // 0 and 1 fill a generation; 2 turns it over (0 and 1 are now old), 3 fills the
+        // new one. Checking 0 then turns the generation over again, at the moment 0 is
+        // taken from the old one: it must still be answered from memory.
+        for n in 0..4 {
+            check(n).await;
+        }
+        check(0).await;
+        assert_eq!(lookups.load(Ordering::SeqCst), 4);
     }
 
     #[test]
