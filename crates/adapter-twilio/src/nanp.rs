@@ -74,16 +74,20 @@ impl Plan {
     /// `validator::source_for`, then `validator::number_type` in the region found.
     fn verdict(&self, national: &str) -> RangeVerdict {
         for region in &self.regions {
-            let chosen = match &region.leading_digits {
-                Some(leading) => leading.is_match(national),
-                None => region.number_type(national) != Type::Unknown,
+            // The crate types the number once to choose a region without leading
+            // digits and again to judge it there; the second answer is the first.
+            let kind = match &region.leading_digits {
+                Some(leading) if leading.is_match(national) => region.number_type(national),
+                Some(_) => continue,
+                None => match region.number_type(national) {
+                    Type::Unknown => continue,
+                    kind => kind,
+                },
             };
-            if chosen {
-                return match region.number_type(national) {
-                    Type::Unknown => RangeVerdict::Invalid,
-                    kind => RangeVerdict::Valid(kind),
-                };
-            }
+            return match kind {
+                Type::Unknown => RangeVerdict::Invalid,
+                kind => RangeVerdict::Valid(kind),
+            };
         }
         RangeVerdict::Invalid
     }
