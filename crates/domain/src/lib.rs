@@ -8,12 +8,14 @@
 //! * [`phone`]: [`PhoneNumber`], normalised to E.164 and masked in `Debug`/`Display`.
 //! * [`recipient`]: [`RecipientRecord`] (raw, as a store holds it) and [`Recipient`] (parsed).
 //! * [`outcome`]: [`Outcome`], what happened to one record, and the seed's sent flag.
+//! * [`attempt`]: [`AttemptAnswer`] and [`KeyHistory`], what earlier attempts of a uuid proved.
 //! * [`dedup`]: [`DedupKey`], the verification server's `uuid`, derived with a keyed HMAC.
 //! * [`evaluate`]: [`evaluate_response`], the judgement of one batch-issue answer.
 //! * [`backoff`]: [`Backoff`], exponential backoff with full jitter, shared by every retry.
 //! * [`date_window`]: [`DateWindow`], the server's accepted test/symptom date range.
 //! * [`scrub`]: [`scrub_phone_numbers`], removes phone numbers from outside error text.
 
+pub mod attempt;
 pub mod backoff;
 pub mod date_window;
 pub mod dedup;
@@ -23,10 +25,13 @@ pub mod phone;
 pub mod recipient;
 pub mod scrub;
 
+pub use attempt::{AttemptAnswer, KeyHistory};
 pub use backoff::Backoff;
 pub use date_window::{DateField, DateWindow};
 pub use dedup::{DedupKey, DedupSecret};
-pub use evaluate::{evaluate_response, Evaluation, ItemAnswer, RetryBudget, StopSignal};
+pub use evaluate::{
+    evaluate_response, Evaluation, ItemAnswer, RealmFault, RetryBudget, StopSignal,
+};
 pub use outcome::{DeferReason, NotSentReason, Outcome, RecordOutcome};
 pub use phone::{PhoneError, PhoneNumber, PhoneParser, RawPhone};
 pub use recipient::{

@@ -9,6 +9,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::attempt::AttemptAnswer;
 use crate::date_window::DateField;
 use crate::dedup::DedupKey;
 use crate::recipient::RecordId;
@@ -19,8 +20,19 @@ use crate::recipient::RecordId;
 pub enum Outcome {
     /// The verification server issued a code and sent the SMS.
     Sent,
-    /// The verification server already holds this dedup key: texted before, not again.
+    /// The verification server already holds this dedup key, and no earlier attempt of it
+    /// failed after a commit: texted before (perhaps by an attempt whose answer was lost),
+    /// not again.
     AlreadySent,
+    /// The store's own ledger says a record with this dedup key was texted, under some
+    /// record id, however long ago; no request was made. It outlives the server's memory
+    /// of uuids (about 15 days).
+    TextedBefore,
+    /// The server holds a code row for this dedup key, but an earlier attempt of the same
+    /// uuid failed explicitly after the row may have been stored (`sms_failure`,
+    /// `internal_server_error`): nobody can tell whether a text went out. Written as not
+    /// sent, never retried automatically, and listed for an operator to decide.
+    Unconfirmed,
     /// Not texted, for good.
     NotSent {
         /// Why.
@@ -44,11 +56,12 @@ impl Outcome {
         Self::Deferred { reason }
     }
 
-    /// The seed's sent flag: 1 for sent or already sent, 0 for not sent, none for deferred.
+    /// The seed's sent flag: 1 for sent, already sent or texted before, 0 for not sent or
+    /// unconfirmed, none for deferred.
     pub fn sent_flag(&self) -> Option<u8> {
         match self {
-            Self::Sent | Self::AlreadySent => Some(1),
-            Self::NotSent { .. } => Some(0),
+            Self::Sent | Self::AlreadySent | Self::TextedBefore => Some(1),
+            Self::NotSent { .. } | Self::Unconfirmed => Some(0),
             Self::Deferred { .. } => None,
         }
     }
@@ -58,11 +71,17 @@ impl Outcome {
         !matches!(self, Self::Deferred { .. })
     }
 
-    /// The outcome column: `sent`, `already_sent`, `not_sent` or `deferred`.
+    /// Whether this outcome says the person was texted (now or before).
+    pub fn is_texted(&self) -> bool {
+        self.sent_flag() == Some(1)
+    }
+
+    /// The outcome column: `sent`, `already_sent`, `not_sent`, `unconfirmed` or `deferred`.
     pub fn label(&self) -> &'static str {
         match self {
             Self::Sent => "sent",
-            Self::AlreadySent => "already_sent",
+            Self::AlreadySent | Self::TextedBefore => "already_sent",
+            Self::Unconfirmed => "unconfirmed",
             Self::NotSent { .. } => "not_sent",
             Self::Deferred { .. } => "deferred",
         }
@@ -73,6 +92,8 @@ impl Outcome {
         match self {
             Self::Sent => String::new(),
             Self::AlreadySent => "uuid_already_exists".to_owned(),
+            Self::TextedBefore => "texted_before".to_owned(),
+            Self::Unconfirmed => "uuid_exists_after_failure".to_owned(),
             Self::NotSent { reason } => reason.code(),
             Self::Deferred { reason } => reason.code().to_owned(),
         }
@@ -171,6 +192,13 @@ pub enum DeferReason {
     Deadline,
     /// A shutdown signal came first.
     Shutdown,
+    /// The realm or an account is misconfigured (no SMS provider, a template or signing
+    /// failure, a realm rule, a validator account that cannot look up); the run stopped.
+    Misconfigured,
+    /// A request carrying this record got no answer (a timeout, a dropped connection), so
+    /// the server may still be working on it. The sink keeps the record claimed until its
+    /// lease runs out, so no worker re-sends the uuid while the first request may run.
+    NoAnswer,
 }
 
 impl DeferReason {
@@ -184,7 +212,15 @@ impl DeferReason {
             Self::Unauthorized => "unauthorized",
             Self::Deadline => "deadline",
             Self::Shutdown => "shutdown",
+            Self::Misconfigured => "misconfigured",
+            Self::NoAnswer => "no_answer",
         }
+    }
+
+    /// Whether the sink keeps the record claimed until its lease ends instead of
+    /// releasing it at once.
+    pub fn holds_the_claim(self) -> bool {
+        matches!(self, Self::NoAnswer)
     }
 }
 
@@ -197,6 +233,21 @@ pub struct RecordOutcome {
     pub dedup_key: Option<DedupKey>,
     /// What happened.
     pub outcome: Outcome,
+    /// The answers of this run's issue attempts for `dedup_key`, in order; the sink keeps
+    /// them per key, whatever the outcome, so the truth of a later 409 can be told.
+    pub attempts: Vec<AttemptAnswer>,
+}
+
+impl RecordOutcome {
+    /// An outcome with no issue attempt behind it.
+    pub fn new(id: RecordId, dedup_key: Option<DedupKey>, outcome: Outcome) -> Self {
+        Self {
+            id,
+            dedup_key,
+            outcome,
+            attempts: Vec::new(),
+        }
+    }
 }
 
 #[cfg(test)]

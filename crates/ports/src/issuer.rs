@@ -38,10 +38,16 @@ pub enum IssueError {
     /// stops; records are released, not marked 0.
     #[error("the realm's daily code quota is exhausted")]
     QuotaExhausted,
-    /// `maintenance_mode`, `sms_queue_full`, or 5xx/timeouts that outlasted the retry
-    /// budget or deadline. Records are released.
+    /// `maintenance_mode`, `sms_queue_full`, or failures that provably reached no handler
+    /// (connection refused, a 5xx without `codes`) past the retry budget or deadline.
+    /// Nothing was issued. Records are released.
     #[error("the verification server is unavailable: {0}")]
     Unavailable(String),
+    /// The request may have reached the server, but no answer came back (a timeout, a
+    /// dropped connection, an unreadable answer): anything may have happened, a text
+    /// included. Never retried by the adapter, because the server may still be sending.
+    #[error("the verification server gave no answer: {0}")]
+    NoAnswer(String),
     /// 401/403: the API key is wrong, or we are outside the realm's IP allow-list. The
     /// run stops with nothing marked.
     #[error("the verification server refused our API key (check the key and the realm's IP allow-list): {0}")]
@@ -60,14 +66,18 @@ pub enum IssueError {
 #[async_trait]
 pub trait SmsIssuer: Send + Sync {
     /// Issues one batch of at most [`MAX_BATCH_ITEMS`] codes with a single request and
-    /// returns one answer per item, in request order. Transport failures (5xx, timeouts,
-    /// resets) are retried inside the adapter with the same uuids, inside `deadline`.
+    /// returns one answer per item, in request order. Failures that provably reached no
+    /// handler (connection refused, a 5xx without `codes`) are retried inside the adapter
+    /// with the same uuids, inside `deadline`; a request that may have reached the server
+    /// and got no answer is never retried ([`IssueError::NoAnswer`]). A request once
+    /// started runs to its own timeout, whatever `deadline` says.
     ///
     /// # Errors
     /// [`IssueError::RateLimited`] for the limiter's 429; [`IssueError::QuotaExhausted`]
     /// for a whole-request `quota_exceeded`; [`IssueError::Unavailable`] for maintenance,
     /// a full SMS queue, or transport failures past the retry budget;
-    /// [`IssueError::Unauthorized`] for 401/403; [`IssueError::Rejected`] for a permanent
+    /// [`IssueError::NoAnswer`] when a request that may have reached the server got no
+    /// answer; [`IssueError::Unauthorized`] for 401/403; [`IssueError::Rejected`] for a permanent
     /// whole-request 400. An adapter MUST return per-item failures (including 409
     /// `uuid_already_exists`) as [`ItemAnswer`]s, never as an error.
     async fn issue_batch(

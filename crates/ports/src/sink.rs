@@ -4,7 +4,7 @@
 //! does not, so it is what keeps a person from being texted twice in the long run.
 
 use async_trait::async_trait;
-use ca_notify_domain::{ClaimToken, RecordOutcome};
+use ca_notify_domain::{ClaimToken, DedupKey, KeyHistory, RecordOutcome};
 
 /// What one write-back did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -37,11 +37,27 @@ pub enum SinkError {
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
 pub trait ResultSink: Send + Sync {
+    /// What the ledger knows of each dedup key, one [`KeyHistory`] per key in order:
+    /// whether any record with that key, under any record id and however long ago, was
+    /// written as texted (`sent = 1`), and the sum of the attempt answers kept for the key
+    /// by earlier write-backs. A key the store has never seen has the default history.
+    /// Stores keep an index on the dedup key, so this is one cheap read per batch.
+    ///
+    /// # Errors
+    /// As [`ResultSink::write_back`].
+    async fn key_histories(&self, keys: &[DedupKey]) -> Result<Vec<KeyHistory>, SinkError>;
+
     /// Writes one batch of outcomes in a single atomic write, only for records still
     /// claimed by `token`. Final outcomes set the sent flag, outcome, reason, dedup uuid
     /// and processed time and clear the claim; `Deferred` outcomes release the record
-    /// (claim cleared, attempts incremented) without an outcome. Writing the same batch
-    /// twice changes nothing.
+    /// (claim cleared, attempts incremented) without an outcome, except a reason whose
+    /// [`DeferReason::holds_the_claim`] is true: that record keeps its claim until its
+    /// lease ends (attempts incremented), because a request for it may still be running.
+    /// Every outcome's `attempts` are appended to the attempt log of its `dedup_key`
+    /// (whatever the outcome) in the same atomic write. Writing the same batch twice
+    /// changes nothing, the attempt log included.
+    ///
+    /// [`DeferReason::holds_the_claim`]: ca_notify_domain::DeferReason::holds_the_claim
     ///
     /// # Errors
     /// [`SinkError::Unavailable`] when the store cannot be reached (retryable, nothing or
