@@ -20,6 +20,12 @@ pub const STORE: u8 = 5;
 pub const REJECTED: u8 = 6;
 /// `import` rejected its file.
 pub const INPUT: u8 = 7;
+/// The realm or an account is misconfigured (no SMS provider, a template or signing
+/// failure, a realm rule, a validator account that cannot look up); nothing was finalised.
+pub const MISCONFIGURED: u8 = 8;
+/// A peer (the verification server or the phone validator) could not be reached or could
+/// not serve; the run made no progress with it.
+pub const UNAVAILABLE: u8 = 9;
 
 /// A command's failure: what to print and which code to exit with.
 #[derive(Debug)]
@@ -61,6 +67,10 @@ impl From<&RunFailure> for Failure {
             }
             FatalCause::QuotaExhausted => QUOTA,
             FatalCause::IssueRejected(_) => REJECTED,
+            FatalCause::Misconfigured { .. } | FatalCause::ValidatorMisconfigured(_) => {
+                MISCONFIGURED
+            }
+            FatalCause::IssuerUnavailable(_) | FatalCause::ValidatorUnavailable(_) => UNAVAILABLE,
             FatalCause::Source(_) | FatalCause::Sink(_) => STORE,
         };
         Self::new(code, failure.to_string())

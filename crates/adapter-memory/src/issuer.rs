@@ -36,6 +36,8 @@ pub enum IssuerFault {
     Unauthorized,
     /// A permanent whole-request 400.
     Rejected,
+    /// A request that may have reached the server and got no answer.
+    NoAnswer,
     /// Anything else.
     Unknown,
 }
@@ -48,6 +50,7 @@ impl IssuerFault {
             Self::Unavailable => IssueError::Unavailable("injected: maintenance_mode".into()),
             Self::Unauthorized => IssueError::Unauthorized("injected: 401".into()),
             Self::Rejected => IssueError::Rejected("injected: bulk issue disabled".into()),
+            Self::NoAnswer => IssueError::NoAnswer("injected: the connection dropped".into()),
             Self::Unknown => IssueError::Unknown(anyhow::anyhow!("injected: unknown failure")),
         }
     }
@@ -269,6 +272,11 @@ impl SmsIssuer for MemoryIssuer {
             })
             .collect();
         Ok(answers)
+    }
+
+    /// The configured latency: the memory issuer answers after exactly that long.
+    fn max_request_duration(&self) -> Duration {
+        self.latency
     }
 }
 

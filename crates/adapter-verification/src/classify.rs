@@ -34,9 +34,13 @@ pub enum Judgement {
     Answered(Vec<ItemAnswer>),
     /// The whole request failed in a way retrying now will not fix.
     Failed(IssueError),
-    /// The whole request failed transiently (5xx, an unreadable answer): retry it with
-    /// the same uuids. The text is already scrubbed.
+    /// The whole request failed before any handler acted on it (a 5xx without `codes`, a
+    /// failed connection): retry it with the same uuids. The text is already scrubbed.
     Transient(String),
+    /// The request may have been acted on, but no usable answer came back (a 2xx without
+    /// `codes`, a gateway timeout): anything may have happened, so it is never retried.
+    /// The text is already scrubbed.
+    NoAnswer(String),
 }
 
 /// The moments an answer was received, on both clocks.
@@ -111,7 +115,12 @@ pub fn judge(
         } else {
             "an unreadable answer"
         };
-        return Judgement::Transient(format!("HTTP {} with {what}", status.as_u16()));
+        return Judgement::NoAnswer(format!("HTTP {} with {what}", status.as_u16()));
+    }
+    // A gateway that gave up waiting (or lost the backend mid-answer) says nothing about
+    // what the server did with the request.
+    if status == StatusCode::BAD_GATEWAY || status == StatusCode::GATEWAY_TIMEOUT {
+        return Judgement::NoAnswer(format!("HTTP {}: {quoted}", status.as_u16()));
     }
     if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
         return Judgement::Transient(format!("HTTP {}: {quoted}", status.as_u16()));
@@ -158,7 +167,7 @@ fn judge_items(status: StatusCode, codes: &[IssueCodeResponse], uuids: &[DedupKe
         .collect();
     let all_quota = !answers.is_empty()
         && answers.iter().all(
-            |a| matches!(a, ItemAnswer::Failed { error_code } if error_code == "quota_exceeded"),
+            |a| matches!(a, ItemAnswer::Failed { error_code, .. } if error_code == "quota_exceeded"),
         );
     if all_quota {
         tracing::warn!(
@@ -190,13 +199,14 @@ fn judge_item(answer: &IssueCodeResponse, uuid: &DedupKey) -> ItemAnswer {
         tracing::debug!(uuid = %uuid, "Already issued before; not texted again.");
         return ItemAnswer::AlreadyExists;
     }
+    let error = quote(Some(error), &[]);
     tracing::warn!(
         uuid = %uuid,
         error_code = code,
-        error = %quote(Some(error), &[]),
+        error = %error,
         "The verification server did not issue an item."
     );
-    ItemAnswer::failed(code)
+    ItemAnswer::failed_with(code, error)
 }
 
 /// When a limiter 429 says to come back: `Retry-After`, else `X-RateLimit-Reset`, else
@@ -221,12 +231,13 @@ pub fn quote(json_error: Option<&str>, body: &[u8]) -> String {
         None => String::from_utf8_lossy(body),
     };
     let collapsed: String = raw.split_whitespace().collect::<Vec<_>>().join(" ");
-    let short: String = collapsed.chars().take(MAX_QUOTED_CHARS).collect();
-    let scrubbed = scrub_phone_numbers(&short);
-    if scrubbed.is_empty() {
+    // Scrub before cutting, so a number split by the cut cannot survive in part.
+    let scrubbed = scrub_phone_numbers(&collapsed);
+    let short: String = scrubbed.chars().take(MAX_QUOTED_CHARS).collect();
+    if short.is_empty() {
         "(no message)".to_owned()
     } else {
-        scrubbed
+        short
     }
 }
 

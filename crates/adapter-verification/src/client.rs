@@ -133,8 +133,9 @@ impl VerificationClient {
         Ok(body)
     }
 
-    /// One POST of `body`, answer read in full.
-    pub(crate) async fn exchange(&self, body: Vec<u8>) -> Result<Exchange, String> {
+    /// One POST of `body`, answer read in full. A failure says whether the request may
+    /// have reached the server: only a connection that was never made proves it did not.
+    pub(crate) async fn exchange(&self, body: Vec<u8>) -> Result<Exchange, TransportFailure> {
         let mut response = self
             .http
             .post(self.endpoint.clone())
@@ -144,19 +145,19 @@ impl VerificationClient {
             .body(body)
             .send()
             .await
-            .map_err(|e| describe(&e, self.request_timeout))?;
+            .map_err(|e| TransportFailure::of(&e, self.request_timeout))?;
         let status = response.status();
         let headers = response.headers().clone();
         let mut body = Vec::new();
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|e| describe(&e, self.request_timeout))?
+            .map_err(|e| TransportFailure::of(&e, self.request_timeout))?
         {
             if body.len() + chunk.len() > MAX_ANSWER_BYTES {
-                return Err(format!(
+                return Err(TransportFailure::NoAnswer(format!(
                     "the answer is larger than {MAX_ANSWER_BYTES} bytes"
-                ));
+                )));
             }
             body.extend_from_slice(&chunk);
         }
@@ -168,7 +169,6 @@ impl VerificationClient {
         })
     }
 
-    /// Sends one batch body, retrying transient failures, and judges the answer.
     async fn send_with_retries(
         &self,
         body: Vec<u8>,
@@ -176,14 +176,17 @@ impl VerificationClient {
         deadline: Instant,
     ) -> Result<Vec<ItemAnswer>, IssueError> {
         let mut retries = 0u32;
+        // A request once sent runs to its own timeout, so the last moment one may start is
+        // a whole timeout before the caller's deadline.
+        let latest_start = deadline.checked_sub(self.request_timeout);
         loop {
-            if Instant::now() >= deadline {
+            let Some(last_start) = latest_start.filter(|t| Instant::now() <= *t) else {
                 return Err(IssueError::Unavailable(
-                    "the deadline passed before the batch could be sent".to_owned(),
+                    "no time left before the deadline for a request to finish".to_owned(),
                 ));
-            }
+            };
             self.pacer
-                .acquire(deadline)
+                .acquire(last_start)
                 .await
                 .map_err(|NotBefore(until)| IssueError::RateLimited { until })?;
             let judgement = match self.exchange(body.clone()).await {
@@ -205,10 +208,22 @@ impl VerificationClient {
                         exchange.at,
                     )
                 }
-                Err(reason) => Judgement::Transient(reason),
+                Err(TransportFailure::NotSent(reason)) => Judgement::Transient(reason),
+                Err(TransportFailure::NoAnswer(reason)) => Judgement::NoAnswer(reason),
             };
             match judgement {
                 Judgement::Answered(answers) => return Ok(answers),
+                Judgement::NoAnswer(reason) => {
+                    // The server may still be sending: a re-send now could meet its
+                    // in-flight row, or text again after a cancelled send. The caller
+                    // keeps the records claimed instead.
+                    tracing::warn!(
+                        attempt = retries + 1,
+                        error = %reason,
+                        "The batch got no answer; it is not re-sent."
+                    );
+                    return Err(IssueError::NoAnswer(reason));
+                }
                 Judgement::Failed(error) => {
                     if let IssueError::RateLimited { until } = &error {
                         self.pacer.hold_until(*until);
@@ -230,7 +245,7 @@ impl VerificationClient {
                         )));
                     }
                     let delay = self.backoff.delay(retries, rand::random::<f64>());
-                    if Instant::now() + delay >= deadline {
+                    if Instant::now() + delay > last_start {
                         return Err(IssueError::Unavailable(format!(
                             "{reason} (no time left before the deadline to retry)"
                         )));
@@ -288,6 +303,10 @@ impl SmsIssuer for VerificationClient {
             .instrument(span)
             .await?;
         Ok(plan.fan_out(answers))
+    }
+
+    fn max_request_duration(&self) -> Duration {
+        self.request_timeout
     }
 }
 
@@ -348,6 +367,33 @@ fn join(base: &Url, path: &str) -> Result<Url, ConfigError> {
         key: "verification.base_url",
         message: format!("cannot form the endpoint URL: {e}"),
     })
+}
+
+/// A request that got no HTTP answer.
+pub(crate) enum TransportFailure {
+    /// No connection was made: the server never saw the request. The text is scrubbed.
+    NotSent(String),
+    /// The request may have reached the server (a timeout, a reset, a broken answer).
+    NoAnswer(String),
+}
+
+impl TransportFailure {
+    fn of(error: &reqwest::Error, timeout: Duration) -> Self {
+        let text = describe(error, timeout);
+        if error.is_connect() {
+            Self::NotSent(text)
+        } else {
+            Self::NoAnswer(text)
+        }
+    }
+}
+
+impl fmt::Display for TransportFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotSent(text) | Self::NoAnswer(text) => f.write_str(text),
+        }
+    }
 }
 
 /// A transport failure in words, with its causes, scrubbed.

@@ -73,7 +73,9 @@ impl VerificationClient {
                 Err(format!("{base} cannot issue codes now: {detail}"))
             }
             Judgement::Failed(error) => Err(format!("{base} (HTTP {status}): {error}")),
-            Judgement::Transient(detail) => Err(format!("{base} failed: {detail}")),
+            Judgement::Transient(detail) | Judgement::NoAnswer(detail) => {
+                Err(format!("{base} failed: {detail}"))
+            }
         }
     }
 }

@@ -8,13 +8,12 @@
 //! the batch's records are released or, failing that, come back when their lease ends.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use ca_notify_domain::{
-    scrub_phone_numbers, Backoff, ClaimToken, Outcome, RecipientRecord, RecordId, RecordOutcome,
+    scrub_phone_numbers, ClaimToken, Outcome, RecipientRecord, RecordId, RecordOutcome,
 };
-use ca_notify_ports::{SinkError, WriteReceipt};
-use tokio::time::{sleep, Instant};
+use ca_notify_ports::WriteReceipt;
+use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::context::RunCtx;
@@ -22,13 +21,7 @@ use crate::failure::FatalCause;
 use crate::issue::call_verification_server;
 use crate::pre_check::pre_check_and_annotate;
 use crate::report::{BatchReport, Tally, WRITE_FAILED};
-
-/// Re-writes of one batch while the store is unavailable.
-const WRITE_BACKOFF: Backoff = Backoff {
-    base: Duration::from_millis(100),
-    cap: Duration::from_secs(2),
-    max_retries: 4,
-};
+use crate::store_retry::retry_sink;
 
 /// Runs one batch to its write-back and returns its counts (already added to the run's).
 pub(crate) async fn execute_single_batch(
@@ -53,6 +46,7 @@ pub(crate) async fn execute_single_batch(
             outcome: entry
                 .outcome
                 .unwrap_or_else(|| Outcome::deferred(ctx.halt_reason())),
+            attempts: entry.attempts,
         })
         .collect();
     let written = write_back(&ctx, &token, &outcomes).await;
@@ -70,8 +64,8 @@ pub(crate) async fn execute_single_batch(
                 tally.count_outcome(&o.outcome);
                 match &o.outcome {
                     Outcome::Sent => report.sent += 1,
-                    Outcome::AlreadySent => report.already_sent += 1,
-                    Outcome::NotSent { .. } => report.not_sent += 1,
+                    Outcome::AlreadySent | Outcome::TextedBefore => report.already_sent += 1,
+                    Outcome::NotSent { .. } | Outcome::Unconfirmed => report.not_sent += 1,
                     Outcome::Deferred { .. } => report.deferred += 1,
                 }
             }
@@ -102,44 +96,40 @@ async fn write_back(
     token: &ClaimToken,
     outcomes: &[RecordOutcome],
 ) -> Option<WriteReceipt> {
-    let mut attempt = 0;
-    loop {
+    let written = retry_sink(ctx, "writing the batch", || async {
         let started = Instant::now();
         let result = ctx.parts.sink.write_back(token, outcomes).await;
         ctx.latency.write.observe(started.elapsed());
-        let error = match result {
-            Ok(receipt) => {
-                if receipt.not_owned > 0 {
-                    warn!(
-                        not_owned = receipt.not_owned,
-                        "Some records were no longer claimed by this run; their outcomes were not written."
-                    );
-                }
-                return Some(receipt);
+        result
+    })
+    .await;
+    match written {
+        Ok(receipt) => {
+            if receipt.not_owned > 0 {
+                warn!(
+                    not_owned = receipt.not_owned,
+                    "Some records were no longer claimed by this run; their outcomes were not written."
+                );
             }
-            Err(error) => error,
-        };
-        let retryable = matches!(error, SinkError::Unavailable(_));
-        let delay = WRITE_BACKOFF.delay(attempt, rand::random());
-        if retryable && WRITE_BACKOFF.allows(attempt) && Instant::now() + delay <= ctx.deadline {
-            warn!(
-                attempt = attempt + 1,
-                error = %scrub_phone_numbers(&error.to_string()),
-                "Store unavailable; writing the batch again."
-            );
-            attempt += 1;
-            sleep(delay).await;
-            continue;
+            Some(receipt)
         }
-        ctx.fail(FatalCause::Sink(error));
-        let ids: Vec<RecordId> = outcomes.iter().map(|o| o.id.clone()).collect();
-        if let Err(e) = ctx.parts.source.release(token, &ids).await {
-            warn!(
-                records = ids.len(),
-                error = %scrub_phone_numbers(&e.to_string()),
-                "Could not release an unwritten batch; its records come back when the lease ends."
-            );
+        Err(error) => {
+            ctx.fail(FatalCause::Sink(error));
+            // A record whose request got no answer stays claimed until its lease ends: the
+            // server may still be working on it.
+            let ids: Vec<RecordId> = outcomes
+                .iter()
+                .filter(|o| !matches!(o.outcome, Outcome::Deferred { reason } if reason.holds_the_claim()))
+                .map(|o| o.id.clone())
+                .collect();
+            if let Err(e) = ctx.parts.source.release(token, &ids).await {
+                warn!(
+                    records = ids.len(),
+                    error = %scrub_phone_numbers(&e.to_string()),
+                    "Could not release an unwritten batch; its records come back when the lease ends."
+                );
+            }
+            None
         }
-        return None;
     }
 }

@@ -4,15 +4,15 @@
 //! concurrent requests with one uuid race inside the server, and the second record would
 //! cost a request. So the first record to reach issuing owns the key until its answer is
 //! known; any other record with that key waits for the answer and is resolved from it
-//! (delivered → `AlreadySent`, deferred → deferred), or, if the owner ended not sent, is
-//! issued itself. A delivered key is remembered until its epoch is finished, so a later
+//! (delivered → `AlreadySent`, unconfirmed → `Unconfirmed`, deferred → deferred), or, if
+//! the owner ended not sent, is issued itself, knowing what the owner's attempts proved. A delivered key is remembered until its epoch is finished, so a later
 //! duplicate in the same claim costs no request either. Only keys of unfinished epochs are
 //! held, so memory stays flat over any run.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use ca_notify_domain::{DedupKey, DeferReason, Outcome};
+use ca_notify_domain::{DedupKey, DeferReason, KeyHistory, Outcome};
 use tokio::sync::watch;
 
 /// What the owner of a key learned.
@@ -20,18 +20,23 @@ use tokio::sync::watch;
 pub(crate) enum Resolution {
     /// The server holds the code (sent now or before).
     Delivered,
+    /// The server holds a code row, but whether a text went out cannot be known.
+    Unconfirmed,
     /// The owner was handed back undecided.
     Deferred(DeferReason),
-    /// The owner was not sent for a reason of its own; a waiter tries itself.
-    NotSent,
+    /// The owner was not sent for a reason of its own; a waiter tries itself, with the
+    /// key's history as the owner left it (the ledger's and the owner's attempts).
+    NotSent(KeyHistory),
 }
 
 impl Resolution {
-    pub fn of(outcome: &Outcome) -> Self {
+    /// What `outcome`, reached with the key's `history`, tells the other holders.
+    pub fn of(outcome: &Outcome, history: KeyHistory) -> Self {
         match outcome {
-            Outcome::Sent | Outcome::AlreadySent => Self::Delivered,
+            Outcome::Sent | Outcome::AlreadySent | Outcome::TextedBefore => Self::Delivered,
+            Outcome::Unconfirmed => Self::Unconfirmed,
             Outcome::Deferred { reason } => Self::Deferred(*reason),
-            Outcome::NotSent { .. } => Self::NotSent,
+            Outcome::NotSent { .. } => Self::NotSent(history),
         }
     }
 }
@@ -180,7 +185,7 @@ mod tests {
         owner.publish(Resolution::Delivered);
         assert_eq!(waiting.await.expect("joins"), Resolution::Delivered);
         assert!(matches!(gate.enter(key(1), 1), Entry::Delivered));
-        other.publish(Resolution::NotSent);
+        other.publish(Resolution::NotSent(KeyHistory::default()));
         assert_eq!(gate.held(), 1, "only the delivered key is remembered");
         gate.forget_epoch(2);
         assert_eq!(gate.held(), 1);

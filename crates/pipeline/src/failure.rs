@@ -1,13 +1,14 @@
 //! Why a run stopped: the fatal causes a caller must act on, and the early stops it need not.
 //!
-//! A fatal cause (refused credentials, a spent quota, a refused request, a failing store)
-//! ends the run with [`RunFailure`], which still carries the report of what was done: the
-//! records the run could not finish were released, never marked 0 for a reason that was
-//! not their own. Early stops that are not failures (deadline, shutdown, a drained source,
-//! an unavailable verification server) end the run with a normal report whose `stop` says
-//! why.
+//! A fatal cause (refused credentials, a misconfigured realm or account, a spent quota, a
+//! refused request, an unreachable peer, a failing store) ends the run with
+//! [`RunFailure`], which still carries the report of what was done: the records the run
+//! could not finish were released, never marked 0 for a reason that was not their own.
+//! Every run that could not make progress ends this way, so a scheduler sees a non-zero
+//! exit. Early stops that are not failures (deadline, shutdown, a drained source) end the
+//! run with a normal report whose `stop` says why.
 
-use ca_notify_domain::{scrub_phone_numbers, DeferReason};
+use ca_notify_domain::{scrub_phone_numbers, DeferReason, RealmFault};
 use ca_notify_ports::{SinkError, SourceError};
 
 use crate::report::RunReport;
@@ -24,6 +25,30 @@ pub enum FatalCause {
          allow-list): {0}"
     )]
     IssuerUnauthorized(String),
+    /// The phone validator's account cannot do lookups (a product not enabled, a
+    /// suspended account).
+    #[error("the phone validator's account cannot do lookups (check the account in its console): {0}")]
+    ValidatorMisconfigured(String),
+    /// The realm (or our request) is misconfigured: the verification server refused every
+    /// item for a reason that is not the record's own. Nothing was finalised for it.
+    #[error(
+        "the verification server's realm is misconfigured ({fault}, errorCode \"{error_code}\"): {}; \
+         the records were released untouched",
+        fault.remedy()
+    )]
+    Misconfigured {
+        /// Which setting.
+        fault: RealmFault,
+        /// The first offending item's `errorCode`.
+        error_code: String,
+    },
+    /// The verification server could not be reached or could not send (maintenance, a
+    /// full SMS queue, connection failures past the retries).
+    #[error("the verification server is unavailable; the records were released: {0}")]
+    IssuerUnavailable(String),
+    /// The phone validator stayed unavailable and the run settled nothing.
+    #[error("the phone validator is unavailable and the run settled no record; the records were released: {0}")]
+    ValidatorUnavailable(String),
     /// The realm's daily code quota is spent.
     #[error(
         "the realm's daily code quota is exhausted; the remaining records were released for a \
@@ -52,6 +77,9 @@ impl FatalCause {
         match self {
             Self::ValidatorUnauthorized(_) => StopKind::ValidatorUnauthorized,
             Self::IssuerUnauthorized(_) => StopKind::IssuerUnauthorized,
+            Self::ValidatorMisconfigured(_) | Self::Misconfigured { .. } => StopKind::Misconfigured,
+            Self::IssuerUnavailable(_) => StopKind::IssuerUnavailable,
+            Self::ValidatorUnavailable(_) => StopKind::ValidatorUnavailable,
             Self::QuotaExhausted => StopKind::QuotaExhausted,
             Self::IssueRejected(_) => StopKind::IssueRejected,
             Self::Source(_) => StopKind::Source,
@@ -77,6 +105,8 @@ pub(crate) enum StopKind {
     Shutdown,
     Drained,
     IssuerUnavailable,
+    ValidatorUnavailable,
+    Misconfigured,
     QuotaExhausted,
     ValidatorUnauthorized,
     IssuerUnauthorized,
@@ -92,6 +122,8 @@ impl StopKind {
             Self::Shutdown => "shutdown",
             Self::Drained => "drained",
             Self::IssuerUnavailable => "issuer_unavailable",
+            Self::ValidatorUnavailable => "validator_unavailable",
+            Self::Misconfigured => "misconfigured",
             Self::QuotaExhausted => "quota_exhausted",
             Self::ValidatorUnauthorized => "validator_unauthorized",
             Self::IssuerUnauthorized => "issuer_unauthorized",
@@ -111,10 +143,7 @@ impl StopKind {
     }
 
     pub fn is_fatal(self) -> bool {
-        !matches!(
-            self,
-            Self::Deadline | Self::Shutdown | Self::Drained | Self::IssuerUnavailable
-        )
+        !matches!(self, Self::Deadline | Self::Shutdown | Self::Drained)
     }
 
     /// The reason written for records this stop hands back.
@@ -125,6 +154,8 @@ impl StopKind {
             Self::ValidatorUnauthorized | Self::IssuerUnauthorized => DeferReason::Unauthorized,
             // A refused request or a down server: either way the server would not take it.
             Self::IssuerUnavailable | Self::IssueRejected => DeferReason::IssuerUnavailable,
+            Self::ValidatorUnavailable => DeferReason::ValidationUnavailable,
+            Self::Misconfigured => DeferReason::Misconfigured,
             Self::Shutdown | Self::Drained | Self::Source | Self::Sink => DeferReason::Shutdown,
         }
     }

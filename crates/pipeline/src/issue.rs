@@ -1,8 +1,15 @@
-//! `call_verification_server`: one batch-issue request per batch, re-sends of only the
-//! items the answer says to retry, and the run-wide reactions to what the server says.
+//! `call_verification_server`: the ledger read, one batch-issue request per batch, re-sends
+//! of only the items the answer says to retry, and the run-wide reactions to what the
+//! server says.
 //!
-//! The per-item judgement is the domain's `evaluate_response`; this module only decides
-//! when to ask again. Re-sends carry the same uuids, so a re-send can never text twice.
+//! Before anything is sent the store's ledger is asked about every key: a key texted
+//! under any record id is settled as `TextedBefore` with no request, and the others carry
+//! what their earlier attempts proved into the judgement of a 409. The per-item judgement
+//! is the domain's `evaluate_response`; this module only decides when to ask again, and
+//! keeps what every attempt proved for the write-back. Re-sends carry the same uuids.
+//! No request starts that could still be running at the deadline, and none is ever cut
+//! short; a request that got no answer leaves its records claimed until their lease ends,
+//! so no worker re-sends a uuid the server may still be working on.
 //! When another round would not be written before the deadline, the items it would re-send
 //! are deferred (released for the next run), not given up: only a spent retry budget ends
 //! an item as `GaveUp`.
@@ -13,37 +20,41 @@
 
 use std::time::Duration;
 
-use ca_notify_domain::{evaluate_response, scrub_phone_numbers, DeferReason, Outcome, StopSignal};
-use ca_notify_ports::{IssueError, IssueItem};
-use tokio::time::{sleep, sleep_until, timeout_at, Instant};
+use ca_notify_domain::{
+    evaluate_response, scrub_phone_numbers, AttemptAnswer, DedupKey, DeferReason, KeyHistory,
+    Outcome, StopSignal,
+};
+use ca_notify_ports::{IssueError, IssueItem, SinkError};
+use tokio::time::{sleep, sleep_until, Instant};
 use tracing::{debug, warn};
 
 use crate::context::RunCtx;
 use crate::dedup_gate::{self, Entry, Ownership, Resolution};
-use crate::failure::{FatalCause, StopKind};
+use crate::failure::FatalCause;
 use crate::pre_check::BatchEntry;
 use crate::report::Tally;
+use crate::store_retry::retry_sink;
 
 /// Shortest pause after a 429, so a limiter that names a reset in the past cannot make
 /// us spin.
 const MIN_RATE_LIMIT_PAUSE: Duration = Duration::from_millis(50);
 
-/// Issues every issuable entry of a batch, one key owner at a time.
+/// Issues every issuable entry of a batch, one key owner at a time, after asking the
+/// store's ledger about every key.
 pub(crate) async fn call_verification_server(
     ctx: &RunCtx,
     epoch: u32,
     entries: &mut [BatchEntry],
     tally: &mut Tally,
 ) {
+    if !consult_ledger(ctx, entries).await {
+        return;
+    }
     let mut owned: Vec<(usize, Ownership)> = Vec::new();
     let mut waiting = Vec::new();
     for (index, entry) in entries.iter_mut().enumerate() {
         if let (true, Some(key)) = (entry.issuable(), entry.dedup_key) {
-            match ctx.dedup.enter(key, epoch) {
-                Entry::Owner(owner) => owned.push((index, owner)),
-                Entry::Waiter(rx) => waiting.push((index, rx)),
-                Entry::Delivered => entry.outcome = Some(Outcome::AlreadySent),
-            }
+            enter(ctx, key, epoch, index, entry, &mut owned, &mut waiting);
         }
     }
     loop {
@@ -51,11 +62,13 @@ pub(crate) async fn call_verification_server(
             let indices: Vec<usize> = owned.iter().map(|(index, _)| *index).collect();
             issue_round(ctx, entries, &indices, tally).await;
             for (index, owner) in owned.drain(..) {
-                let outcome = entries[index].outcome.get_or_insert_with(|| {
+                let entry = &mut entries[index];
+                let history = entry.key_history();
+                let outcome = entry.outcome.get_or_insert_with(|| {
                     // issue_round settles every index it is given; this is a safety net.
                     Outcome::deferred(ctx.halt_reason())
                 });
-                owner.publish(Resolution::of(outcome));
+                owner.publish(Resolution::of(outcome, history));
             }
         }
         if waiting.is_empty() {
@@ -66,18 +79,85 @@ pub(crate) async fn call_verification_server(
             let entry = &mut entries[index];
             match dedup_gate::wait(rx).await {
                 Resolution::Delivered => entry.outcome = Some(Outcome::AlreadySent),
+                Resolution::Unconfirmed => entry.outcome = Some(Outcome::Unconfirmed),
                 Resolution::Deferred(reason) => entry.outcome = Some(Outcome::deferred(reason)),
-                Resolution::NotSent => {
+                Resolution::NotSent(history) => {
+                    // The owner's attempts are facts about this uuid too.
+                    entry.history = history;
                     let key = entry.dedup_key.expect("issuable entries have a key");
-                    match ctx.dedup.enter(key, epoch) {
-                        Entry::Owner(owner) => owned.push((index, owner)),
-                        Entry::Waiter(rx) => waiting.push((index, rx)),
-                        Entry::Delivered => entry.outcome = Some(Outcome::AlreadySent),
-                    }
+                    enter(ctx, key, epoch, index, entry, &mut owned, &mut waiting);
                 }
             }
         }
     }
+}
+
+type Waiting = Vec<(usize, tokio::sync::watch::Receiver<Option<Resolution>>)>;
+
+fn enter(
+    ctx: &RunCtx,
+    key: DedupKey,
+    epoch: u32,
+    index: usize,
+    entry: &mut BatchEntry,
+    owned: &mut Vec<(usize, Ownership)>,
+    waiting: &mut Waiting,
+) {
+    match ctx.dedup.enter(key, epoch) {
+        Entry::Owner(owner) => owned.push((index, owner)),
+        Entry::Waiter(rx) => waiting.push((index, rx)),
+        Entry::Delivered => entry.outcome = Some(Outcome::AlreadySent),
+    }
+}
+
+/// Asks the store's ledger about every issuable key of the batch, in one read: a key
+/// texted under any record id, however long ago, settles its record as `TextedBefore`
+/// with no request; the others carry their history into the judgement of a 409. Returns
+/// false when the store failed for good (the run is stopping; the records are deferred).
+async fn consult_ledger(ctx: &RunCtx, entries: &mut [BatchEntry]) -> bool {
+    let asked: Vec<(usize, DedupKey)> = entries
+        .iter()
+        .enumerate()
+        .filter(|(_, entry)| entry.issuable())
+        .filter_map(|(index, entry)| entry.dedup_key.map(|key| (index, key)))
+        .collect();
+    if asked.is_empty() {
+        return true;
+    }
+    let keys: Vec<DedupKey> = asked.iter().map(|(_, key)| *key).collect();
+    let sink = &ctx.parts.sink;
+    match retry_sink(ctx, "reading the ledger", || sink.key_histories(&keys)).await {
+        Ok(histories) if histories.len() == keys.len() => {
+            for ((index, _), history) in asked.into_iter().zip(histories) {
+                let entry = &mut entries[index];
+                if history.texted {
+                    debug!(record_id = %entry.id, "The ledger says this person was texted before; no request.");
+                    entry.outcome = Some(Outcome::TextedBefore);
+                } else {
+                    entry.history = history;
+                }
+            }
+            true
+        }
+        Ok(histories) => {
+            ctx.fail(FatalCause::Sink(SinkError::Misconfigured(format!(
+                "the ledger answered {} histories for {} keys (a store bug)",
+                histories.len(),
+                keys.len()
+            ))));
+            defer(entries, &asked_indices(&asked), ctx.halt_reason());
+            false
+        }
+        Err(error) => {
+            ctx.fail(FatalCause::Sink(error));
+            defer(entries, &asked_indices(&asked), ctx.halt_reason());
+            false
+        }
+    }
+}
+
+fn asked_indices(asked: &[(usize, DedupKey)]) -> Vec<usize> {
+    asked.iter().map(|(index, _)| *index).collect()
 }
 
 /// Sends `indices` until each is settled: answered, given up, or deferred.
@@ -89,11 +169,18 @@ async fn issue_round(
 ) {
     let settings = ctx.settings();
     let backoff = settings.issue_retry_backoff;
+    let longest_request = ctx.parts.issuer.max_request_duration();
     let mut pending = indices.to_vec();
     let mut retries_done = 0u32;
     while !pending.is_empty() {
         if let Err(reason) = ready_to_issue(ctx).await {
             defer(entries, &pending, reason);
+            return;
+        }
+        // A request once sent is never cut short (a disconnect can leave a text sent and
+        // its code deleted), so none starts that could still be running at the deadline.
+        if Instant::now() + longest_request > ctx.work_deadline() {
+            defer(entries, &pending, DeferReason::Deadline);
             return;
         }
         let items: Vec<IssueItem> = pending
@@ -107,23 +194,27 @@ async fn issue_round(
             .collect();
         tally.issue_requests += 1;
         let sent_at = Instant::now();
-        let answer = timeout_at(
-            ctx.deadline,
-            ctx.parts.issuer.issue_batch(&items, ctx.work_deadline()),
-        )
-        .await;
+        let answer = ctx
+            .parts
+            .issuer
+            .issue_batch(&items, ctx.work_deadline())
+            .await;
         ctx.latency.issue.observe(sent_at.elapsed());
         let answers = match answer {
-            Err(_) => {
+            Ok(answers) => answers,
+            Err(IssueError::NoAnswer(message)) => {
                 warn!(
                     items = items.len(),
-                    "Batch-issue request outlived the deadline; the records are deferred."
+                    error = %scrub_phone_numbers(&message),
+                    "Batch-issue request got no answer; its records stay claimed until their lease ends."
                 );
-                defer(entries, &pending, DeferReason::Deadline);
+                for &index in &pending {
+                    entries[index].attempts.push(AttemptAnswer::NoAnswer);
+                }
+                defer(entries, &pending, DeferReason::NoAnswer);
                 return;
             }
-            Ok(Ok(answers)) => answers,
-            Ok(Err(error)) => {
+            Err(error) => {
                 if let Some(reason) = react_to_error(ctx, error) {
                     defer(entries, &pending, reason);
                     return;
@@ -135,10 +226,22 @@ async fn issue_round(
         // Would a re-send round still be written before the deadline? If not, the items
         // that would be re-sent are deferred: the deadline is not the record's fault, so
         // it must not end as GaveUp (marked 0).
-        let next_round = backoff.ceiling(retries_done) + ctx.latency.issue.estimate();
+        let next_round = backoff.ceiling(retries_done) + longest_request;
         let round_fits = Instant::now() + next_round <= ctx.work_deadline();
-        let evaluation =
-            evaluate_response(items.len(), &answers, retries_done, &settings.retry_budget);
+        let histories: Vec<KeyHistory> = pending
+            .iter()
+            .map(|&index| entries[index].key_history())
+            .collect();
+        let evaluation = evaluate_response(
+            items.len(),
+            &answers,
+            &histories,
+            retries_done,
+            &settings.retry_budget,
+        );
+        for (k, attempt) in evaluation.attempts.iter().enumerate() {
+            entries[pending[k]].attempts.push(*attempt);
+        }
         for (k, outcome) in evaluation.settled {
             entries[pending[k]].outcome = Some(outcome);
         }
@@ -146,7 +249,17 @@ async fn issue_round(
             Some(StopSignal::QuotaExhausted) => ctx.fail(FatalCause::QuotaExhausted),
             Some(StopSignal::Unavailable) => {
                 warn!("Verification server cannot send now; issuing stops for this run.");
-                ctx.stop_with(StopKind::IssuerUnavailable);
+                ctx.fail(FatalCause::IssuerUnavailable(
+                    "the server answered sms_queue_full or maintenance_mode".to_owned(),
+                ));
+            }
+            Some(StopSignal::Misconfigured { fault, error_code }) => {
+                warn!(
+                    fault = fault.code(),
+                    error_code = %error_code,
+                    "The verification server's realm is misconfigured; the run stops and finalises nothing."
+                );
+                ctx.fail(FatalCause::Misconfigured { fault, error_code });
             }
             None => {}
         }
@@ -203,9 +316,15 @@ fn react_to_error(ctx: &RunCtx, error: IssueError) -> Option<DeferReason> {
             Some(DeferReason::QuotaExhausted)
         }
         IssueError::Unavailable(message) => {
-            warn!(error = %scrub_phone_numbers(&message), "Verification server unavailable; issuing stops for this run.");
-            ctx.stop_with(StopKind::IssuerUnavailable);
+            let message = scrub_phone_numbers(&message);
+            warn!(error = %message, "Verification server unavailable; issuing stops for this run.");
+            ctx.fail(FatalCause::IssuerUnavailable(message));
             Some(DeferReason::IssuerUnavailable)
+        }
+        IssueError::NoAnswer(message) => {
+            // Handled by the caller; kept here so the match stays total.
+            warn!(error = %scrub_phone_numbers(&message), "Batch-issue request got no answer.");
+            Some(DeferReason::NoAnswer)
         }
         IssueError::Unauthorized(message) => {
             ctx.fail(FatalCause::IssuerUnauthorized(scrub_phone_numbers(

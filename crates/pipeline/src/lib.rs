@@ -65,6 +65,7 @@ pub mod pipeline;
 mod pre_check;
 pub mod report;
 pub mod settings;
+mod store_retry;
 
 pub use failure::{FatalCause, RunFailure};
 pub use observer::RunObserver;

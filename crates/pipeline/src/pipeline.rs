@@ -13,7 +13,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use ca_notify_domain::{DedupSecret, PhoneParser};
+use ca_notify_domain::{DedupSecret, DeferReason, PhoneParser};
 use ca_notify_ports::{PhoneSource, PhoneValidator, ResultSink, SmsIssuer};
 use chrono::NaiveDate;
 use tokio_util::sync::CancellationToken;
@@ -21,7 +21,7 @@ use tracing::{info, info_span, Instrument};
 
 use crate::context::{Parts, RunCtx, Today};
 use crate::epoch::{acquire_data, execute_single_epoch, orchestrate_epochs};
-use crate::failure::{RunFailure, StopKind};
+use crate::failure::{FatalCause, RunFailure, StopKind};
 use crate::observer::RunObserver;
 use crate::report::{EpochReport, RunReport, Tally};
 use crate::settings::{Settings, SettingsError};
@@ -135,11 +135,26 @@ fn stop_code(ctx: &RunCtx) -> Option<String> {
     ctx.stop_kind().map(|k| k.code().to_owned())
 }
 
-fn finish(ctx: &RunCtx, report: RunReport) -> Result<RunReport, RunFailure> {
-    match ctx.take_fatal() {
-        Some(cause) => Err(RunFailure { cause, report }),
-        None => Ok(report),
+/// The run's result. A run that claimed records but settled none of them because the
+/// phone validator was unavailable made no progress, and says so with a failure (the
+/// verification server's unavailability is already a fatal cause where it happens).
+fn finish(ctx: &RunCtx, mut report: RunReport) -> Result<RunReport, RunFailure> {
+    if let Some(cause) = ctx.take_fatal() {
+        return Err(RunFailure { cause, report });
     }
+    let unavailable = report
+        .deferred
+        .get(DeferReason::ValidationUnavailable.code())
+        .copied()
+        .unwrap_or(0);
+    if report.settled() == 0 && unavailable > 0 {
+        let cause = FatalCause::ValidatorUnavailable(format!(
+            "{unavailable} records could not be checked"
+        ));
+        report.stop = Some(cause.code().to_owned());
+        return Err(RunFailure { cause, report });
+    }
+    Ok(report)
 }
 
 /// Why a pipeline could not be built.

@@ -9,7 +9,7 @@
 use std::fmt;
 
 use ca_notify_domain::{
-    scrub_phone_numbers, DateWindow, DedupKey, DeferReason, LocallyChecked, NotSentReason, Outcome,
+    scrub_phone_numbers, AttemptAnswer, DateWindow, KeyHistory, DedupKey, DeferReason, LocallyChecked, NotSentReason, Outcome,
     Recipient, RecipientRecord, RecordId,
 };
 use ca_notify_ports::{IssueItem, PhoneVerdict, ValidationError};
@@ -32,6 +32,11 @@ pub(crate) struct BatchEntry {
     pub dedup_key: Option<DedupKey>,
     /// What the verification server is asked, once the record passed every check.
     pub item: Option<IssueItem>,
+    /// What the store's ledger (and, for a waiting duplicate, the key's owner) knew of
+    /// the dedup key before this run's attempts.
+    pub history: KeyHistory,
+    /// What this run's issue attempts for the key proved, in order.
+    pub attempts: Vec<AttemptAnswer>,
     /// Waiting for the validator.
     candidate: Option<LocallyChecked>,
 }
@@ -40,6 +45,11 @@ impl BatchEntry {
     /// Whether the record is ready to be issued and not yet decided.
     pub fn issuable(&self) -> bool {
         self.outcome.is_none() && self.item.is_some()
+    }
+
+    /// Everything known of the key: the ledger's history plus this run's attempts.
+    pub fn key_history(&self) -> KeyHistory {
+        self.history.with(&self.attempts)
     }
 }
 
@@ -173,6 +183,8 @@ fn annotate_locally(recipient: Recipient, today: NaiveDate, window: &DateWindow)
         outcome,
         dedup_key: None,
         item: None,
+        history: KeyHistory::default(),
+        attempts: Vec::new(),
         candidate,
     }
 }

@@ -26,9 +26,12 @@ pub struct RunReport {
     pub claimed: u64,
     /// Codes issued and texted.
     pub sent: u64,
-    /// Records whose code the server already held (no new text).
+    /// Records whose code the server already held, or that the store's ledger says were
+    /// texted before (no new text).
     pub already_sent: u64,
-    /// Records not texted, for good, by `NotSentReason::kind()`.
+    /// Records not texted, for good, by `NotSentReason::kind()`, plus `unconfirmed`:
+    /// records whose code the server holds although an earlier attempt failed, so nobody
+    /// knows whether they got a text (an operator decides).
     pub not_sent: BTreeMap<String, u64>,
     /// Records handed back undecided, by `DeferReason::code()` (plus `write_failed`),
     /// including records released untouched at a shutdown, deadline or stop.
@@ -156,8 +159,11 @@ impl Tally {
     pub fn count_outcome(&mut self, outcome: &Outcome) {
         match outcome {
             Outcome::Sent => self.sent += 1,
-            Outcome::AlreadySent => self.already_sent += 1,
+            Outcome::AlreadySent | Outcome::TextedBefore => self.already_sent += 1,
             Outcome::NotSent { reason } => *self.not_sent.entry(reason.kind()).or_default() += 1,
+            // Final and written as sent = 0, but not a verdict on the record: counted under
+            // its own key so an operator sees it.
+            Outcome::Unconfirmed => *self.not_sent.entry(outcome.label()).or_default() += 1,
             Outcome::Deferred { reason } => *self.deferred.entry(reason.code()).or_default() += 1,
         }
     }

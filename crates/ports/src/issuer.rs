@@ -1,5 +1,7 @@
 //! `SmsIssuer`: asks the verification server to issue codes and text them.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use ca_notify_domain::{DedupKey, ItemAnswer, PhoneNumber, TestType};
 use chrono::NaiveDate;
@@ -85,4 +87,10 @@ pub trait SmsIssuer: Send + Sync {
         items: &[IssueItem],
         deadline: Instant,
     ) -> Result<Vec<ItemAnswer>, IssueError>;
+
+    /// The longest one attempt of [`SmsIssuer::issue_batch`] can run once sent (the
+    /// adapter's request timeout). The pipeline starts no request that could end after
+    /// the run's deadline, because cutting one short would disconnect the server in the
+    /// middle of its sends: a text may go out while the code is deleted.
+    fn max_request_duration(&self) -> Duration;
 }
