@@ -19,7 +19,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ca_notify_adapter_memory::{MemoryIssuer, MemoryStore, MemoryValidator};
-use ca_notify_domain::{ClaimToken, DedupSecret, RecipientRecord, RecordId, RecordOutcome};
+use ca_notify_domain::{
+    ClaimToken, DedupKey, DedupSecret, KeyHistory, RecipientRecord, RecordId, RecordOutcome,
+};
 use ca_notify_pipeline::{Pipeline, RunReport, Settings};
 use ca_notify_ports::{Claim, PhoneSource, ResultSink, SinkError, SourceError, WriteReceipt};
 use chrono::NaiveDate;
@@ -140,6 +142,11 @@ impl PhoneSource for Synthetic {
 
 #[async_trait]
 impl ResultSink for Synthetic {
+    /// Every synthetic record is new: no earlier run texted anyone.
+    async fn key_histories(&self, keys: &[DedupKey]) -> Result<Vec<KeyHistory>, SinkError> {
+        Ok(vec![KeyHistory::default(); keys.len()])
+    }
+
     async fn write_back(
         &self,
         _token: &ClaimToken,

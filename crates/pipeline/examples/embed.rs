@@ -9,13 +9,15 @@
 //!
 //! Run with `cargo run -p ca-notify-pipeline --example embed`.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use ca_notify_adapter_memory::{MemoryIssuer, MemoryValidator};
 use ca_notify_domain::{
-    ClaimToken, DedupSecret, Outcome, RecipientRecord, RecordId, RecordOutcome,
+    ClaimToken, DedupKey, DedupSecret, KeyHistory, Outcome, RecipientRecord, RecordId,
+    RecordOutcome,
 };
 use ca_notify_pipeline::{BatchReport, Pipeline, RunObserver, Settings};
 use ca_notify_ports::{Claim, PhoneSource, ResultSink, SinkError, SourceError, WriteReceipt};
@@ -35,6 +37,8 @@ struct LabResult {
 #[derive(Default)]
 struct LabResults {
     rows: Mutex<Vec<LabResult>>,
+    /// The ledger by dedup key: who was texted, and what each attempt proved.
+    ledger: Mutex<HashMap<DedupKey, KeyHistory>>,
 }
 
 impl LabResults {
@@ -109,6 +113,14 @@ impl PhoneSource for LabResults {
 
 #[async_trait]
 impl ResultSink for LabResults {
+    async fn key_histories(&self, keys: &[DedupKey]) -> Result<Vec<KeyHistory>, SinkError> {
+        let ledger = self.ledger.lock().expect("lock");
+        Ok(keys
+            .iter()
+            .map(|key| ledger.get(key).copied().unwrap_or_default())
+            .collect())
+    }
+
     async fn write_back(
         &self,
         token: &ClaimToken,
@@ -116,7 +128,13 @@ impl ResultSink for LabResults {
     ) -> Result<WriteReceipt, SinkError> {
         let mut receipt = WriteReceipt::default();
         let mut rows = self.rows.lock().expect("lock");
+        let mut ledger = self.ledger.lock().expect("lock");
         for outcome in outcomes {
+            if let Some(key) = outcome.dedup_key {
+                let history = ledger.entry(key).or_default();
+                *history = history.with(&outcome.attempts);
+                history.texted |= outcome.outcome.is_texted();
+            }
             let row = rows
                 .iter_mut()
                 .find(|r| r.accession == outcome.id.as_str())

@@ -135,26 +135,37 @@ fn stop_code(ctx: &RunCtx) -> Option<String> {
     ctx.stop_kind().map(|k| k.code().to_owned())
 }
 
-/// The run's result. A run that claimed records but settled none of them because the
-/// phone validator was unavailable made no progress, and says so with a failure (the
-/// verification server's unavailability is already a fatal cause where it happens).
+/// The run's result. A run that claimed records but settled none of them because a peer
+/// could not serve them (the phone validator unavailable, batch-issue requests without an
+/// answer) made no progress, and says so with a failure; the verification server's
+/// refusals are already fatal causes where they happen.
 fn finish(ctx: &RunCtx, mut report: RunReport) -> Result<RunReport, RunFailure> {
     if let Some(cause) = ctx.take_fatal() {
         return Err(RunFailure { cause, report });
     }
-    let unavailable = report
-        .deferred
-        .get(DeferReason::ValidationUnavailable.code())
-        .copied()
-        .unwrap_or(0);
-    if report.settled() == 0 && unavailable > 0 {
-        let cause = FatalCause::ValidatorUnavailable(format!(
-            "{unavailable} records could not be checked"
-        ));
-        report.stop = Some(cause.code().to_owned());
-        return Err(RunFailure { cause, report });
+    let deferred = |reason: DeferReason| report.deferred.get(reason.code()).copied().unwrap_or(0);
+    let unchecked = deferred(DeferReason::ValidationUnavailable);
+    let unanswered = deferred(DeferReason::NoAnswer);
+    let cause = if report.settled() > 0 {
+        None
+    } else if unanswered > 0 {
+        Some(FatalCause::IssuerUnavailable(format!(
+            "{unanswered} records' batch-issue requests got no answer"
+        )))
+    } else if unchecked > 0 {
+        Some(FatalCause::ValidatorUnavailable(format!(
+            "{unchecked} records could not be checked"
+        )))
+    } else {
+        None
+    };
+    match cause {
+        Some(cause) => {
+            report.stop = Some(cause.code().to_owned());
+            Err(RunFailure { cause, report })
+        }
+        None => Ok(report),
     }
-    Ok(report)
 }
 
 /// Why a pipeline could not be built.

@@ -36,7 +36,7 @@ async fn invalid_and_landline_numbers_never_reach_the_issuer() {
             },
         })
     });
-    let mut issuer = MockSmsIssuer::new();
+    let mut issuer = mock_issuer();
     issuer
         .expect_issue_batch()
         .times(1)

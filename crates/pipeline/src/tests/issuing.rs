@@ -22,7 +22,7 @@ fn one_epoch() -> Settings {
 #[tokio::test(start_paused = true)]
 async fn a_partial_failure_re_sends_only_the_failed_items_with_the_same_uuids() {
     let first_uuids: Arc<Mutex<Vec<DedupKey>>> = Arc::default();
-    let mut issuer = MockSmsIssuer::new();
+    let mut issuer = mock_issuer();
     let mut seq = Sequence::new();
     let seen = first_uuids.clone();
     issuer
@@ -130,7 +130,7 @@ async fn rate_limited_pauses_issuing_until_the_reset() {
     let started = Instant::now();
     let until = started + Duration::from_secs(30);
     let calls: Arc<Mutex<Vec<Instant>>> = Arc::default();
-    let mut issuer = MockSmsIssuer::new();
+    let mut issuer = mock_issuer();
     let log = calls.clone();
     issuer
         .expect_issue_batch()

@@ -19,6 +19,7 @@ mod checks;
 mod issuing;
 mod schedule;
 mod stops;
+mod truth;
 
 const SECRET: &str = "a unit-test dedup secret";
 
@@ -141,9 +142,28 @@ pub(super) fn all_mobile() -> MockPhoneValidator {
     validator
 }
 
+/// A mock issuer whose requests take at most a second; expectations for `issue_batch`
+/// are the test's.
+pub(super) fn mock_issuer() -> MockSmsIssuer {
+    let mut issuer = MockSmsIssuer::new();
+    issuer
+        .expect_max_request_duration()
+        .return_const(std::time::Duration::from_secs(1));
+    issuer
+}
+
+/// A mock sink whose ledger knows nothing yet; expectations for `write_back` are the
+/// test's.
+pub(super) fn mock_sink() -> MockResultSink {
+    let mut sink = MockResultSink::new();
+    sink.expect_key_histories()
+        .returning(|keys| Ok(vec![ca_notify_domain::KeyHistory::default(); keys.len()]));
+    sink
+}
+
 /// An issuer that issues every item.
 pub(super) fn issues_everything() -> MockSmsIssuer {
-    let mut issuer = MockSmsIssuer::new();
+    let mut issuer = mock_issuer();
     issuer
         .expect_issue_batch()
         .returning(|items, _| Ok(vec![ca_notify_domain::ItemAnswer::Issued; items.len()]));
@@ -156,7 +176,7 @@ pub(super) type Writes = Arc<Mutex<Vec<Vec<RecordOutcome>>>>;
 /// A sink that accepts every write and records it.
 pub(super) fn recording_sink() -> (MockResultSink, Writes) {
     let writes: Writes = Arc::default();
-    let mut sink = MockResultSink::new();
+    let mut sink = mock_sink();
     let log = writes.clone();
     sink.expect_write_back().returning(move |_, outcomes| {
         log.lock().expect("lock").push(outcomes.to_vec());

@@ -31,7 +31,7 @@ async fn one_claim_per_epoch_and_one_write_per_batch() {
             })
         });
     source.expect_release().never();
-    let mut sink = MockResultSink::new();
+    let mut sink = mock_sink();
     let sizes: Arc<Mutex<Vec<usize>>> = Arc::default();
     let log = sizes.clone();
     sink.expect_write_back()

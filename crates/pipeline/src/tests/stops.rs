@@ -161,7 +161,7 @@ async fn a_per_item_quota_exceeded_stops_issuing_too() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn an_unavailable_server_ends_issuing_but_not_in_failure() {
+async fn an_unavailable_server_stops_the_run_with_a_failure_a_scheduler_sees() {
     let issuer = MemoryIssuer::new();
     issuer.script([Scripted::Answers(vec![
         ItemAnswer::Issued,
@@ -176,11 +176,13 @@ async fn an_unavailable_server_ends_issuing_but_not_in_failure() {
             ..settings(3)
         },
     );
-    let report = m
+    let failure = m
         .pipeline
         .run(CancellationToken::new())
         .await
-        .expect("not fatal");
+        .expect_err("the run could not make progress");
+    assert!(matches!(failure.cause, FatalCause::IssuerUnavailable(_)));
+    let report = failure.report;
     assert_eq!(report.stop.as_deref(), Some("issuer_unavailable"));
     assert_eq!(m.issuer.requests(), 1);
     assert_eq!(report.sent, 1);
@@ -211,7 +213,7 @@ async fn a_misconfigured_source_fails_the_run_before_anything_happens() {
         .expect_claim()
         .times(1)
         .returning(|_, _| Err(SourceError::Misconfigured("no such table".into())));
-    let mut sink = MockResultSink::new();
+    let mut sink = mock_sink();
     sink.expect_write_back().never();
     let p = pipeline(
         Arc::new(source),
@@ -238,7 +240,7 @@ async fn an_unavailable_source_is_claimed_again() {
 
 #[tokio::test(start_paused = true)]
 async fn an_unavailable_sink_gets_the_same_write_again() {
-    let mut sink = MockResultSink::new();
+    let mut sink = mock_sink();
     let calls = Arc::new(AtomicU64::new(0));
     let seen = calls.clone();
     let first: Arc<std::sync::Mutex<Option<Vec<ca_notify_domain::RecordOutcome>>>> = Arc::default();
