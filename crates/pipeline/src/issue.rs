@@ -8,8 +8,10 @@
 //! is the domain's `evaluate_response`; this module only decides when to ask again, and
 //! keeps what every attempt proved for the write-back. Re-sends carry the same uuids.
 //! No request starts that could still be running at the deadline, and none is ever cut
-//! short; a request that got no answer leaves its records claimed until their lease ends,
-//! so no worker re-sends a uuid the server may still be working on.
+//! short. After a request that got no answer, its uuids are sent again only once the
+//! request must have ended on the server (its start plus the issuer's longest request);
+//! the batch keeps the records claimed until then, and a stop that cuts that wait short
+//! leaves them claimed until their lease ends.
 //! When another round would not be written before the deadline, the items it would re-send
 //! are deferred (released for the next run), not given up: only a spent retry budget ends
 //! an item as `GaveUp`.
@@ -203,16 +205,37 @@ async fn issue_round(
         let answers = match answer {
             Ok(answers) => answers,
             Err(IssueError::NoAnswer(message)) => {
-                warn!(
-                    items = items.len(),
-                    error = %scrub_phone_numbers(&message),
-                    "Batch-issue request got no answer; its records stay claimed until their lease ends."
-                );
                 for &index in &pending {
                     entries[index].attempts.push(AttemptAnswer::NoAnswer);
                 }
-                defer(entries, &pending, DeferReason::NoAnswer);
-                return;
+                // The server may still be working on the request: nobody may send these
+                // uuids again before it must have ended. The records stay claimed by this
+                // batch meanwhile (the wait ends before the deadline, since the request was
+                // only started because it would); a stop cuts the wait short and leaves
+                // them claimed until their lease ends instead.
+                let ended_by = sent_at + longest_request;
+                warn!(
+                    items = items.len(),
+                    error = %scrub_phone_numbers(&message),
+                    wait_ms = ended_by.saturating_duration_since(Instant::now()).as_millis() as u64,
+                    "Batch-issue request got no answer; waiting until it must have ended before anyone sends its uuids again."
+                );
+                let waited = tokio::select! {
+                    () = sleep_until(ended_by) => true,
+                    () = ctx.shutdown.cancelled() => false,
+                    () = ctx.stop_issuing.cancelled() => false,
+                };
+                if !waited {
+                    defer(entries, &pending, DeferReason::NoAnswer);
+                    return;
+                }
+                if retries_done >= settings.retry_budget.max_item_retries {
+                    defer(entries, &pending, DeferReason::IssuerUnavailable);
+                    return;
+                }
+                retries_done += 1;
+                tally.item_retries += pending.len() as u64;
+                continue;
             }
             Err(error) => {
                 if let Some(reason) = react_to_error(ctx, error) {

@@ -145,12 +145,12 @@ fn finish(ctx: &RunCtx, mut report: RunReport) -> Result<RunReport, RunFailure> 
     }
     let deferred = |reason: DeferReason| report.deferred.get(reason.code()).copied().unwrap_or(0);
     let unchecked = deferred(DeferReason::ValidationUnavailable);
-    let unanswered = deferred(DeferReason::NoAnswer);
+    let unanswered = deferred(DeferReason::NoAnswer) + deferred(DeferReason::IssuerUnavailable);
     let cause = if report.settled() > 0 {
         None
     } else if unanswered > 0 {
         Some(FatalCause::IssuerUnavailable(format!(
-            "{unanswered} records' batch-issue requests got no answer"
+            "{unanswered} records could not be issued (no answer, or an unexpected failure)"
         )))
     } else if unchecked > 0 {
         Some(FatalCause::ValidatorUnavailable(format!(

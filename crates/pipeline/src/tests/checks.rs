@@ -180,7 +180,12 @@ async fn a_duplicate_follows_its_deferred_twin() {
             ..Settings::default()
         },
     );
-    let report = m.pipeline.run(CancellationToken::new()).await.expect("run");
+    let failure = m
+        .pipeline
+        .run(CancellationToken::new())
+        .await
+        .expect_err("a run that settled nothing because of the issuer is a failure");
+    let report = failure.report;
     assert_eq!(m.issuer.requests(), 1, "the twin was not issued on its own");
     assert_eq!(report.deferred["issuer_unavailable"], 2);
     assert_nothing_lost(&m.store, &report);
