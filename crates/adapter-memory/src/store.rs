@@ -4,9 +4,17 @@
 //! records that have no final outcome and no live claim; write-backs and releases touch
 //! only records still claimed by the caller's token; a final outcome clears the claim for
 //! good, a `Deferred` one releases the record with its attempt count raised, a release
-//! leaves the count alone. Leases are measured with `tokio::time::Instant`, so tests with
-//! paused time can let them expire. Latencies and failures can be injected, and
-//! everything can be inspected, for tests of the engine's exactly-once promises.
+//! leaves the count alone. A deferral whose reason holds the claim (an unanswered request)
+//! turns the claim into a *hold*: the lease stays, so no claim takes the record until it
+//! ends, and the token goes, so no write or release by it can end the hold early (and a
+//! repeated write finds nothing to change). Leases are measured with
+//! `tokio::time::Instant`, so tests with paused time can let them expire.
+//!
+//! The ledger by dedup key mirrors the SQL stores' index and attempt log: which keys were
+//! written texted, and every write-back's attempt answers per key, appended once per
+//! (claim token, record id, position) whether or not the write still owned its record.
+//! Latencies and failures can be injected, and everything can be inspected, for tests of
+//! the engine's exactly-once promises.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,7 +22,9 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use ca_notify_domain::{ClaimToken, DedupKey, Outcome, RecipientRecord, RecordId, RecordOutcome};
+use ca_notify_domain::{
+    ClaimToken, DedupKey, KeyHistory, Outcome, RecipientRecord, RecordId, RecordOutcome,
+};
 use ca_notify_ports::{Claim, PhoneSource, ResultSink, SinkError, SourceError, WriteReceipt};
 use tokio::time::{sleep, Instant};
 
@@ -49,14 +59,18 @@ pub struct StoreCounts {
     pub records: usize,
     /// Records without a final outcome.
     pub open: usize,
-    /// Records with a claim on them (live or expired).
+    /// Records with a claim token on them (live or expired); holds are not claims.
     pub claimed: usize,
+    /// Records held after an unanswered request (lease live or expired).
+    pub held: usize,
     /// Final outcome `Sent`.
     pub sent: usize,
-    /// Final outcome `AlreadySent`.
+    /// Final outcome `AlreadySent` or `TextedBefore` (both `already_sent`).
     pub already_sent: usize,
     /// Final outcome `NotSent`.
     pub not_sent: usize,
+    /// Final outcome `Unconfirmed`.
+    pub unconfirmed: usize,
 }
 
 /// How often each operation was called (including failed calls).
@@ -76,6 +90,8 @@ pub struct StoreCalls {
 struct Lease {
     token: ClaimToken,
     expires: Instant,
+    /// A hold: the token no longer owns the record, the lease still keeps claims away.
+    held: bool,
 }
 
 #[derive(Debug)]
@@ -92,7 +108,13 @@ impl Entry {
     }
 
     fn held_by(&self, token: &ClaimToken) -> bool {
-        self.lease.as_ref().is_some_and(|l| &l.token == token)
+        self.lease
+            .as_ref()
+            .is_some_and(|l| !l.held && &l.token == token)
+    }
+
+    fn is_held(&self) -> bool {
+        self.lease.as_ref().is_some_and(|l| l.held)
     }
 }
 
@@ -102,6 +124,11 @@ struct State {
     index: HashMap<RecordId, usize>,
     /// Entries without a final outcome, in insertion order (claims take the oldest).
     open: BTreeSet<usize>,
+    /// The ledger by dedup key: texted, and the sums of the attempt log.
+    ledger: HashMap<DedupKey, KeyHistory>,
+    /// How many attempts of each (token, record) the log holds: a repeated write appends
+    /// only positions beyond them.
+    logged: HashMap<(ClaimToken, RecordId), usize>,
 }
 
 #[derive(Debug, Default)]
@@ -211,25 +238,43 @@ impl MemoryStore {
         state.index.get(id).map(|&i| state.entries[i].attempts)
     }
 
-    /// The token of the claim on a record, live or expired; `None` when unclaimed.
+    /// The token of the claim on a record, live or expired; `None` when unclaimed or held.
     pub fn claim_token(&self, id: &RecordId) -> Option<ClaimToken> {
         let state = self.lock();
-        state
-            .index
-            .get(id)
-            .and_then(|&i| state.entries[i].lease.as_ref().map(|l| l.token.clone()))
+        state.index.get(id).and_then(|&i| {
+            let lease = state.entries[i].lease.as_ref()?;
+            (!lease.held).then(|| lease.token.clone())
+        })
     }
 
-    /// Records with a claim on them, live or expired, in insertion order. After a
-    /// finished run this should be empty: every record written or released.
+    /// Records with a claim token on them, live or expired, in insertion order. After a
+    /// finished run this should be empty: every record written or released (a held record
+    /// was written; see [`MemoryStore::held_ids`]).
     pub fn claimed_ids(&self) -> Vec<RecordId> {
         let state = self.lock();
         state
             .entries
             .iter()
-            .filter(|e| e.lease.is_some())
+            .filter(|e| e.lease.is_some() && !e.is_held())
             .map(|e| e.record.id.clone())
             .collect()
+    }
+
+    /// Records held after an unanswered request (their lease live or expired, not yet
+    /// claimed again), in insertion order.
+    pub fn held_ids(&self) -> Vec<RecordId> {
+        let state = self.lock();
+        state
+            .entries
+            .iter()
+            .filter(|e| e.is_held())
+            .map(|e| e.record.id.clone())
+            .collect()
+    }
+
+    /// What the ledger knows of `key` (the same as [`ResultSink::key_histories`]).
+    pub fn key_history(&self, key: &DedupKey) -> KeyHistory {
+        self.lock().ledger.get(key).copied().unwrap_or_default()
     }
 
     /// Records without a final outcome, in insertion order.
@@ -251,11 +296,13 @@ impl MemoryStore {
             ..StoreCounts::default()
         };
         for entry in &state.entries {
-            counts.claimed += usize::from(entry.lease.is_some());
+            counts.held += usize::from(entry.is_held());
+            counts.claimed += usize::from(entry.lease.is_some() && !entry.is_held());
             match entry.result.as_ref().map(|r| &r.outcome) {
                 Some(Outcome::Sent) => counts.sent += 1,
-                Some(Outcome::AlreadySent) => counts.already_sent += 1,
+                Some(Outcome::AlreadySent | Outcome::TextedBefore) => counts.already_sent += 1,
                 Some(Outcome::NotSent { .. }) => counts.not_sent += 1,
+                Some(Outcome::Unconfirmed) => counts.unconfirmed += 1,
                 Some(Outcome::Deferred { .. }) | None => {}
             }
         }
@@ -331,6 +378,7 @@ impl PhoneSource for MemoryStore {
             entry.lease = Some(Lease {
                 token: token.clone(),
                 expires: now + lease,
+                held: false,
             });
             records.push(entry.record.clone());
         }
@@ -366,8 +414,40 @@ impl PhoneSource for MemoryStore {
     }
 }
 
+impl State {
+    /// Appends the attempts of `o` beyond those this (token, record) already logged.
+    fn log_attempts(&mut self, token: &ClaimToken, o: &RecordOutcome) {
+        let Some(key) = o.dedup_key else {
+            return;
+        };
+        if o.attempts.is_empty() {
+            return;
+        }
+        let logged = self
+            .logged
+            .entry((token.clone(), o.id.clone()))
+            .or_insert(0);
+        if o.attempts.len() <= *logged {
+            return;
+        }
+        let history = self.ledger.entry(key).or_default();
+        for &answer in &o.attempts[*logged..] {
+            history.record(answer);
+        }
+        *logged = o.attempts.len();
+    }
+}
+
 #[async_trait]
 impl ResultSink for MemoryStore {
+    async fn key_histories(&self, keys: &[DedupKey]) -> Result<Vec<KeyHistory>, SinkError> {
+        let state = self.lock();
+        Ok(keys
+            .iter()
+            .map(|k| state.ledger.get(k).copied().unwrap_or_default())
+            .collect())
+    }
+
     async fn write_back(
         &self,
         token: &ClaimToken,
@@ -391,6 +471,8 @@ impl ResultSink for MemoryStore {
         let mut state = self.lock();
         let mut receipt = WriteReceipt::default();
         for o in outcomes {
+            // Attempts are facts about the uuid, kept whether or not the claim still holds.
+            state.log_attempts(token, o);
             let Some(&i) = state.index.get(&o.id) else {
                 receipt.not_owned += 1;
                 continue;
@@ -400,9 +482,9 @@ impl ResultSink for MemoryStore {
                 receipt.not_owned += 1;
                 continue;
             }
-            entry.lease = None;
             match o.outcome.sent_flag() {
                 Some(flag) => {
+                    entry.lease = None;
                     let writes = entry.result.as_ref().map_or(0, |r| r.writes) + 1;
                     entry.result = Some(StoredResult {
                         outcome: o.outcome.clone(),
@@ -412,9 +494,20 @@ impl ResultSink for MemoryStore {
                         processed_at: SystemTime::now(),
                     });
                     state.open.remove(&i);
+                    if let (1, Some(key)) = (flag, o.dedup_key) {
+                        state.ledger.entry(key).or_default().texted = true;
+                    }
                     receipt.written += 1;
                 }
                 None => {
+                    let holds = matches!(
+                        &o.outcome,
+                        Outcome::Deferred { reason } if reason.holds_the_claim()
+                    );
+                    match entry.lease.as_mut() {
+                        Some(lease) if holds => lease.held = true,
+                        _ => entry.lease = None,
+                    }
                     entry.attempts += 1;
                     receipt.released += 1;
                 }
@@ -437,11 +530,7 @@ mod tests {
     }
 
     fn outcome(id: &str, outcome: Outcome) -> RecordOutcome {
-        RecordOutcome {
-            id: id.into(),
-            dedup_key: None,
-            outcome,
-        }
+        RecordOutcome::new(id.into(), None, outcome)
     }
 
     const LEASE: Duration = Duration::from_secs(60);
@@ -492,6 +581,40 @@ mod tests {
         assert_eq!(s.max_writes_per_record(), 1);
         let next = s.claim(10, LEASE).await.expect("claim");
         assert_eq!(next.records.len(), 1, "the deferred record comes back");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unanswered_record_is_held_until_its_lease_ends_and_its_attempts_kept() {
+        use ca_notify_domain::AttemptAnswer;
+        let s = store(2);
+        let claim = s.claim(2, LEASE).await.expect("claim");
+        let key = DedupKey::parse("00000000-0000-8000-8000-000000000007").expect("uuid");
+        let mut held = outcome("r0", Outcome::deferred(DeferReason::NoAnswer));
+        held.dedup_key = Some(key);
+        held.attempts = vec![AttemptAnswer::NoAnswer];
+        let receipt = s
+            .write_back(
+                &claim.token,
+                &[held.clone(), outcome("r1", Outcome::Unconfirmed)],
+            )
+            .await
+            .expect("write");
+        assert_eq!((receipt.written, receipt.released), (1, 1));
+        assert_eq!(s.held_ids(), vec![RecordId::from("r0")]);
+        assert!(s.claimed_ids().is_empty(), "a hold is not a claim");
+        assert_eq!(s.claim_token(&"r0".into()), None);
+        let counts = s.counts();
+        assert_eq!((counts.held, counts.claimed, counts.unconfirmed), (1, 0, 1));
+        assert_eq!(s.key_history(&key).unanswered, 1);
+        s.release(&claim.token, &["r0".into()])
+            .await
+            .expect("release");
+        assert!(s.claim(2, LEASE).await.expect("claim").records.is_empty());
+        tokio::time::advance(LEASE).await;
+        let back = s.claim(2, LEASE).await.expect("claim");
+        assert_eq!(back.records.len(), 1, "the hold ends with its lease");
+        assert!(s.held_ids().is_empty());
+        assert_eq!(s.attempts(&"r0".into()), Some(1));
     }
 
     #[tokio::test(start_paused = true)]

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ca_notify_adapter_memory::MemoryStore;
-use ca_notify_domain::{ClaimToken, RecipientRecord, RecordId, RecordOutcome};
+use ca_notify_domain::{
+    ClaimToken, DedupKey, KeyHistory, RecipientRecord, RecordId, RecordOutcome,
+};
 use ca_notify_ports::{Claim, PhoneSource, ResultSink, SinkError, SourceError, WriteReceipt};
 use ca_notify_store_contract::{RecordState, StoreHarness};
 
@@ -32,6 +34,10 @@ impl PhoneSource for Handle {
 
 #[async_trait]
 impl ResultSink for Handle {
+    async fn key_histories(&self, keys: &[DedupKey]) -> Result<Vec<KeyHistory>, SinkError> {
+        self.0.key_histories(keys).await
+    }
+
     async fn write_back(
         &self,
         token: &ClaimToken,

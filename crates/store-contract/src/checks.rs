@@ -4,12 +4,18 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ca_notify_domain::{ClaimToken, Outcome, RecipientRecord, RecordId, RecordOutcome};
+use ca_notify_domain::{
+    AttemptAnswer, ClaimToken, DeferReason, KeyHistory, NotSentReason, Outcome, RecipientRecord,
+    RecordId, RecordOutcome,
+};
 use ca_notify_ports::{Claim, WriteReceipt};
 
-use crate::fixtures::{self, bad_rows, deferred, invalid_number, records, sent};
+use crate::fixtures::{
+    self, bad_rows, dedup_key, deferred, invalid_number, keyed, records, sent, unanswered,
+    OutcomeExt,
+};
 use crate::harness::{RecordState, StoreHarness};
-use crate::support::{self, claim, ids, peek, release, sorted, write, LONG_LEASE};
+use crate::support::{self, claim, histories, ids, peek, release, sorted, write, LONG_LEASE};
 
 /// A claim returns at most `max` distinct records, all from the source; `max = 0` claims
 /// nothing; successive claims drain the rest and then come back empty.
@@ -178,10 +184,11 @@ pub async fn concurrent_claimers_never_overlap_with<H: StoreHarness>(
 }
 
 /// A final outcome stores the sent flag, outcome, reason, dedup uuid and processed time,
-/// and clears the claim.
+/// and clears the claim; every final outcome the domain has is accepted (`unconfirmed`
+/// with sent = 0, `already_sent` for a key the ledger says was texted before).
 pub async fn write_back_records_the_outcome<H: StoreHarness>(h: &H) {
-    let store = h.fresh(records(4001, 4)).await;
-    let c = claim(&store, 4, LONG_LEASE).await;
+    let store = h.fresh(records(4001, 6)).await;
+    let c = claim(&store, 6, LONG_LEASE).await;
     let ids = ids(&c.records);
     let outcomes = vec![
         sent(&ids[0]),
@@ -189,16 +196,18 @@ pub async fn write_back_records_the_outcome<H: StoreHarness>(h: &H) {
         invalid_number(&ids[2]),
         fixtures::outcome(
             &ids[3],
-            Outcome::not_sent(ca_notify_domain::NotSentReason::NotSmsCapable {
+            Outcome::not_sent(NotSentReason::NotSmsCapable {
                 line_type: "landline".to_owned(),
             }),
         ),
+        fixtures::outcome(&ids[4], Outcome::Unconfirmed),
+        fixtures::outcome(&ids[5], Outcome::TextedBefore),
     ];
     let receipt = write(&store, &c.token, &outcomes).await;
     assert_eq!(
         receipt,
         WriteReceipt {
-            written: 4,
+            written: 6,
             released: 0,
             not_owned: 0
         }
@@ -427,7 +436,8 @@ pub async fn final_records_are_never_claimed_again<H: StoreHarness>(h: &H) {
         .enumerate()
         .map(|(i, id)| match i {
             0..=3 => sent(id),
-            4..=6 => invalid_number(id),
+            4 | 5 => invalid_number(id),
+            6 => fixtures::outcome(id, Outcome::Unconfirmed),
             7 => fixtures::outcome(id, Outcome::AlreadySent),
             _ => deferred(id),
         })
@@ -512,6 +522,290 @@ pub async fn peek_does_not_claim<H: StoreHarness>(h: &H) {
         peek(&store, 10).await.is_empty(),
         "peek showed claimed records"
     );
+}
+
+/// The ledger answers by dedup key, under any record id, one history per key asked, in
+/// order: a key is texted once any record carrying it was written with sent = 1 (`sent`,
+/// `already_sent`, texted before), whatever other records with the same key say, and not
+/// when its records were only written not sent, unconfirmed or deferred.
+pub async fn key_histories_report_texted_under_any_record_id<H: StoreHarness>(h: &H) {
+    let store = h.fresh(records(13_001, 7)).await;
+    let c = claim(&store, 7, LONG_LEASE).await;
+    let ids = ids(&c.records);
+    let [sent_key, not_sent_key, unconfirmed_key, deferred_key, before_key, already_key] =
+        [1, 2, 3, 4, 5, 6].map(|n| dedup_key(13_000 + n));
+    let rejected = Outcome::not_sent(NotSentReason::Rejected {
+        error_code: "phone_number_invalid".to_owned(),
+    });
+    let outcomes = vec![
+        keyed(&ids[0], sent_key, Outcome::Sent),
+        keyed(&ids[1], not_sent_key, rejected.clone()),
+        keyed(&ids[2], unconfirmed_key, Outcome::Unconfirmed),
+        keyed(
+            &ids[3],
+            deferred_key,
+            Outcome::deferred(DeferReason::Deadline),
+        ),
+        keyed(&ids[4], before_key, Outcome::TextedBefore),
+        keyed(&ids[5], already_key, Outcome::AlreadySent),
+        // Another record of the person texted as ids[0]: its own outcome says not sent.
+        keyed(&ids[6], sent_key, rejected),
+    ];
+    let receipt = write(&store, &c.token, &outcomes).await;
+    assert_eq!((receipt.written, receipt.released), (6, 1));
+    let unknown = dedup_key(13_999);
+    let asked = [
+        not_sent_key,
+        sent_key,
+        unconfirmed_key,
+        deferred_key,
+        before_key,
+        already_key,
+        unknown,
+        sent_key,
+    ];
+    let texted: Vec<bool> = histories(&store, &asked)
+        .await
+        .iter()
+        .map(|k| k.texted)
+        .collect();
+    assert_eq!(
+        texted,
+        vec![false, true, false, false, true, true, false, true],
+        "texted per key (not sent, sent, unconfirmed, deferred, texted before, already sent, \
+         unknown, sent again) is wrong"
+    );
+    let other = h.second_handle(&store).await;
+    assert_eq!(
+        histories(&other, &[sent_key]).await[0],
+        KeyHistory {
+            texted: true,
+            ..KeyHistory::default()
+        },
+        "another worker does not see the ledger"
+    );
+}
+
+/// Every write-back appends its outcomes' attempt answers to the log of their dedup key,
+/// whatever the outcome (final, deferred, held), and the ledger sums them per key across
+/// write-backs, claims and records. A write whose records are no longer its own still
+/// appends its attempts: they are facts about the uuid (a request was made), and a later
+/// 409 must be judged against them.
+pub async fn attempts_are_summed_per_key_across_write_backs_and_records<H: StoreHarness>(h: &H) {
+    use AttemptAnswer::{AlreadyExists, FailedAfterCommit, Issued, NoAnswer, Refused};
+    let store = h.fresh(records(14_001, 4)).await;
+    let c = claim(&store, 4, LONG_LEASE).await;
+    let ids = ids(&c.records);
+    let person = dedup_key(14_001);
+    let other_person = dedup_key(14_002);
+    let first = [keyed(
+        &ids[0],
+        person,
+        Outcome::deferred(DeferReason::IssuerUnavailable),
+    )
+    .with_attempts(&[FailedAfterCommit, NoAnswer])];
+    write(&store, &c.token, &first).await;
+    let second = [
+        keyed(&ids[1], person, Outcome::Unconfirmed).with_attempts(&[AlreadyExists]),
+        keyed(
+            &ids[3],
+            other_person,
+            Outcome::not_sent(NotSentReason::Rejected {
+                error_code: "phone_number_invalid".to_owned(),
+            }),
+        )
+        .with_attempts(&[Refused]),
+    ];
+    write(&store, &c.token, &second).await;
+    assert_eq!(
+        histories(&store, &[person, other_person]).await,
+        vec![
+            KeyHistory::default().with(&[FailedAfterCommit, NoAnswer, AlreadyExists]),
+            KeyHistory::default(),
+        ],
+        "the attempts of two write-backs were not summed per key"
+    );
+
+    let again = claim(&store, 4, LONG_LEASE).await;
+    assert_eq!(support::ids(&again.records), vec![ids[0].clone()]);
+    let third = [keyed(&ids[0], person, Outcome::Sent).with_attempts(&[NoAnswer, Issued])];
+    write(&store, &again.token, &third).await;
+    let fourth = [
+        keyed(&ids[2], person, Outcome::deferred(DeferReason::NoAnswer)).with_attempts(&[NoAnswer]),
+    ];
+    write(&store, &c.token, &fourth).await;
+    let late = [keyed(&ids[1], person, Outcome::Sent).with_attempts(&[FailedAfterCommit])];
+    let receipt = write(&store, &ClaimToken::generate(), &late).await;
+    assert_eq!(receipt.not_owned, 1);
+    assert_eq!(
+        h.inspect(&store, &ids[1]).await.outcome.as_deref(),
+        Some("unconfirmed"),
+        "a write without the claim changed a record"
+    );
+    let mut want = KeyHistory::default().with(&[
+        FailedAfterCommit,
+        NoAnswer,
+        AlreadyExists,
+        NoAnswer,
+        Issued,
+        NoAnswer,
+        FailedAfterCommit,
+    ]);
+    want.texted = true;
+    assert_eq!(
+        histories(&store, &[person]).await,
+        vec![want],
+        "attempts across claims, records and a write without the claim were not summed"
+    );
+}
+
+/// Writing the same batch again appends no attempt twice, whether the first write
+/// applied (final, deferred and held records) or found its records no longer its own.
+pub async fn a_repeated_write_back_does_not_double_the_attempt_log<H: StoreHarness>(h: &H) {
+    use AttemptAnswer::{FailedAfterCommit, Issued, NoAnswer};
+    let store = h.fresh(records(15_001, 3)).await;
+    let c = claim(&store, 3, LONG_LEASE).await;
+    let ids = ids(&c.records);
+    let keys: Vec<_> = (1..=3).map(|n| dedup_key(15_000 + n)).collect();
+    let batch = [
+        keyed(&ids[0], keys[0], Outcome::Sent).with_attempts(&[FailedAfterCommit, Issued]),
+        keyed(
+            &ids[1],
+            keys[1],
+            Outcome::deferred(DeferReason::IssuerUnavailable),
+        )
+        .with_attempts(&[FailedAfterCommit]),
+        keyed(&ids[2], keys[2], Outcome::deferred(DeferReason::NoAnswer))
+            .with_attempts(&[NoAnswer]),
+    ];
+    let first = write(&store, &c.token, &batch).await;
+    assert_eq!((first.written, first.released), (1, 2));
+    let logged = histories(&store, &keys).await;
+    assert_eq!(
+        logged,
+        vec![
+            KeyHistory {
+                texted: true,
+                ..KeyHistory::default().with(&[FailedAfterCommit, Issued])
+            },
+            KeyHistory::default().with(&[FailedAfterCommit]),
+            KeyHistory::default().with(&[NoAnswer]),
+        ]
+    );
+    let before = states(h, &store, &ids).await;
+    let second = write(&store, &c.token, &batch).await;
+    assert_eq!(
+        second,
+        WriteReceipt {
+            written: 0,
+            released: 0,
+            not_owned: 3
+        },
+        "a repeated write-back was applied again"
+    );
+    assert_eq!(
+        histories(&store, &keys).await,
+        logged,
+        "a repeated write-back appended its attempts again"
+    );
+    assert_eq!(states(h, &store, &ids).await, before);
+
+    let stranger = ClaimToken::generate();
+    let foreign = [keyed(&ids[0], keys[0], Outcome::Sent).with_attempts(&[NoAnswer])];
+    for _ in 0..2 {
+        assert_eq!(write(&store, &stranger, &foreign).await.not_owned, 1);
+    }
+    assert_eq!(
+        histories(&store, &keys[..1]).await[0].unanswered,
+        1,
+        "a repeated write without the claim appended its attempts twice"
+    );
+}
+
+/// `Deferred { NoAnswer }` (a request for the record may still be running) counts an
+/// attempt but keeps the record out of every claim and peek until its lease ends: a
+/// release or a repeated write by the same token does not cut the hold short. Other
+/// deferrals in the same batch are released at once.
+pub async fn a_no_answer_deferral_holds_the_claim_until_the_lease_ends<H: StoreHarness>(h: &H) {
+    let store = h.fresh(records(16_001, 3)).await;
+    let other = h.second_handle(&store).await;
+    let lease = h.short_lease() * 2;
+    let started = std::time::Instant::now();
+    let c = claim(&store, 3, lease).await;
+    let ids = ids(&c.records);
+    let batch = [unanswered(&ids[0]), deferred(&ids[1]), sent(&ids[2])];
+    let receipt = write(&store, &c.token, &batch).await;
+    assert_eq!(
+        receipt,
+        WriteReceipt {
+            written: 1,
+            released: 2,
+            not_owned: 0
+        }
+    );
+    let held = h.inspect(&store, &ids[0]).await;
+    assert_eq!(held.attempts, 1, "the held deferral counted no attempt");
+    assert_eq!((held.sent, held.outcome), (None, None));
+    release(&store, &c.token, &ids[..1]).await;
+    assert_eq!(write(&store, &c.token, &batch[..1]).await.not_owned, 1);
+    let peeked = support::ids(&peek(&other, 10).await);
+    let taken = claim(&other, 10, LONG_LEASE).await;
+    assert!(
+        started.elapsed() < lease,
+        "the check ran longer than its lease of {lease:?}; lengthen the harness's short lease"
+    );
+    assert_eq!(peeked, vec![ids[1].clone()], "peek showed a held record");
+    assert_eq!(
+        support::ids(&taken.records),
+        vec![ids[1].clone()],
+        "another worker claimed a record held after an unanswered request"
+    );
+    let back = claim_after_expiry(h, &other, 1).await;
+    assert_eq!(
+        support::ids(&back.records),
+        vec![ids[0].clone()],
+        "the held record did not come back when its lease ended"
+    );
+    assert_eq!(h.inspect(&store, &ids[0]).await.attempts, 1);
+}
+
+/// A key the ledger has never seen, or whose record was only claimed, has the default
+/// history; no keys ask nothing; a long list (more than one statement's worth) answers
+/// one history per key, in order.
+pub async fn an_unknown_key_has_the_default_history<H: StoreHarness>(h: &H) {
+    let store = h.fresh(records(17_001, 2)).await;
+    let c = claim(&store, 2, LONG_LEASE).await;
+    let ids = ids(&c.records);
+    let texted = dedup_key(17_001);
+    write(&store, &c.token, &[keyed(&ids[0], texted, Outcome::Sent)]).await;
+    assert!(
+        histories(&store, &[]).await.is_empty(),
+        "no keys, no histories"
+    );
+    let claimed_only = fixtures::key_of(&ids[1]);
+    assert_eq!(
+        histories(&store, &[dedup_key(17_900), claimed_only]).await,
+        vec![KeyHistory::default(); 2],
+        "an unknown key has a history"
+    );
+    let many: Vec<_> = (0..2_500u64)
+        .map(|i| {
+            if i % 1_000 == 999 {
+                texted
+            } else {
+                dedup_key(18_000 + i)
+            }
+        })
+        .collect();
+    let answers = histories(&store, &many).await;
+    assert_eq!(answers.len(), many.len(), "not one history per key asked");
+    for (i, answer) in answers.iter().enumerate() {
+        assert_eq!(
+            answer.texted,
+            i % 1_000 == 999,
+            "history {i} of a long list"
+        );
+    }
 }
 
 /// Waits out the lease of an earlier claim, then claims on `store` until `want` records

@@ -4,7 +4,8 @@
 //! passes the same checks as one whose id is text. Phones are fictional 555-01xx numbers.
 
 use ca_notify_domain::{
-    DedupKey, DeferReason, NotSentReason, Outcome, RawPhone, RecipientRecord, RecordId,
+    AttemptAnswer, DedupKey, DeferReason, NotSentReason, Outcome, RawPhone, RecipientRecord,
+    RecordId, RecordOutcome,
 };
 
 /// `n` well-formed records with ids `first`, `first + 1`, …, each with a phone, a test
@@ -75,34 +76,59 @@ pub fn dedup_key(n: u64) -> DedupKey {
 }
 
 /// `Sent`, with a dedup key derived from the id.
-pub fn sent(id: &RecordId) -> ca_notify_domain::RecordOutcome {
+pub fn sent(id: &RecordId) -> RecordOutcome {
     outcome(id, Outcome::Sent)
 }
 
 /// `NotSent { InvalidNumber }`, as the pipeline writes a bad row.
-pub fn invalid_number(id: &RecordId) -> ca_notify_domain::RecordOutcome {
-    ca_notify_domain::RecordOutcome {
-        id: id.clone(),
-        dedup_key: None,
-        outcome: Outcome::not_sent(NotSentReason::InvalidNumber {
+pub fn invalid_number(id: &RecordId) -> RecordOutcome {
+    RecordOutcome::new(
+        id.clone(),
+        None,
+        Outcome::not_sent(NotSentReason::InvalidNumber {
             detail: "not_a_number".to_owned(),
         }),
-    }
+    )
 }
 
 /// `Deferred { IssuerUnavailable }`.
-pub fn deferred(id: &RecordId) -> ca_notify_domain::RecordOutcome {
+pub fn deferred(id: &RecordId) -> RecordOutcome {
     outcome(id, Outcome::deferred(DeferReason::IssuerUnavailable))
 }
 
-/// Any outcome, with a dedup key derived from the id.
-pub fn outcome(id: &RecordId, outcome: Outcome) -> ca_notify_domain::RecordOutcome {
+/// `Deferred { NoAnswer }` after one unanswered attempt: the record keeps its claim.
+pub fn unanswered(id: &RecordId) -> RecordOutcome {
+    outcome(id, Outcome::deferred(DeferReason::NoAnswer)).with_attempts(&[AttemptAnswer::NoAnswer])
+}
+
+/// The dedup key [`outcome`] derives from an id.
+pub fn key_of(id: &RecordId) -> DedupKey {
     let n = id.as_str().bytes().fold(0u64, |acc, b| {
         acc.wrapping_mul(31).wrapping_add(u64::from(b))
     });
-    ca_notify_domain::RecordOutcome {
-        id: id.clone(),
-        dedup_key: Some(dedup_key(n)),
-        outcome,
+    dedup_key(n)
+}
+
+/// Any outcome, with a dedup key derived from the id and no attempts.
+pub fn outcome(id: &RecordId, outcome: Outcome) -> RecordOutcome {
+    RecordOutcome::new(id.clone(), Some(key_of(id)), outcome)
+}
+
+/// Any outcome under a chosen dedup key (as two records of one person share one).
+pub fn keyed(id: &RecordId, key: DedupKey, outcome: Outcome) -> RecordOutcome {
+    RecordOutcome::new(id.clone(), Some(key), outcome)
+}
+
+/// Builds on a fixture outcome.
+pub trait OutcomeExt {
+    /// The outcome with these attempt answers.
+    #[must_use]
+    fn with_attempts(self, answers: &[AttemptAnswer]) -> Self;
+}
+
+impl OutcomeExt for RecordOutcome {
+    fn with_attempts(mut self, answers: &[AttemptAnswer]) -> Self {
+        self.attempts = answers.to_vec();
+        self
     }
 }

@@ -13,7 +13,8 @@ pub struct RecordState {
     /// The seed's sent flag: `Some(1)` sent or already sent, `Some(0)` not sent, `None`
     /// while the record has no final outcome.
     pub sent: Option<u8>,
-    /// The outcome label (`sent`, `already_sent`, `not_sent`), `None` without a final outcome.
+    /// The outcome label (`sent`, `already_sent`, `not_sent`, `unconfirmed`), `None` without
+    /// a final outcome.
     pub outcome: Option<String>,
     /// The reason code; `None` and `Some("")` are treated alike.
     pub reason: Option<String>,
@@ -22,7 +23,10 @@ pub struct RecordState {
     /// Write-backs that reached this record with `Deferred` (and, in stores that count
     /// them, with a final outcome). A release does not count.
     pub attempts: u32,
-    /// The token of the current claim, expired or not; `None` when unclaimed.
+    /// The token of the current claim, expired or not; `None` when unclaimed, and when a
+    /// `Deferred { NoAnswer }` write-back turned the claim into a hold (the lease stays,
+    /// the token goes, so no claim takes the record and no write or release by the old
+    /// token touches it until the lease ends).
     pub claim_token: Option<ClaimToken>,
     /// Whether a processed time is stored.
     pub processed: bool,

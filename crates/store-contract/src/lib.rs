@@ -4,7 +4,9 @@
 //! what was sent ([`ResultSink`]). The in-memory, SQLite and Snowflake stores all promise
 //! the same things — claims never overlap, a crashed worker's records come back, write-back
 //! applies only under the claim token and is idempotent, `Deferred` releases with an
-//! attempt counted, bad rows are ordinary data — and this crate checks each promise
+//! attempt counted (or, for an unanswered request, holds the record until its lease ends),
+//! bad rows are ordinary data, and the ledger answers by dedup key (texted under any
+//! record id, and the attempt answers kept per key) — and this crate checks each promise
 //! through the ports, plus a read-only [`StoreHarness::inspect`] of the state row.
 //!
 //! A store crate implements [`StoreHarness`] and either calls [`run_all`] from one test
@@ -53,6 +55,11 @@ macro_rules! store_contract_tests {
             final_records_are_never_claimed_again,
             bad_rows_are_ordinary_records,
             peek_does_not_claim,
+            key_histories_report_texted_under_any_record_id,
+            attempts_are_summed_per_key_across_write_backs_and_records,
+            a_repeated_write_back_does_not_double_the_attempt_log,
+            a_no_answer_deferral_holds_the_claim_until_the_lease_ends,
+            an_unknown_key_has_the_default_history,
         );
     };
     (@each $harness:expr; $($check:ident),+ $(,)?) => {$(
@@ -79,4 +86,9 @@ pub async fn run_all<H: StoreHarness>(h: &H) {
     final_records_are_never_claimed_again(h).await;
     bad_rows_are_ordinary_records(h).await;
     peek_does_not_claim(h).await;
+    key_histories_report_texted_under_any_record_id(h).await;
+    attempts_are_summed_per_key_across_write_backs_and_records(h).await;
+    a_repeated_write_back_does_not_double_the_attempt_log(h).await;
+    a_no_answer_deferral_holds_the_claim_until_the_lease_ends(h).await;
+    an_unknown_key_has_the_default_history(h).await;
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use ca_notify_domain::RecipientRecord;
-use ca_notify_domain::{ClaimToken, RecordId, RecordOutcome};
+use ca_notify_domain::{ClaimToken, DedupKey, KeyHistory, RecordId, RecordOutcome};
 use ca_notify_ports::{Claim, PhoneSource, ResultSink, SinkError, SourceError, WriteReceipt};
 
 const ATTEMPTS: usize = 200;
@@ -37,6 +37,17 @@ pub async fn write<S: ResultSink + ?Sized>(
         }
     }
     panic!("write-back stayed unavailable through {ATTEMPTS} attempts");
+}
+
+pub async fn histories<S: ResultSink + ?Sized>(store: &S, keys: &[DedupKey]) -> Vec<KeyHistory> {
+    for _ in 0..ATTEMPTS {
+        match store.key_histories(keys).await {
+            Ok(histories) => return histories,
+            Err(SinkError::Unavailable(_)) => tokio::time::sleep(PAUSE).await,
+            Err(e) => panic!("key_histories failed: {e}"),
+        }
+    }
+    panic!("key_histories stayed unavailable through {ATTEMPTS} attempts");
 }
 
 pub async fn release<S: PhoneSource + ?Sized>(store: &S, token: &ClaimToken, ids: &[RecordId]) {
