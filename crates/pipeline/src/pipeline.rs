@@ -146,7 +146,8 @@ fn finish(ctx: &RunCtx, mut report: RunReport) -> Result<RunReport, RunFailure> 
     let deferred = |reason: DeferReason| report.deferred.get(reason.code()).copied().unwrap_or(0);
     let unchecked = deferred(DeferReason::ValidationUnavailable);
     let unanswered = deferred(DeferReason::NoAnswer) + deferred(DeferReason::IssuerUnavailable);
-    let cause = if report.settled() > 0 {
+    let shut_down = ctx.stop_kind() == Some(StopKind::Shutdown);
+    let cause = if report.settled() > 0 || shut_down {
         None
     } else if unanswered > 0 {
         Some(FatalCause::IssuerUnavailable(format!(

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use ca_notify_adapter_memory::{MemoryIssuer, MemoryValidator};
 use ca_notify_domain::{ClaimToken, ItemAnswer};
-use ca_notify_ports::{Claim, MockPhoneSource, MockResultSink, WriteReceipt};
+use ca_notify_ports::{Claim, MockPhoneSource, WriteReceipt};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -84,6 +84,10 @@ async fn batches_overlap_up_to_the_limit() {
             tokio::time::sleep(Duration::from_millis(500)).await;
             self.now.fetch_sub(1, Ordering::SeqCst);
             Ok(vec![ItemAnswer::Issued; items.len()])
+        }
+
+        fn max_request_duration(&self) -> Duration {
+            Duration::from_millis(500)
         }
     }
     let store = Arc::new(ca_notify_adapter_memory::MemoryStore::with_records(

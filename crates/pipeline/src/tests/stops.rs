@@ -11,7 +11,7 @@ use ca_notify_adapter_memory::{
 };
 use ca_notify_domain::ItemAnswer;
 use ca_notify_ports::{
-    MockPhoneSource, MockResultSink, PhoneVerdict, SinkError, SourceError, ValidationError,
+    MockPhoneSource, PhoneVerdict, SinkError, SourceError, ValidationError,
     WriteReceipt,
 };
 use tokio::time::Instant;
@@ -393,7 +393,13 @@ async fn the_deadline_cuts_a_slow_validator_and_loses_nothing() {
             ..settings(3)
         },
     );
-    let report = m.pipeline.run(CancellationToken::new()).await.expect("run");
+    let failure = m
+        .pipeline
+        .run(CancellationToken::new())
+        .await
+        .expect_err("a run that could check no number made no progress");
+    assert!(matches!(failure.cause, FatalCause::ValidatorUnavailable(_)));
+    let report = failure.report;
     assert_eq!(report.sent, 0);
     assert_eq!(report.deferred["validation_unavailable"], 40);
     assert_eq!(report.deferred["deadline"], 60);
