@@ -50,7 +50,10 @@ impl IssuerFault {
             Self::Unavailable => IssueError::Unavailable("injected: maintenance_mode".into()),
             Self::Unauthorized => IssueError::Unauthorized("injected: 401".into()),
             Self::Rejected => IssueError::Rejected("injected: bulk issue disabled".into()),
-            Self::NoAnswer => IssueError::NoAnswer("injected: the connection dropped".into()),
+            Self::NoAnswer => IssueError::NoAnswer {
+                message: "injected: the connection dropped".into(),
+                may_still_run: true,
+            },
             Self::Unknown => IssueError::Unknown(anyhow::anyhow!("injected: unknown failure")),
         }
     }

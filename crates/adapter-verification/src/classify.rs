@@ -37,10 +37,15 @@ pub enum Judgement {
     /// The whole request failed before any handler acted on it (a 5xx without `codes`, a
     /// failed connection): retry it with the same uuids. The text is already scrubbed.
     Transient(String),
-    /// The request may have been acted on, but no usable answer came back (a 2xx without
-    /// `codes`, a gateway timeout): anything may have happened, so it is never retried.
-    /// The text is already scrubbed.
-    NoAnswer(String),
+    /// The request may have been acted on, but no answer for its items came back (a 2xx
+    /// or 5xx without `codes`, a gateway timeout, a lost connection): anything may have
+    /// happened, so the adapter never retries it. The text is already scrubbed.
+    NoAnswer {
+        /// What happened.
+        text: String,
+        /// Whether the server may still be working on it (see `IssueError::NoAnswer`).
+        may_still_run: bool,
+    },
 }
 
 /// The moments an answer was received, on both clocks.
@@ -115,14 +120,23 @@ pub fn judge(
         } else {
             "an unreadable answer"
         };
-        return Judgement::NoAnswer(format!("HTTP {} with {what}", status.as_u16()));
+        return Judgement::NoAnswer {
+            text: format!("HTTP {} with {what}", status.as_u16()),
+            may_still_run: false,
+        };
     }
-    // A gateway that gave up waiting (or lost the backend mid-answer) says nothing about
-    // what the server did with the request.
-    if status == StatusCode::BAD_GATEWAY || status == StatusCode::GATEWAY_TIMEOUT {
-        return Judgement::NoAnswer(format!("HTTP {}: {quoted}", status.as_u16()));
+    // A 5xx without `codes` may come after the handler issued and texted (a panic, a proxy
+    // in front), so it says nothing about the items. A gateway that gave up waiting may
+    // even have left the server working on the request.
+    if status.is_server_error() {
+        let gateway = status == StatusCode::BAD_GATEWAY || status == StatusCode::GATEWAY_TIMEOUT;
+        return Judgement::NoAnswer {
+            text: format!("HTTP {}: {quoted}", status.as_u16()),
+            may_still_run: gateway,
+        };
     }
-    if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
+    // The client was too slow to send the request: nothing was read, so nothing was done.
+    if status == StatusCode::REQUEST_TIMEOUT {
         return Judgement::Transient(format!("HTTP {}: {quoted}", status.as_u16()));
     }
     if status.is_redirection()
@@ -275,7 +289,10 @@ mod tests {
                 a,
                 vec![
                     ItemAnswer::Issued,
-                    ItemAnswer::failed("internal_server_error")
+                    ItemAnswer::failed_with(
+                        "internal_server_error",
+                        "failed to generate otp code, please try again"
+                    )
                 ]
             ),
             other => panic!("{other:?}"),
@@ -310,7 +327,10 @@ mod tests {
             Judgement::Answered(a) => {
                 assert_eq!(
                     a,
-                    vec![ItemAnswer::Issued, ItemAnswer::failed("quota_exceeded")]
+                    vec![
+                        ItemAnswer::Issued,
+                        ItemAnswer::failed_with("quota_exceeded", "exceeded daily realm quota")
+                    ]
                 );
             }
             other => panic!("{other:?}"),
@@ -339,11 +359,12 @@ mod tests {
                 r#"{"error":"x","errorCode":"sms_queue_full"}"#,
                 "unavailable",
             ),
-            (500, r#"{"error":"Internal Server Error"}"#, "transient"),
-            (502, "<html>bad gateway</html>", "transient"),
-            (500, "Internal Server Error\n", "transient"),
-            (200, "not json", "transient"),
-            (200, r#"{"padding":"x"}"#, "transient"),
+            (500, r#"{"error":"Internal Server Error"}"#, "no answer"),
+            (502, "<html>bad gateway</html>", "no answer"),
+            (500, "Internal Server Error\n", "no answer"),
+            (408, "", "transient"),
+            (200, "not json", "no answer"),
+            (200, r#"{"padding":"x"}"#, "no answer"),
             (
                 400,
                 r#"{"error":"batch size limit [10] exceeded","errorCode":"","error_code":""}"#,
@@ -365,6 +386,7 @@ mod tests {
                 Judgement::Failed(IssueError::Rejected(_)) => "rejected",
                 Judgement::Failed(IssueError::Unauthorized(_)) => "unauthorized",
                 Judgement::Transient(_) => "transient",
+                Judgement::NoAnswer { .. } => "no answer",
                 other => panic!("{status} {body}: {other:?}"),
             };
             assert_eq!(got, want, "{status} {body}");
@@ -417,6 +439,48 @@ mod tests {
             MAX_QUOTED_CHARS
         );
         assert_eq!(quote(None, b""), "(no message)");
+        let cut = format!("{}+1 415 555 0123", "x".repeat(MAX_QUOTED_CHARS - 6));
+        let quoted = quote(None, cut.as_bytes());
+        assert!(!quoted.contains("415"), "scrubbed before it is cut: {quoted}");
+    }
+
+    #[test]
+    fn an_answer_that_may_follow_issuing_is_no_answer_never_a_retry() {
+        for (status, body, still_running) in [
+            (200, "not json", false),
+            (200, r#"{"error":""}"#, false),
+            (500, "oops", false),
+            (503, "", false),
+            (502, "", true),
+            (504, "", true),
+        ] {
+            match run(status, body, 2) {
+                Judgement::NoAnswer { may_still_run, .. } => {
+                    assert_eq!(may_still_run, still_running, "HTTP {status} {body}");
+                }
+                other => panic!("HTTP {status} {body}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_failed_item_keeps_its_scrubbed_error_text() {
+        let body = r#"{"codes":[{"error":"failed to send sms: failed to build sms message: no template found for label x","errorCode":"sms_failure"},
+            {"error":"The 'To' number +12068675309 is not valid","errorCode":"sms_failure"}]}"#;
+        let Judgement::Answered(answers) = run(400, body, 2) else {
+            panic!("answered per item")
+        };
+        match &answers[0] {
+            ItemAnswer::Failed { error_code, error } => {
+                assert_eq!(error_code, "sms_failure");
+                assert!(error.contains("failed to build sms"), "{error}");
+            }
+            other => panic!("{other:?}"),
+        }
+        match &answers[1] {
+            ItemAnswer::Failed { error, .. } => assert!(!error.contains("8675309"), "{error}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -425,7 +489,7 @@ mod tests {
         for status in [400, 401, 500] {
             let shown = match run(status, body, 1) {
                 Judgement::Failed(e) => e.to_string(),
-                Judgement::Transient(t) => t,
+                Judgement::Transient(t) | Judgement::NoAnswer { text: t, .. } => t,
                 Judgement::Answered(a) => panic!("{a:?}"),
             };
             assert!(!shown.contains("8675309"), "{shown}");

@@ -209,20 +209,30 @@ impl VerificationClient {
                     )
                 }
                 Err(TransportFailure::NotSent(reason)) => Judgement::Transient(reason),
-                Err(TransportFailure::NoAnswer(reason)) => Judgement::NoAnswer(reason),
+                Err(TransportFailure::NoAnswer(reason)) => Judgement::NoAnswer {
+                    text: reason,
+                    may_still_run: true,
+                },
             };
             match judgement {
                 Judgement::Answered(answers) => return Ok(answers),
-                Judgement::NoAnswer(reason) => {
-                    // The server may still be sending: a re-send now could meet its
-                    // in-flight row, or text again after a cancelled send. The caller
-                    // keeps the records claimed instead.
+                Judgement::NoAnswer {
+                    text,
+                    may_still_run,
+                } => {
+                    // Anything may have happened, and the server may still be sending: a
+                    // re-send now could meet its in-flight row, or text again after a
+                    // cancelled send. The caller decides when the uuids may go again.
                     tracing::warn!(
                         attempt = retries + 1,
-                        error = %reason,
-                        "The batch got no answer; it is not re-sent."
+                        error = %text,
+                        may_still_run,
+                        "The batch got no answer for its items; it is not re-sent here."
                     );
-                    return Err(IssueError::NoAnswer(reason));
+                    return Err(IssueError::NoAnswer {
+                        message: text,
+                        may_still_run,
+                    });
                 }
                 Judgement::Failed(error) => {
                     if let IssueError::RateLimited { until } = &error {

@@ -73,7 +73,7 @@ impl VerificationClient {
                 Err(format!("{base} cannot issue codes now: {detail}"))
             }
             Judgement::Failed(error) => Err(format!("{base} (HTTP {status}): {error}")),
-            Judgement::Transient(detail) | Judgement::NoAnswer(detail) => {
+            Judgement::Transient(detail) | Judgement::NoAnswer { text: detail, .. } => {
                 Err(format!("{base} failed: {detail}"))
             }
         }

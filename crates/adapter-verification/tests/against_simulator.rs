@@ -7,7 +7,9 @@ mod common;
 use std::time::Duration;
 
 use ca_notify_adapter_verification::VerificationClient;
-use ca_notify_domain::{evaluate_response, ItemAnswer, Outcome, RetryBudget, StopSignal};
+use ca_notify_domain::{
+    evaluate_response, AttemptAnswer, ItemAnswer, KeyHistory, Outcome, RetryBudget, StopSignal,
+};
 use ca_notify_ports::{IssueError, IssueItem, SmsIssuer};
 use ca_notify_simulators::verification::{
     Fault, Faults, RateLimit, RunningSim, SimConfig, VerificationSimulator,
@@ -21,6 +23,17 @@ async fn start(config: SimConfig) -> (RunningSim, VerificationClient) {
         .expect("simulator");
     let client = common::client(&sim.base_url(), &sim.api_key());
     (sim, client)
+}
+
+/// The answers without their error texts, to compare codes.
+fn bare(answers: Vec<ItemAnswer>) -> Vec<ItemAnswer> {
+    answers
+        .into_iter()
+        .map(|answer| match answer {
+            ItemAnswer::Failed { error_code, .. } => ItemAnswer::failed(error_code),
+            other => other,
+        })
+        .collect()
 }
 
 fn assert_texted_once(sim: &RunningSim, items: &[IssueItem]) {
@@ -44,7 +57,7 @@ async fn partial_failure_resends_only_the_failed_indices() {
     let batch = items(100, 5);
     let answers = client.issue_batch(&batch, far()).await.expect("answers");
     assert_eq!(
-        answers,
+        bare(answers.clone()),
         vec![
             ItemAnswer::Issued,
             ItemAnswer::failed("sms_failure"),
@@ -53,7 +66,7 @@ async fn partial_failure_resends_only_the_failed_indices() {
             ItemAnswer::Issued,
         ]
     );
-    let evaluation = evaluate_response(batch.len(), &answers, 0, &RetryBudget::default());
+    let evaluation = evaluate_response(batch.len(), &answers, &[], 0, &RetryBudget::default());
     assert_eq!(evaluation.retry, vec![1, 3]);
     let resend: Vec<IssueItem> = evaluation.retry.iter().map(|&i| batch[i].clone()).collect();
     let answers = client.issue_batch(&resend, far()).await.expect("answers");
@@ -70,11 +83,25 @@ async fn an_error_after_issuing_ends_with_one_text_each_and_already_exists() {
     })
     .await;
     let batch = items(200, 4);
+    let error = client
+        .issue_batch(&batch, far())
+        .await
+        .expect_err("a 500 without codes says nothing about the items");
+    assert!(
+        matches!(
+            error,
+            IssueError::NoAnswer {
+                may_still_run: false,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
     let answers = client.issue_batch(&batch, far()).await.expect("answers");
     assert_eq!(
         answers,
         vec![ItemAnswer::AlreadyExists; 4],
-        "the retry met 409s"
+        "the re-send met 409s"
     );
     assert_texted_once(&sim, &batch);
     let stats = sim.stats();
@@ -82,13 +109,20 @@ async fn an_error_after_issuing_ends_with_one_text_each_and_already_exists() {
 }
 
 #[tokio::test]
-async fn a_dropped_connection_after_issuing_ends_with_one_text_each() {
+async fn a_dropped_connection_is_no_answer_and_the_later_resend_meets_409() {
     let (sim, client) = start(SimConfig {
         faults: Faults::scripted([Fault::DropAfterIssue]),
         ..SimConfig::default()
     })
     .await;
     let batch = items(300, 3);
+    let error = client
+        .issue_batch(&batch, far())
+        .await
+        .expect_err("no answer");
+    assert!(matches!(error, IssueError::NoAnswer { .. }), "{error:?}");
+    assert_eq!(sim.stats().batches, 1, "the adapter never re-sends after no answer");
+    // The pipeline re-sends once the first request must have ended.
     let answers = client.issue_batch(&batch, far()).await.expect("answers");
     assert_eq!(answers, vec![ItemAnswer::AlreadyExists; 3]);
     assert_texted_once(&sim, &batch);
@@ -96,16 +130,50 @@ async fn a_dropped_connection_after_issuing_ends_with_one_text_each() {
 }
 
 #[tokio::test]
-async fn a_dropped_connection_before_issuing_is_retried_and_issued() {
+async fn a_drop_before_issuing_and_a_500_without_codes_are_no_answer() {
     let (sim, client) = start(SimConfig {
         faults: Faults::scripted([Fault::DropBeforeIssue, Fault::ErrorBeforeIssue]),
         ..SimConfig::default()
     })
     .await;
     let batch = items(400, 3);
+    // The client cannot tell a drop before issuing from one after.
+    let error = client
+        .issue_batch(&batch, far())
+        .await
+        .expect_err("no answer");
+    assert!(matches!(error, IssueError::NoAnswer { .. }), "{error:?}");
+    // A plain-text 500 from the limiter's backend is no answer either: the client cannot
+    // tell it from one after issuing.
+    let error = client
+        .issue_batch(&batch, far())
+        .await
+        .expect_err("no answer");
+    assert!(matches!(error, IssueError::NoAnswer { .. }), "{error:?}");
     let answers = client.issue_batch(&batch, far()).await.expect("answers");
     assert_eq!(answers, vec![ItemAnswer::Issued; 3]);
     assert_texted_once(&sim, &batch);
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_retried_inside_the_adapter() {
+    // Bind a port, then free it: nothing listens there.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = listener.local_addr().expect("address");
+    drop(listener);
+    let mut config = common::config(&format!("http://{address}"), "key");
+    config.transport_backoff.max_retries = 2;
+    config.transport_backoff.base = Duration::from_millis(1);
+    config.transport_backoff.cap = Duration::from_millis(2);
+    let client = VerificationClient::new(config).expect("client");
+    let error = client
+        .issue_batch(&items(450, 1), far())
+        .await
+        .expect_err("nobody listens");
+    match error {
+        IssueError::Unavailable(text) => assert!(text.contains("3 attempts"), "{text}"),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -237,14 +305,14 @@ async fn quota_exhaustion_stops_issuing_and_marks_nothing_zero() {
     let batch = items(800, 3);
     let answers = client.issue_batch(&batch, far()).await.expect("answers");
     assert_eq!(
-        answers,
+        bare(answers.clone()),
         vec![
             ItemAnswer::Issued,
             ItemAnswer::Issued,
             ItemAnswer::failed("quota_exceeded")
         ]
     );
-    let evaluation = evaluate_response(3, &answers, 0, &RetryBudget::default());
+    let evaluation = evaluate_response(3, &answers, &[], 0, &RetryBudget::default());
     assert_eq!(evaluation.stop, Some(StopSignal::QuotaExhausted));
     assert!(evaluation
         .settled
@@ -324,35 +392,55 @@ async fn random_faults_never_text_anyone_twice() {
     let client_many = VerificationClient::new(config).expect("client");
     drop(client);
     let mut everyone = Vec::new();
+    let mut unconfirmed = 0;
     for n in 0..20u32 {
         let mut pending = items(1000 + n * 10, 10);
+        let mut histories = vec![KeyHistory::default(); pending.len()];
         everyone.extend(pending.clone());
-        for retries_done in 0..6 {
+        for retries_done in 0..8 {
             if pending.is_empty() {
                 break;
             }
-            let answers = client_many
-                .issue_batch(&pending, far())
-                .await
-                .expect("answers");
+            // As the pipeline does: a request without an answer is sent again (once it
+            // must have ended: the simulator's requests are over when the drop is seen).
+            let answers = match client_many.issue_batch(&pending, far()).await {
+                Ok(answers) => answers,
+                Err(IssueError::NoAnswer { .. }) => {
+                    for history in &mut histories {
+                        history.record(AttemptAnswer::NoAnswer);
+                    }
+                    continue;
+                }
+                Err(other) => panic!("{other:?}"),
+            };
             let evaluation = evaluate_response(
                 pending.len(),
                 &answers,
+                &histories,
                 retries_done,
                 &RetryBudget {
-                    max_item_retries: 6,
+                    max_item_retries: 8,
                 },
             );
-            pending = evaluation
-                .retry
+            for (k, attempt) in evaluation.attempts.iter().enumerate() {
+                histories[k].record(*attempt);
+            }
+            // A 409 after a failed send and a lost answer is unconfirmed: the client
+            // cannot tell which attempt left the row. Never sent twice, either way.
+            unconfirmed += evaluation
+                .settled
                 .iter()
-                .map(|&i| pending[i].clone())
-                .collect();
+                .filter(|(_, o)| *o == Outcome::Unconfirmed)
+                .count();
+            let keep: Vec<usize> = evaluation.retry.clone();
+            pending = keep.iter().map(|&i| pending[i].clone()).collect();
+            histories = keep.iter().map(|&i| histories[i]).collect();
         }
         assert!(pending.is_empty());
     }
     assert_texted_once(&sim, &everyone);
     assert_eq!(sim.ledger().phones_texted_more_than_once(), 0);
+    assert!(unconfirmed < everyone.len() / 10, "{unconfirmed} unconfirmed");
     let stats = sim.stats();
     assert!(
         stats.dropped_connections > 0 && stats.injected_errors > 0,
@@ -361,7 +449,7 @@ async fn random_faults_never_text_anyone_twice() {
 }
 
 #[tokio::test]
-async fn a_timeout_while_the_server_still_sends_never_texts_twice() {
+async fn a_timeout_is_no_answer_and_never_re_sent_by_the_adapter() {
     let sim = VerificationSimulator::start(SimConfig {
         faults: Faults::scripted([Fault::Delay(Duration::from_millis(800))]),
         ..SimConfig::default()
@@ -372,25 +460,26 @@ async fn a_timeout_while_the_server_still_sends_never_texts_twice() {
     config.request_timeout = Duration::from_millis(300);
     let client = VerificationClient::new(config).expect("client");
     let batch = items(1200, 2);
-    // The first attempt times out; the retry meets the uuids still in flight, which the
-    // server's unique index turns into per-item 500s.
-    let answers = client.issue_batch(&batch, far()).await.expect("answers");
+    let error = client
+        .issue_batch(&batch, far())
+        .await
+        .expect_err("no answer in time");
+    assert!(matches!(error, IssueError::NoAnswer { .. }), "{error:?}");
     assert_eq!(
-        answers,
-        vec![ItemAnswer::failed("internal_server_error"); 2]
+        sim.stats().batches,
+        1,
+        "a re-send now would meet the request the server may still be running"
     );
-    let evaluation = evaluate_response(2, &answers, 0, &RetryBudget::default());
-    assert_eq!(evaluation.retry, vec![0, 1]);
-    // The first request's sends complete on the server all the same.
-    let waited = Instant::now();
-    while sim.stats().texts < 2 {
-        assert!(
-            waited.elapsed() < Duration::from_secs(5),
-            "the sends never finished"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let answers = client.issue_batch(&batch, far()).await.expect("answers");
-    assert_eq!(answers, vec![ItemAnswer::AlreadyExists; 2]);
-    assert_texted_once(&sim, &batch);
+}
+
+#[tokio::test]
+async fn no_request_starts_that_could_outlive_the_deadline() {
+    let (sim, client) = start(SimConfig::default()).await;
+    // The common client's timeout is longer than the time left.
+    let error = client
+        .issue_batch(&items(1300, 1), Instant::now() + Duration::from_millis(100))
+        .await
+        .expect_err("no time to finish");
+    assert!(matches!(error, IssueError::Unavailable(_)), "{error:?}");
+    assert_eq!(sim.stats().requests, 0, "nothing was sent");
 }

@@ -204,29 +204,39 @@ async fn issue_round(
         ctx.latency.issue.observe(sent_at.elapsed());
         let answers = match answer {
             Ok(answers) => answers,
-            Err(IssueError::NoAnswer(message)) => {
+            Err(IssueError::NoAnswer {
+                message,
+                may_still_run,
+            }) => {
                 for &index in &pending {
                     entries[index].attempts.push(AttemptAnswer::NoAnswer);
                 }
-                // The server may still be working on the request: nobody may send these
-                // uuids again before it must have ended. The records stay claimed by this
-                // batch meanwhile (the wait ends before the deadline, since the request was
-                // only started because it would); a stop cuts the wait short and leaves
-                // them claimed until their lease ends instead.
-                let ended_by = sent_at + longest_request;
+                // When the server may still be working on the request, nobody may send
+                // these uuids again before it must have ended. The records stay claimed by
+                // this batch meanwhile (the wait ends before the deadline, since the
+                // request was only started because it would); a stop cuts the wait short
+                // and leaves them claimed until their lease ends. A server that answered
+                // (without codes) has finished: the usual backoff will do.
+                let (resend_at, cut_short) = if may_still_run {
+                    (sent_at + longest_request, DeferReason::NoAnswer)
+                } else {
+                    let delay = backoff.delay(retries_done, rand::random());
+                    (Instant::now() + delay, ctx.halt_reason())
+                };
                 warn!(
                     items = items.len(),
                     error = %scrub_phone_numbers(&message),
-                    wait_ms = ended_by.saturating_duration_since(Instant::now()).as_millis() as u64,
-                    "Batch-issue request got no answer; waiting until it must have ended before anyone sends its uuids again."
+                    may_still_run,
+                    wait_ms = resend_at.saturating_duration_since(Instant::now()).as_millis() as u64,
+                    "Batch-issue request got no answer for its items; its uuids go again only once it must have ended."
                 );
                 let waited = tokio::select! {
-                    () = sleep_until(ended_by) => true,
+                    () = sleep_until(resend_at) => true,
                     () = ctx.shutdown.cancelled() => false,
                     () = ctx.stop_issuing.cancelled() => false,
                 };
                 if !waited {
-                    defer(entries, &pending, DeferReason::NoAnswer);
+                    defer(entries, &pending, cut_short);
                     return;
                 }
                 if retries_done >= settings.retry_budget.max_item_retries {
@@ -344,7 +354,7 @@ fn react_to_error(ctx: &RunCtx, error: IssueError) -> Option<DeferReason> {
             ctx.fail(FatalCause::IssuerUnavailable(message));
             Some(DeferReason::IssuerUnavailable)
         }
-        IssueError::NoAnswer(message) => {
+        IssueError::NoAnswer { message, .. } => {
             // Handled by the caller; kept here so the match stays total.
             warn!(error = %scrub_phone_numbers(&message), "Batch-issue request got no answer.");
             Some(DeferReason::NoAnswer)

@@ -41,15 +41,23 @@ pub enum IssueError {
     #[error("the realm's daily code quota is exhausted")]
     QuotaExhausted,
     /// `maintenance_mode`, `sms_queue_full`, or failures that provably reached no handler
-    /// (connection refused, a 5xx without `codes`) past the retry budget or deadline.
+    /// (a connection never made) past the retry budget or deadline.
     /// Nothing was issued. Records are released.
     #[error("the verification server is unavailable: {0}")]
     Unavailable(String),
-    /// The request may have reached the server, but no answer came back (a timeout, a
-    /// dropped connection, an unreadable answer): anything may have happened, a text
-    /// included. Never retried by the adapter, because the server may still be sending.
-    #[error("the verification server gave no answer: {0}")]
-    NoAnswer(String),
+    /// The request reached, or may have reached, the server, but no answer for its items
+    /// came back (a timeout, a dropped connection, a 5xx or 2xx without `codes`): anything
+    /// may have happened, a text included. Never retried by the adapter.
+    #[error("the verification server gave no answer for the items: {message}")]
+    NoAnswer {
+        /// What happened, scrubbed.
+        message: String,
+        /// Whether the server may still be working on the request (the connection was
+        /// lost, or a gateway gave up waiting), so that nobody may send its uuids again
+        /// before [`SmsIssuer::max_request_duration`] has passed since it was sent. False
+        /// when the server itself answered, and so has finished.
+        may_still_run: bool,
+    },
     /// 401/403: the API key is wrong, or we are outside the realm's IP allow-list. The
     /// run stops with nothing marked.
     #[error("the verification server refused our API key (check the key and the realm's IP allow-list): {0}")]
@@ -69,9 +77,9 @@ pub enum IssueError {
 pub trait SmsIssuer: Send + Sync {
     /// Issues one batch of at most [`MAX_BATCH_ITEMS`] codes with a single request and
     /// returns one answer per item, in request order. Failures that provably reached no
-    /// handler (connection refused, a 5xx without `codes`) are retried inside the adapter
-    /// with the same uuids, inside `deadline`; a request that may have reached the server
-    /// and got no answer is never retried ([`IssueError::NoAnswer`]). A request once
+    /// handler (a connection never made) are retried inside the adapter with the same
+    /// uuids, inside `deadline`; a request that may have reached the server and got no
+    /// answer for its items is never retried ([`IssueError::NoAnswer`]). A request once
     /// started runs to its own timeout, whatever `deadline` says.
     ///
     /// # Errors

@@ -236,7 +236,10 @@ fn no_answer_then_issued(calls: Arc<Mutex<Vec<Instant>>>) -> MockSmsIssuer {
         let mut calls = calls.lock().expect("lock");
         calls.push(Instant::now());
         if calls.len() == 1 {
-            Err(ca_notify_ports::IssueError::NoAnswer("connection reset".into()))
+            Err(ca_notify_ports::IssueError::NoAnswer {
+                message: "connection reset".into(),
+                may_still_run: true,
+            })
         } else {
             Ok(vec![ItemAnswer::Issued; items.len()])
         }
