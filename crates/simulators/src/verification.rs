@@ -5,10 +5,18 @@
 //! commit `5a27cc4`): the API key check (401, no limiter headers), the request limiter
 //! (`X-RateLimit-*` on every authorised answer, a plain-text 429 with an RFC 1123 `UTC`
 //! `Retry-After`), maintenance mode, strict JSON binding, the 10-item cap, per-item
-//! validation in the server's order, the uuid registry (409 for an issued uuid, 500
-//! for one still in flight in another request), the daily code quota per item, the
+//! validation in the server's order, the uuid registry (409 for any committed uuid,
+//! even one whose request is still sending), the daily code quota per item, the
 //! concurrent SMS sends after all commits, and the top-level status and `errorCode` of
-//! the first failing item with the server's summary `error` text.
+//! the server's loop over the items with its summary `error` text.
+//!
+//! It also behaves like the server when things go wrong: a message that cannot be built
+//! or signed keeps the code row, a failed delete keeps it too, a realm without an SMS
+//! provider answers 400 with no error code, a provider that cannot be loaded after the
+//! commits answers every item `internal_server_error` (`errorAll`), and a client that
+//! disconnects cancels the sends still running, after the provider may already have
+//! delivered the text. [`RunningSim::purge_uuids`] forgets old uuids as the server's
+//! cleanup job does.
 //!
 //! For tests it adds what a real server cannot: a ledger of texts per phone (never
 //! logged), counters, configurable latency and fault injection (a 500 or a dropped
@@ -45,9 +53,13 @@ pub const DEFAULT_API_KEY: &str = "sim-admin-api-key";
 pub struct SimConfig {
     /// The one ADMIN API key accepted.
     pub api_key: String,
-    /// Time spent in the "SMS sends" of every processed batch (they run concurrently,
-    /// so one delay per batch).
+    /// How long every processed batch request takes, spent in its SMS sends (they run
+    /// concurrently, so one delay per request, whatever its size).
     pub latency: Duration,
+    /// When, into a send's `latency`, the SMS provider has accepted the text: from then
+    /// on the person has it, even if the send is cancelled later. `ZERO` (the default):
+    /// at once; the rest of `latency` is the provider's answer time.
+    pub sms_accept_after: Duration,
     /// The request limiter; `None` is the server's NOOP default (headers report 0).
     pub rate_limit: Option<RateLimit>,
     /// The realm's daily code quota (abuse prevention); `None` turns it off.
@@ -66,6 +78,12 @@ pub struct SimConfig {
     pub require_date: bool,
     /// The realm's alternate SMS template labels (the default template always exists).
     pub sms_template_labels: Vec<String>,
+    /// The realm's SMS provider.
+    pub sms_provider: SmsProvider,
+    /// The realm's SMS signing (authenticated SMS).
+    pub sms_signing: SmsSigning,
+    /// Deleting the code row after a failed or cancelled send fails, so the row stays.
+    pub delete_fails: bool,
     /// Server maintenance mode.
     pub maintenance: bool,
     /// Injected faults.
@@ -79,6 +97,7 @@ impl Default for SimConfig {
         Self {
             api_key: DEFAULT_API_KEY.to_owned(),
             latency: Duration::ZERO,
+            sms_accept_after: Duration::ZERO,
             rate_limit: None,
             daily_quota: None,
             quota_window: Duration::from_secs(24 * 60 * 60),
@@ -88,11 +107,45 @@ impl Default for SimConfig {
             allow_bulk: true,
             require_date: false,
             sms_template_labels: Vec::new(),
+            sms_provider: SmsProvider::Configured,
+            sms_signing: SmsSigning::Off,
+            delete_fails: false,
             maintenance: false,
             faults: Faults::default(),
             seed: 0x5eed,
         }
     }
+}
+
+/// The realm's SMS provider, as the server finds it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SmsProvider {
+    /// A working provider.
+    #[default]
+    Configured,
+    /// No SMS configuration: every item with a phone answers 400 with an empty
+    /// `errorCode`, before the uuid lookup, and nothing is stored for it
+    /// (`validate_code.go:126-133`).
+    Missing,
+    /// The provider (or the signer) cannot be loaded after the commits: every item is
+    /// stored, then every item answers `internal_server_error`, and nothing is texted
+    /// (`issue.go:109-130`, `errorAll`).
+    LoadFails,
+    /// The provider can never be loaded: items with a phone fail their check with a 500
+    /// before anything is stored (`validate_code.go:117-125`), items without one are
+    /// stored, then `errorAll` answers every item `internal_server_error`.
+    LoadFailsBeforeCommit,
+}
+
+/// The realm's authenticated-SMS signing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SmsSigning {
+    /// No signing, or signing that works (or fails open and sends unsigned).
+    #[default]
+    Off,
+    /// Signing fails with `SMS_FAIL_CLOSED` set: every send fails with `sms_failure`
+    /// before the provider is called, and the code row stays (`send_sms.go:110-116`).
+    FailsClosed,
 }
 
 /// Faults to inject: scripted ones first (one per batch request that passed the API key
@@ -108,7 +161,8 @@ pub struct Faults {
     pub drop_after_issue: f64,
     /// Per request: drop the connection before doing anything.
     pub drop_before_issue: f64,
-    /// Per item: the SMS send fails (`sms_failure`; the code is deleted).
+    /// Per item: the SMS send fails (`sms_failure`; the code is deleted unless
+    /// [`SimConfig::delete_fails`]).
     pub sms_failure: f64,
 }
 
@@ -161,16 +215,33 @@ pub struct SimStats {
     pub items: u64,
     /// Codes issued (committed and, with a phone, texted).
     pub issued: u64,
-    /// Texts sent.
+    /// Texts delivered, those of cancelled sends included.
     pub texts: u64,
     /// Items answered 409 `uuid_already_exists`.
     pub already_exists: u64,
-    /// Items answered 500 because their uuid was in flight in another request.
+    /// Of those, items whose uuid belonged to another request still sending.
     pub in_flight_conflicts: u64,
     /// Items answered 429 `quota_exceeded`.
     pub quota_exceeded: u64,
-    /// Items whose SMS send failed.
+    /// Items answered `sms_failure` or `sms_queue_full` (build failures included).
     pub sms_failures: u64,
+    /// Items whose message could not be built (unknown template) or signed; their code
+    /// rows stay.
+    pub build_failures: u64,
+    /// Items answered 400 with no error code because the realm has no SMS provider.
+    pub no_sms_provider: u64,
+    /// Items answered `internal_server_error` by `errorAll`.
+    pub error_all_items: u64,
+    /// Code rows kept because their delete failed.
+    pub failed_deletes: u64,
+    /// Sends cancelled because the client disconnected.
+    pub cancelled_sends: u64,
+    /// Of those, sends whose text had already been delivered.
+    pub texts_on_cancelled_sends: u64,
+    /// Calls of [`RunningSim::purge_uuids`].
+    pub purges: u64,
+    /// Uuids those purges forgot.
+    pub purged_uuids: u64,
     /// Connections dropped on purpose.
     pub dropped_connections: u64,
     /// 500s injected on purpose.
@@ -318,9 +389,44 @@ impl RunningSim {
         self.shared.stats()
     }
 
-    /// Whether a code with this uuid is issued (what `/api/checkcodestatus` would say).
+    /// Whether a code row with this uuid is stored and its request has finished (what
+    /// `/api/checkcodestatus` would say afterwards).
     pub fn is_issued(&self, uuid: &str) -> bool {
         self.shared.is_issued(uuid)
+    }
+
+    /// Waits until no batch request is being processed, including the clean-up of
+    /// requests whose client went away.
+    pub async fn settled(&self) {
+        self.shared.settled().await;
+    }
+
+    /// Forgets every stored uuid, as the server's cleanup job does once a code is
+    /// `VERIFICATION_CODE_STATUS_MAX_AGE` past its expiry. Rows of requests still
+    /// sending are brand new and stay. The SMS ledger stays. Returns how many were
+    /// forgotten.
+    pub fn purge_uuids(&self) -> usize {
+        self.shared.purge_uuids()
+    }
+
+    /// Changes the realm's SMS provider for later requests.
+    pub fn set_sms_provider(&self, provider: SmsProvider) {
+        self.shared.set_sms_provider(provider);
+    }
+
+    /// Changes the realm's SMS signing for later sends.
+    pub fn set_sms_signing(&self, signing: SmsSigning) {
+        self.shared.set_sms_signing(signing);
+    }
+
+    /// Makes later deletes of code rows fail (or work again).
+    pub fn set_delete_fails(&self, fails: bool) {
+        self.shared.set_delete_fails(fails);
+    }
+
+    /// Changes when, into a send, the provider accepts the text (later requests).
+    pub fn set_sms_accept_after(&self, after: Duration) {
+        self.shared.set_sms_accept_after(after);
     }
 
     /// Replaces the injected faults.

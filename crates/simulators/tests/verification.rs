@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use ca_notify_simulators::verification::{
-    Fault, Faults, RateLimit, RunningSim, SimConfig, VerificationSimulator,
+    Fault, Faults, RateLimit, RunningSim, SimConfig, SmsProvider, SmsSigning, VerificationSimulator,
 };
 use serde_json::{json, Value};
 
@@ -51,6 +51,29 @@ async fn post_raw(
         .header("Content-Type", content_type)
         .header("Accept", "application/json")
         .body(body)
+        .send()
+        .await?;
+    Ok(Answer {
+        status: response.status().as_u16(),
+        headers: response.headers().clone(),
+        text: response.text().await?,
+    })
+}
+
+/// A client that gives up after `timeout`, closing its connection, as a timed-out
+/// client does.
+async fn post_giving_up_after(
+    sim: &RunningSim,
+    codes: Vec<Value>,
+    timeout: Duration,
+) -> Result<Answer, reqwest::Error> {
+    let response = reqwest::Client::builder()
+        .timeout(timeout)
+        .build()?
+        .post(format!("{}/api/batch-issue", sim.base_url()))
+        .header("X-API-Key", sim.api_key())
+        .header("Content-Type", "application/json")
+        .body(json!({ "codes": codes }).to_string())
         .send()
         .await?;
     Ok(Answer {
@@ -154,6 +177,11 @@ async fn partial_failure_takes_the_first_failing_items_status() {
         .as_str()
         .is_some_and(|t| t.ends_with(" UTC")));
     assert_eq!(codes[1]["errorCode"], "phone_number_invalid");
+    // No `omitempty` on these in the server's struct: a failed item has them empty.
+    assert_eq!(codes[1]["uuid"], "");
+    assert_eq!(codes[1]["code"], "");
+    assert_eq!(codes[1]["expiresAtTimestamp"], 0);
+    assert!(codes[1].get("longExpiresAt").is_none());
     assert_eq!(
         codes[1]["error"],
         "phonenumbers.Parse: the phone number supplied is not a number"
@@ -267,7 +295,7 @@ async fn maintenance_refuses_the_whole_request() {
 }
 
 #[tokio::test]
-async fn a_uuid_in_flight_elsewhere_is_a_500_item() {
+async fn a_uuid_another_request_is_still_sending_is_409_as_its_row_is_committed() {
     let sim = start(SimConfig {
         latency: Duration::from_millis(400),
         ..SimConfig::default()
@@ -292,20 +320,16 @@ async fn a_uuid_in_flight_elsewhere_is_a_500_item() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let second = post(&sim, vec![item("+12065550100", &uuid(1))]).await;
-    assert_eq!(second.status, 500);
+    assert_eq!(second.status, 409);
     assert_eq!(
         second.json()["codes"][0]["errorCode"],
-        "internal_server_error"
+        "uuid_already_exists"
     );
     assert_eq!(first.await.expect("task").expect("answer"), 200);
     assert_eq!(sim.texts_to("+12065550100"), 1);
-    assert_eq!(sim.stats().in_flight_conflicts, 1);
-    assert_eq!(
-        post(&sim, vec![item("+12065550100", &uuid(1))])
-            .await
-            .status,
-        409
-    );
+    assert!(sim.is_issued(&uuid(1)));
+    let stats = sim.stats();
+    assert_eq!((stats.already_exists, stats.in_flight_conflicts), (1, 1));
 }
 
 #[tokio::test]
@@ -393,11 +417,361 @@ async fn an_unknown_template_keeps_the_code_and_sends_nothing() {
     let mut unknown = item("+12065550102", &uuid(2));
     unknown["smsTemplateLabel"] = json!("Klingon");
     let answer = post(&sim, vec![known, unknown.clone()]).await;
-    assert_eq!(answer.json()["codes"][1]["errorCode"], "sms_failure");
+    assert_eq!(answer.status, 400, "SendSMS sets 400");
+    let body = answer.json();
+    assert_eq!(body["errorCode"], "sms_failure");
+    assert_eq!(
+        body["error"],
+        "Failed to issue 1 codes. Issued 1 codes successfully.See each error status in the codes array."
+    );
+    assert_eq!(
+        body["codes"][1],
+        json!({
+            "padding": "", "uuid": "", "code": "", "expiresAt": "", "expiresAtTimestamp": 0,
+            "error": "failed to send sms: failed to build sms message: no template found for label Klingon",
+            "errorCode": "sms_failure",
+        })
+    );
     assert_eq!(sim.texts_to("+12065550101"), 1);
     assert_eq!(sim.texts_to("+12065550102"), 0);
-    // The server's trap (contract §5.2): the retry is a 409 with no text ever sent.
-    assert_eq!(post(&sim, vec![unknown]).await.status, 409);
+    assert!(sim.is_issued(&uuid(2)), "the build fails before any delete");
+    // The server's trap: the retry is a 409 with no text ever sent.
+    let retry = post(&sim, vec![unknown]).await;
+    assert_eq!(retry.status, 409);
+    assert_eq!(retry.json()["codes"][0]["errorCode"], "uuid_already_exists");
+    assert_eq!(sim.texts_to("+12065550102"), 0);
+    let stats = sim.stats();
+    assert_eq!((stats.build_failures, stats.sms_failures), (1, 1));
+}
+
+#[tokio::test]
+async fn a_realm_without_alternate_templates_sends_any_label_with_the_default() {
+    let sim = start(SimConfig::default()).await;
+    let mut labelled = item("+12065550101", &uuid(1));
+    labelled["smsTemplateLabel"] = json!("Klingon");
+    assert_eq!(post(&sim, vec![labelled]).await.status, 200);
+    assert_eq!(sim.texts_to("+12065550101"), 1);
+}
+
+#[tokio::test]
+async fn signing_that_fails_closed_keeps_every_row_and_texts_nobody() {
+    let sim = start(SimConfig {
+        sms_signing: SmsSigning::FailsClosed,
+        ..SimConfig::default()
+    })
+    .await;
+    let batch = vec![
+        item("+12065550101", &uuid(1)),
+        item("+12065550102", &uuid(2)),
+    ];
+    let answer = post(&sim, batch.clone()).await;
+    assert_eq!(answer.status, 400);
+    let body = answer.json();
+    for failed in body["codes"].as_array().expect("codes") {
+        assert_eq!(failed["errorCode"], "sms_failure");
+        assert!(
+            failed["error"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("failed to send sms: failed to sign sms: ")),
+            "{failed}"
+        );
+    }
+    assert_eq!(sim.ledger().total(), 0);
+    assert!(sim.is_issued(&uuid(1)) && sim.is_issued(&uuid(2)));
+    // Fixing the realm does not help these two: their rows stand.
+    sim.set_sms_signing(SmsSigning::Off);
+    assert_eq!(post(&sim, batch).await.status, 409);
+    assert_eq!(sim.ledger().total(), 0);
+    assert_eq!(sim.stats().build_failures, 2);
+}
+
+#[tokio::test]
+async fn a_failed_delete_keeps_the_row_so_the_retry_is_409_without_a_text() {
+    let sim = start(SimConfig {
+        delete_fails: true,
+        faults: Faults::scripted([Fault::SmsFailure(vec![0])]),
+        ..SimConfig::default()
+    })
+    .await;
+    let answer = post(&sim, vec![item("+12065550101", &uuid(1))]).await;
+    assert_eq!(answer.status, 400);
+    assert_eq!(answer.json()["codes"][0]["errorCode"], "sms_failure");
+    assert_eq!(sim.texts_to("+12065550101"), 0);
+    assert!(sim.is_issued(&uuid(1)), "the delete failed");
+    assert_eq!(
+        post(&sim, vec![item("+12065550101", &uuid(1))])
+            .await
+            .status,
+        409
+    );
+    assert_eq!(sim.texts_to("+12065550101"), 0);
+
+    // Random send failures too; and once deletes work again, a failed send is retried.
+    sim.set_faults(Faults {
+        sms_failure: 1.0,
+        ..Faults::default()
+    });
+    post(&sim, vec![item("+12065550102", &uuid(2))]).await;
+    assert!(sim.is_issued(&uuid(2)));
+    sim.set_delete_fails(false);
+    post(&sim, vec![item("+12065550103", &uuid(3))]).await;
+    assert!(!sim.is_issued(&uuid(3)));
+    sim.set_faults(Faults::default());
+    assert_eq!(
+        post(&sim, vec![item("+12065550103", &uuid(3))])
+            .await
+            .status,
+        200
+    );
+    assert_eq!(sim.ledger().total(), 1);
+    let stats = sim.stats();
+    assert_eq!((stats.failed_deletes, stats.sms_failures), (2, 3));
+}
+
+#[tokio::test]
+async fn a_realm_without_an_sms_provider_answers_400_with_no_error_code() {
+    let sim = start(SimConfig::default()).await;
+    assert_eq!(
+        post(&sim, vec![item("+12065550101", &uuid(1))])
+            .await
+            .status,
+        200
+    );
+    sim.set_sms_provider(SmsProvider::Missing);
+    let no_phone = json!({"testDate": today(), "testType": "confirmed", "uuid": uuid(3)});
+    let answer = post(
+        &sim,
+        vec![
+            item("+12065550101", &uuid(1)),
+            item("+12065550102", &uuid(2)),
+            no_phone,
+        ],
+    )
+    .await;
+    assert_eq!(answer.status, 400);
+    let body = answer.json();
+    assert!(body.get("errorCode").is_none(), "{body}");
+    for index in [0, 1] {
+        let failed = &body["codes"][index];
+        assert_eq!(
+            failed["error"],
+            "phone provided, but no sms provider is configured"
+        );
+        assert!(failed.get("errorCode").is_none(), "{failed}");
+    }
+    // The provider check comes before the uuid lookup: even a stored uuid gets the 400.
+    assert!(sim.is_issued(&uuid(1)));
+    assert!(!sim.is_issued(&uuid(2)), "nothing stored");
+    assert!(sim.is_issued(&uuid(3)), "no phone, no provider needed");
+    assert_eq!(sim.ledger().total(), 1);
+    assert_eq!(sim.stats().no_sms_provider, 2);
+}
+
+#[tokio::test]
+async fn a_provider_failing_to_load_after_the_commits_answers_every_item_internal_error() {
+    let sim = start(SimConfig {
+        daily_quota: Some(3),
+        sms_provider: SmsProvider::LoadFails,
+        ..SimConfig::default()
+    })
+    .await;
+    let batch = vec![
+        item("+12065550101", &uuid(1)),
+        item("+12065550102", &uuid(2)),
+    ];
+    let answer = post(&sim, batch.clone()).await;
+    // errorAll leaves each item's HTTP status alone: committed items keep 200.
+    assert_eq!(answer.status, 200);
+    let body = answer.json();
+    assert_eq!(body["errorCode"], "internal_server_error");
+    assert_eq!(
+        body["error"],
+        "Failed to issue 2 codes.See each error status in the codes array."
+    );
+    for failed in body["codes"].as_array().expect("codes") {
+        assert_eq!(failed["error"], "internal error");
+        assert_eq!(failed["errorCode"], "internal_server_error");
+        assert_eq!(failed["uuid"], "");
+    }
+    assert_eq!(sim.ledger().total(), 0);
+    assert!(
+        sim.is_issued(&uuid(1)) && sim.is_issued(&uuid(2)),
+        "committed"
+    );
+
+    // A stored uuid first: its 409 status comes through, under errorAll's code.
+    let mixed = post(
+        &sim,
+        vec![
+            item("+12065550101", &uuid(1)),
+            item("+12065550103", &uuid(3)),
+        ],
+    )
+    .await;
+    assert_eq!(mixed.status, 409);
+    assert_eq!(mixed.json()["errorCode"], "internal_server_error");
+    assert_eq!(
+        mixed.json()["codes"][0]["errorCode"],
+        "internal_server_error"
+    );
+
+    sim.set_sms_provider(SmsProvider::Configured);
+    let retry = post(&sim, batch).await;
+    assert_eq!(retry.status, 409, "the rows stand, untexted");
+    let quota = post(&sim, vec![item("+12065550104", &uuid(4))]).await;
+    assert_eq!(
+        quota.json()["codes"][0]["errorCode"],
+        "quota_exceeded",
+        "the three commits took the quota"
+    );
+    assert_eq!(sim.ledger().total(), 0);
+    assert_eq!(sim.stats().error_all_items, 4);
+}
+
+#[tokio::test]
+async fn a_provider_that_never_loads_stores_nothing_for_a_phone() {
+    let sim = start(SimConfig {
+        sms_provider: SmsProvider::LoadFailsBeforeCommit,
+        ..SimConfig::default()
+    })
+    .await;
+    let no_phone = json!({"testDate": today(), "testType": "confirmed", "uuid": uuid(2)});
+    let answer = post(&sim, vec![item("+12065550101", &uuid(1)), no_phone]).await;
+    assert_eq!(answer.status, 500);
+    let body = answer.json();
+    for failed in body["codes"].as_array().expect("codes") {
+        assert_eq!(failed["error"], "internal error");
+        assert_eq!(failed["errorCode"], "internal_server_error");
+    }
+    assert!(!sim.is_issued(&uuid(1)));
+    assert!(sim.is_issued(&uuid(2)), "stored, then errorAll");
+    assert_eq!(sim.ledger().total(), 0);
+}
+
+#[tokio::test]
+async fn a_client_gone_before_the_provider_accepted_texts_nobody_and_deletes_the_codes() {
+    let sim = start(SimConfig {
+        latency: Duration::from_secs(3),
+        sms_accept_after: Duration::from_millis(1500),
+        ..SimConfig::default()
+    })
+    .await;
+    let batch = vec![
+        item("+12065550101", &uuid(1)),
+        item("+12065550102", &uuid(2)),
+    ];
+    let gave_up = post_giving_up_after(&sim, batch.clone(), Duration::from_millis(300)).await;
+    assert!(gave_up.is_err_and(|e| e.is_timeout()));
+    sim.settled().await;
+    assert_eq!(sim.ledger().total(), 0);
+    assert!(!sim.is_issued(&uuid(1)) && !sim.is_issued(&uuid(2)));
+    let stats = sim.stats();
+    assert_eq!(
+        (stats.cancelled_sends, stats.texts_on_cancelled_sends),
+        (2, 0)
+    );
+    // The retry starts afresh and texts each person once.
+    sim.set_latency(Duration::ZERO);
+    let retry = post(&sim, batch).await;
+    assert_eq!(retry.status, 200);
+    assert_eq!(sim.texts_to("+12065550101"), 1);
+    assert_eq!(sim.texts_to("+12065550102"), 1);
+}
+
+#[tokio::test]
+async fn a_client_gone_after_the_provider_accepted_leaves_a_text_and_no_code() {
+    let sim = start(SimConfig {
+        latency: Duration::from_secs(3),
+        ..SimConfig::default()
+    })
+    .await;
+    let batch = vec![item("+12065550101", &uuid(1))];
+    let gave_up = post_giving_up_after(&sim, batch.clone(), Duration::from_millis(300)).await;
+    assert!(gave_up.is_err_and(|e| e.is_timeout()));
+    sim.settled().await;
+    assert_eq!(sim.texts_to("+12065550101"), 1, "the provider had it");
+    assert!(
+        !sim.is_issued(&uuid(1)),
+        "the cancelled send deleted the code"
+    );
+    let stats = sim.stats();
+    assert_eq!(
+        (stats.cancelled_sends, stats.texts_on_cancelled_sends),
+        (1, 1)
+    );
+    // The next attempt issues a fresh code and texts the person again.
+    sim.set_latency(Duration::ZERO);
+    assert_eq!(post(&sim, batch).await.status, 200);
+    assert_eq!(sim.texts_to("+12065550101"), 2);
+}
+
+#[tokio::test]
+async fn a_client_gone_with_a_failing_delete_leaves_a_row_and_no_text() {
+    let sim = start(SimConfig {
+        latency: Duration::from_secs(3),
+        sms_accept_after: Duration::from_secs(2),
+        delete_fails: true,
+        ..SimConfig::default()
+    })
+    .await;
+    let batch = vec![item("+12065550101", &uuid(1))];
+    assert!(
+        post_giving_up_after(&sim, batch.clone(), Duration::from_millis(300))
+            .await
+            .is_err()
+    );
+    sim.settled().await;
+    assert!(sim.is_issued(&uuid(1)));
+    sim.set_latency(Duration::ZERO);
+    assert_eq!(post(&sim, batch).await.status, 409);
+    assert_eq!(sim.ledger().total(), 0);
+    assert_eq!(sim.stats().failed_deletes, 1);
+}
+
+#[tokio::test]
+async fn a_patient_client_gets_its_answer_and_the_drop_fault_cancels_nothing() {
+    let sim = start(SimConfig {
+        latency: Duration::from_millis(300),
+        sms_accept_after: Duration::from_millis(100),
+        faults: Faults::scripted([Fault::None, Fault::DropAfterIssue]),
+        ..SimConfig::default()
+    })
+    .await;
+    let answer = post_giving_up_after(
+        &sim,
+        vec![item("+12065550101", &uuid(1))],
+        Duration::from_secs(30),
+    )
+    .await
+    .expect("answer");
+    assert_eq!(answer.status, 200);
+    // The server itself drops this one, after its sends finished.
+    assert!(post_giving_up_after(
+        &sim,
+        vec![item("+12065550102", &uuid(2))],
+        Duration::from_secs(30)
+    )
+    .await
+    .is_err());
+    sim.settled().await;
+    assert!(sim.is_issued(&uuid(1)) && sim.is_issued(&uuid(2)));
+    assert_eq!(sim.ledger().total(), 2);
+    assert_eq!(sim.stats().cancelled_sends, 0);
+}
+
+#[tokio::test]
+async fn a_purge_forgets_uuids_so_the_same_uuid_is_texted_again() {
+    let sim = start(SimConfig::default()).await;
+    let batch = vec![item("+12065550101", &uuid(1))];
+    assert_eq!(post(&sim, batch.clone()).await.status, 200);
+    assert_eq!(post(&sim, batch.clone()).await.status, 409);
+    assert_eq!(sim.purge_uuids(), 1);
+    assert!(!sim.is_issued(&uuid(1)));
+    assert_eq!(sim.texts_to("+12065550101"), 1, "the ledger is kept");
+    assert_eq!(post(&sim, batch).await.status, 200);
+    assert_eq!(sim.texts_to("+12065550101"), 2);
+    let stats = sim.stats();
+    assert_eq!((stats.purges, stats.purged_uuids), (1, 1));
 }
 
 #[tokio::test]

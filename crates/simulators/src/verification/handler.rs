@@ -4,12 +4,17 @@
 //!
 //! A connection is dropped by shutting down a duplicate of its socket, so the client
 //! sees the connection close with no answer, exactly as when a proxy or the network
-//! loses it. Batch processing runs in its own task, so a client that gives up does not
-//! stop the server's sends, as a client timeout cannot recall a text Twilio accepted.
+//! loses it.
+//!
+//! A client that goes away cancels the request, as Go's `net/http` cancels the request
+//! context when the client's connection closes: hyper drops the handler's future, and
+//! the batch's own task, which owns the sends, sees that and cancels the sends still
+//! running. The task runs apart from the handler so that this clean-up happens.
 
 use std::future::Future;
 use std::net::Shutdown;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::connect_info::Connected;
@@ -23,8 +28,8 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 
 use super::limiter::Taken;
-use super::request::{parse_batch, ItemError};
-use super::state::{rfc1123_of, ItemResult, Shared};
+use super::request::{parse_batch, ItemError, ItemRequest};
+use super::state::{rfc1123_of, Busy, ItemResult, Shared};
 use super::Fault;
 
 /// The body cap (`pkg/controller/json_bind.go:30`).
@@ -100,17 +105,16 @@ struct ErrorReturn<'a> {
     legacy_error_code: &'a str,
 }
 
-/// `IssueCodeResponse`, in the server's key order.
+/// `IssueCodeResponse`, in the server's key order. `uuid`, `code` and `expiresAt*` have
+/// no `omitempty`, so a failed item carries them empty (`pkg/api/api.go:247-282`).
 #[derive(Serialize)]
 struct ItemResponse {
     padding: &'static str,
-    #[serde(skip_serializing_if = "String::is_empty")]
     uuid: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
     code: String,
-    #[serde(rename = "expiresAt", skip_serializing_if = "String::is_empty")]
+    #[serde(rename = "expiresAt")]
     expires_at: String,
-    #[serde(rename = "expiresAtTimestamp", skip_serializing_if = "is_zero")]
+    #[serde(rename = "expiresAtTimestamp")]
     expires_at_timestamp: i64,
     #[serde(rename = "longExpiresAt", skip_serializing_if = "String::is_empty")]
     long_expires_at: String,
@@ -405,26 +409,19 @@ async fn handle_batch(
         );
     }
 
-    // Commits, the sends' latency and the sends run on their own, like the server's
-    // request context that a client timeout does not reach in time.
-    let worker = {
-        let shared = shared.clone();
-        let fault = fault.clone();
-        tokio::spawn(async move {
-            let today = chrono::Utc::now().date_naive();
-            let mut results = shared.commit_all(&items, today);
-            let mut latency = shared.latency();
-            if let Fault::Delay(extra) = fault {
-                latency += extra;
-            }
-            if !latency.is_zero() {
-                tokio::time::sleep(latency).await;
-            }
-            shared.send_all(&mut results, &fault);
-            results
-        })
-    };
-    let Ok(results) = worker.await else {
+    // The handler holds `alive` while it waits: when hyper drops the handler because the
+    // client went away, the batch's task sees the sender gone.
+    let (alive, gone) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(process(
+        shared.clone(),
+        shared.busy(),
+        items,
+        fault.clone(),
+        gone,
+    ));
+    let processed = worker.await;
+    drop(alive);
+    let Ok(Some(results)) = processed else {
         return json(
             StatusCode::INTERNAL_SERVER_ERROR,
             &serde_json::json!({ "error": "Internal Server Error" }),
@@ -455,7 +452,49 @@ async fn handle_batch(
     batch_response(shared, results)
 }
 
-/// The answer of a processed batch (`handle_issue_batch.go:131-163`).
+/// Commits, then the sends over the request's latency, cancelled when the client goes
+/// away (`gone` resolves). `None` when cancelled: nobody is left to answer.
+async fn process(
+    shared: Arc<Shared>,
+    _busy: Busy,
+    items: Vec<ItemRequest>,
+    fault: Fault,
+    mut gone: tokio::sync::oneshot::Receiver<()>,
+) -> Option<Vec<ItemResult>> {
+    let today = chrono::Utc::now().date_naive();
+    let mut batch = shared.commit_all(&items, today);
+    shared.start_sends(&mut batch);
+    let (mut latency, accept_after) = shared.send_timing();
+    if let Fault::Delay(extra) = fault {
+        latency += extra;
+    }
+    let accept_at = accept_after.min(latency);
+    if !wait_unless_gone(accept_at, &mut gone).await {
+        shared.cancel_sends(batch);
+        return None;
+    }
+    shared.accept_sends(&mut batch, &fault);
+    if !wait_unless_gone(latency - accept_at, &mut gone).await {
+        shared.cancel_sends(batch);
+        return None;
+    }
+    Some(shared.finish_sends(batch))
+}
+
+/// Sleeps for `time`; `false` when the client went away first.
+async fn wait_unless_gone(time: Duration, gone: &mut tokio::sync::oneshot::Receiver<()>) -> bool {
+    if time.is_zero() {
+        return true;
+    }
+    tokio::select! {
+        () = tokio::time::sleep(time) => true,
+        _ = gone => false,
+    }
+}
+
+/// The answer of a processed batch (`handle_issue_batch.go:131-163`). The status and
+/// `errorCode` are taken from each failing item while the status is still 200, so
+/// after `errorAll` a committed item (status 200) passes them on to the next one.
 fn batch_response(shared: &Shared, results: Vec<ItemResult>) -> Response {
     let total = results.len();
     let mut status = StatusCode::OK;
@@ -481,7 +520,7 @@ fn batch_response(shared: &Shared, results: Vec<ItemResult>) -> Response {
                 message,
             }) => {
                 failed += 1;
-                if first_code.is_none() {
+                if status == StatusCode::OK {
                     first_code = Some(code);
                     status = StatusCode::from_u16(item_status)
                         .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

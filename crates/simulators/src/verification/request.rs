@@ -128,7 +128,7 @@ pub fn check_item(
         return Err(ItemError::new(
             400,
             "missing_date",
-            "either a test or symptom date must be provided",
+            "missing either test or symptom date",
         ));
     }
     let tz = item.tz_offset.unwrap_or(0.0) as i32;
@@ -148,16 +148,21 @@ pub fn check_item(
     Ok(phone)
 }
 
-/// Checks 9–11: the test type, case-insensitive but not trimmed.
+/// Checks 9–11: the test type, case-insensitive but not trimmed, with the server's
+/// texts (`validate_code.go:162-200`). The user-report check compares the raw value.
 pub fn check_test_type(item: &ItemRequest, realm: &Realm) -> Result<String, ItemError> {
-    let test_type = item.test_type.as_deref().unwrap_or("").to_lowercase();
-    if test_type == "user-report" && !realm.allow_user_report {
-        return Err(ItemError::new(
+    let raw = item.test_type.as_deref().unwrap_or("");
+    let unsupported = || {
+        ItemError::new(
             400,
             "unsupported_test_type",
-            "user-report is not allowed through the admin API on this realm",
-        ));
+            format!("unsupported test type: {raw}"),
+        )
+    };
+    if raw == "user-report" && !realm.allow_user_report {
+        return Err(unsupported());
     }
+    let test_type = raw.to_lowercase();
     if !matches!(
         test_type.as_str(),
         "confirmed" | "likely" | "negative" | "user-report"
@@ -165,15 +170,11 @@ pub fn check_test_type(item: &ItemRequest, realm: &Realm) -> Result<String, Item
         return Err(ItemError::new(
             400,
             "invalid_test_type",
-            format!("invalid test type: {test_type:?}"),
+            "invalid test type",
         ));
     }
     if !realm.allowed_test_types.iter().any(|t| t == &test_type) {
-        return Err(ItemError::new(
-            400,
-            "unsupported_test_type",
-            format!("test type {test_type} is not enabled on this realm"),
-        ));
+        return Err(unsupported());
     }
     Ok(test_type)
 }
@@ -358,10 +359,8 @@ mod tests {
             ..realm()
         };
         assert_eq!(
-            check_item(&item("{}"), &required, today())
-                .expect_err("missing")
-                .code,
-            "missing_date"
+            check_item(&item("{}"), &required, today()).expect_err("missing"),
+            ItemError::new(400, "missing_date", "missing either test or symptom date")
         );
     }
 
@@ -395,22 +394,36 @@ mod tests {
             check_test_type(&item(r#"{"testType":"Confirmed"}"#), &r).expect("ok"),
             "confirmed"
         );
-        for (json, code) in [
-            (r#"{"testType":" confirmed"}"#, "invalid_test_type"),
-            ("{}", "invalid_test_type"),
-            (r#"{"testType":"user-report"}"#, "unsupported_test_type"),
+        for (json, code, message) in [
+            (
+                r#"{"testType":" confirmed"}"#,
+                "invalid_test_type",
+                "invalid test type",
+            ),
+            ("{}", "invalid_test_type", "invalid test type"),
+            (
+                r#"{"testType":"user-report"}"#,
+                "unsupported_test_type",
+                "unsupported test type: user-report",
+            ),
         ] {
-            assert_eq!(check_test_type(&item(json), &r).expect_err(json).code, code);
+            assert_eq!(
+                check_test_type(&item(json), &r).expect_err(json),
+                ItemError::new(400, code, message)
+            );
         }
         let only_confirmed = Realm {
             allowed_test_types: vec!["confirmed".into()],
             ..realm()
         };
         assert_eq!(
-            check_test_type(&item(r#"{"testType":"likely"}"#), &only_confirmed)
-                .expect_err("off")
-                .code,
-            "unsupported_test_type"
+            check_test_type(&item(r#"{"testType":"Likely"}"#), &only_confirmed).expect_err("off"),
+            ItemError::new(
+                400,
+                "unsupported_test_type",
+                "unsupported test type: Likely"
+            ),
+            "the text has the value as sent"
         );
     }
 }

@@ -1,26 +1,32 @@
 //! The simulated server's state: uuid registry, daily quota, limiter, ledger, counters,
 //! faults and the seeded RNG, behind one lock held only for short, await-free steps.
 //!
-//! A batch is processed like the server does it (`pkg/controller/issueapi/issue.go:95-174`):
-//! every item is validated and committed in index order ([`Shared::commit_all`]), then
-//! the SMS sends run, concurrently on the real server, after one shared latency here
-//! ([`Shared::send_all`]). A failed send deletes the code; a template that cannot be
-//! built leaves it stored with no text sent (`send_sms.go:125-152`).
+//! A batch goes through the server's steps (`pkg/controller/issueapi/issue.go:86-177`):
+//! every item is validated and committed in index order, then the SMS provider and
+//! signer are looked up (a failure answers every item `internal_server_error`,
+//! `errorAll`), then the sends run, concurrently on the real server, over one shared
+//! latency here. [`Shared::commit_all`] does the first two steps; the sends are
+//! [`Shared::start_sends`] (building and signing each message), [`Shared::accept_sends`]
+//! (the provider takes or refuses each text) and then either [`Shared::finish_sends`]
+//! or, when the client went away, [`Shared::cancel_sends`]. A failed or cancelled send
+//! deletes the code row unless the delete fails; a message that cannot be built or
+//! signed leaves it stored with no text sent (`send_sms.go:120-155`).
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use chrono::NaiveDate;
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::limiter::{rfc1123_utc, Limiter, Taken};
 use super::request::{check_item, check_test_type, ItemError, ItemRequest, Realm};
-use super::{Fault, Faults, Ledger, SimConfig, SimStats};
+use super::{Fault, Faults, Ledger, SimConfig, SimStats, SmsProvider, SmsSigning};
 
 /// Short code lifetime and long (SMS) code lifetime: the realm defaults
 /// (`pkg/database/realm.go:137-143,227-230`).
@@ -30,12 +36,19 @@ const LONG_EXPIRY: Duration = Duration::from_secs(24 * 60 * 60);
 /// The message of every commit failure (`gen_code.go:97-102`).
 const COMMIT_FAILED: &str = "failed to generate otp code, please try again";
 
+/// The default template's label (`pkg/database/realm.go:157`).
+const DEFAULT_TEMPLATE: &str = "Default SMS template";
+
+/// The user-report template's label, present when the realm allows user reports
+/// (`pkg/database/realm.go:160,590-601`).
+const USER_REPORT_TEMPLATE: &str = "User Report";
+
 /// Where a uuid stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
     /// Committed by this request, whose SMS sends have not finished.
     InFlight(u64),
-    /// Issued (texted, or stored without a text).
+    /// Stored, and its request has finished (texted, or stored without a text).
     Issued,
 }
 
@@ -65,6 +78,23 @@ pub struct Committed {
 /// One item's answer.
 pub type ItemResult = Result<Committed, ItemError>;
 
+/// One request's items on their way through the sends.
+#[derive(Debug)]
+pub struct Batch {
+    results: Vec<ItemResult>,
+    sends: Vec<Send>,
+}
+
+/// One SMS send in progress.
+#[derive(Debug)]
+struct Send {
+    index: usize,
+    /// The provider refused the text (decided at the acceptance point).
+    refusal: Option<ItemError>,
+    /// The provider accepted the text: the person has it.
+    delivered: bool,
+}
+
 struct QuotaBucket {
     limit: u32,
     started: Option<Instant>,
@@ -81,7 +111,12 @@ struct Inner {
     faults: Faults,
     maintenance: bool,
     latency: Duration,
+    sms_accept_after: Duration,
+    sms_provider: SmsProvider,
+    sms_signing: SmsSigning,
+    delete_fails: bool,
     next_request: u64,
+    busy: usize,
 }
 
 /// The state shared by every connection.
@@ -92,6 +127,20 @@ pub struct Shared {
     quota_window: Duration,
     template_labels: Vec<String>,
     inner: Mutex<Inner>,
+    idle: Notify,
+}
+
+/// Marks a batch request as being processed until dropped.
+pub struct Busy(Arc<Shared>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let mut inner = self.0.lock();
+        inner.busy -= 1;
+        if inner.busy == 0 {
+            self.0.idle.notify_waiters();
+        }
+    }
 }
 
 impl Shared {
@@ -120,8 +169,14 @@ impl Shared {
                 faults: config.faults,
                 maintenance: config.maintenance,
                 latency: config.latency,
+                sms_accept_after: config.sms_accept_after,
+                sms_provider: config.sms_provider,
+                sms_signing: config.sms_signing,
+                delete_fails: config.delete_fails,
                 next_request: 0,
+                busy: 0,
             }),
+            idle: Notify::new(),
             api_key: config.api_key,
         }
     }
@@ -160,12 +215,44 @@ impl Shared {
         )
     }
 
-    /// `(claimed, expiresAt, longExpiresAt)` of an issued code, for checkcodestatus.
+    /// `(expiresAt, longExpiresAt)` of a stored code, for checkcodestatus.
     pub fn code_status(&self, uuid: &str) -> Option<(i64, i64)> {
         let key = Uuid::parse_str(uuid.trim()).ok()?.hyphenated().to_string();
         let inner = self.lock();
         let entry = inner.registry.get(&key)?;
         Some((entry.expires_at, entry.long_expires_at))
+    }
+
+    /// Counts a batch request as being processed until the guard is dropped.
+    pub fn busy(self: &Arc<Self>) -> Busy {
+        self.lock().busy += 1;
+        Busy(self.clone())
+    }
+
+    /// Waits until no batch request is being processed.
+    pub async fn settled(&self) {
+        loop {
+            let idle = self.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if self.lock().busy == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+
+    /// Forgets every stored uuid whose request has finished (the cleanup job's purge).
+    pub fn purge_uuids(&self) -> usize {
+        let mut inner = self.lock();
+        let before = inner.registry.len();
+        inner
+            .registry
+            .retain(|_, entry| matches!(entry.stage, Stage::InFlight(_)));
+        let purged = before - inner.registry.len();
+        inner.stats.purges += 1;
+        inner.stats.purged_uuids += purged as u64;
+        purged
     }
 
     pub fn set_faults(&self, faults: Faults) {
@@ -184,6 +271,22 @@ impl Shared {
         self.lock().latency = latency;
     }
 
+    pub fn set_sms_accept_after(&self, after: Duration) {
+        self.lock().sms_accept_after = after;
+    }
+
+    pub fn set_sms_provider(&self, provider: SmsProvider) {
+        self.lock().sms_provider = provider;
+    }
+
+    pub fn set_sms_signing(&self, signing: SmsSigning) {
+        self.lock().sms_signing = signing;
+    }
+
+    pub fn set_delete_fails(&self, fails: bool) {
+        self.lock().delete_fails = fails;
+    }
+
     pub fn set_daily_quota(&self, quota: Option<u32>) {
         self.lock().quota = quota.map(|limit| QuotaBucket {
             limit,
@@ -196,8 +299,10 @@ impl Shared {
         self.lock().maintenance
     }
 
-    pub fn latency(&self) -> Duration {
-        self.lock().latency
+    /// The request's send latency and, within it, when the provider accepts.
+    pub fn send_timing(&self) -> (Duration, Duration) {
+        let inner = self.lock();
+        (inner.latency, inner.sms_accept_after)
     }
 
     pub fn count_request(&self) {
@@ -251,17 +356,44 @@ impl Shared {
         self.lock().limiter.take(Instant::now())
     }
 
-    /// Validates and commits every item in index order, as one request.
-    pub fn commit_all(&self, items: &[ItemRequest], today: NaiveDate) -> Vec<ItemResult> {
+    /// Validates and commits every item in index order, as one request, then looks up
+    /// the SMS provider and signer: when that fails, `errorAll` answers every item
+    /// `internal_server_error`, keeping each one's HTTP status (200 for a committed
+    /// one) and its stored row (`issue.go:95-130,250-255`).
+    pub fn commit_all(&self, items: &[ItemRequest], today: NaiveDate) -> Batch {
         let mut inner = self.lock();
         inner.next_request += 1;
         let request = inner.next_request;
         inner.stats.batches += 1;
         inner.stats.items += items.len() as u64;
-        items
+        let mut results: Vec<ItemResult> = items
             .iter()
             .map(|item| self.commit_one(&mut inner, item, request, today))
-            .collect()
+            .collect();
+        if matches!(
+            inner.sms_provider,
+            SmsProvider::LoadFails | SmsProvider::LoadFailsBeforeCommit
+        ) {
+            for result in &mut results {
+                let status = match result {
+                    Ok(committed) => {
+                        settle_row(&mut inner, &committed.uuid);
+                        200
+                    }
+                    Err(error) => error.status,
+                };
+                *result = Err(ItemError::new(
+                    status,
+                    "internal_server_error",
+                    "internal error",
+                ));
+            }
+            inner.stats.error_all_items += results.len() as u64;
+        }
+        Batch {
+            results,
+            sends: Vec::new(),
+        }
     }
 
     fn commit_one(
@@ -272,6 +404,26 @@ impl Shared {
         today: NaiveDate,
     ) -> ItemResult {
         let phone = check_item(item, &self.realm, today)?;
+        if !phone.is_empty() {
+            match inner.sms_provider {
+                SmsProvider::Missing => {
+                    inner.stats.no_sms_provider += 1;
+                    return Err(ItemError::new(
+                        400,
+                        "",
+                        "phone provided, but no sms provider is configured",
+                    ));
+                }
+                SmsProvider::LoadFailsBeforeCommit => {
+                    return Err(ItemError::new(
+                        500,
+                        "internal_server_error",
+                        "failed to get sms provider",
+                    ));
+                }
+                SmsProvider::Configured | SmsProvider::LoadFails => {}
+            }
+        }
         let raw_uuid = item
             .uuid
             .as_deref()
@@ -283,13 +435,13 @@ impl Shared {
             .flatten()
             .map(|u| u.hyphenated().to_string());
         if let Some(key) = &parsed {
-            match inner.registry.get(key).map(|e| e.stage) {
-                Some(Stage::Issued) => return Err(already_exists(inner, raw_uuid)),
-                // Commits run in order, so a later duplicate in the same batch finds it.
-                Some(Stage::InFlight(owner)) if owner == request => {
-                    return Err(already_exists(inner, raw_uuid))
+            // Each commit is its own transaction, done before any send, so the lookup
+            // sees the rows of requests still sending (and earlier items of this one).
+            if let Some(entry) = inner.registry.get(key) {
+                if matches!(entry.stage, Stage::InFlight(owner) if owner != request) {
+                    inner.stats.in_flight_conflicts += 1;
                 }
-                _ => {}
+                return Err(already_exists(inner, raw_uuid));
             }
         }
         let test_type = check_test_type(item, &self.realm)?;
@@ -298,7 +450,7 @@ impl Shared {
             return Err(ItemError::new(
                 400,
                 "missing_phone",
-                "phone number is required for user-report",
+                "phone number is required when initiating a user report",
             ));
         }
         if item
@@ -318,15 +470,6 @@ impl Shared {
                 return Err(ItemError::new(500, "internal_server_error", COMMIT_FAILED))
             }
         };
-        if let Some(Entry {
-            stage: Stage::InFlight(_),
-            ..
-        }) = inner.registry.get(&key)
-        {
-            // Both requests passed the lookup; the unique index fails the later insert.
-            inner.stats.in_flight_conflicts += 1;
-            return Err(ItemError::new(500, "internal_server_error", COMMIT_FAILED));
-        }
         let now = unix_now();
         let entry = Entry {
             stage: Stage::InFlight(request),
@@ -335,14 +478,10 @@ impl Shared {
         };
         inner.registry.insert(key.clone(), entry);
         let code = format!("{:08}", inner.rng.random_range(0..100_000_000u32));
-        let mut label = item.sms_template_label.clone().unwrap_or_default();
-        if label.is_empty() && test_type == "user-report" {
-            label = "User Report".to_owned();
-        }
         Ok(Committed {
             uuid: key,
             phone,
-            label,
+            label: item.sms_template_label.clone().unwrap_or_default(),
             code,
             expires_at: entry.expires_at,
             long_expires_at: entry.long_expires_at,
@@ -371,77 +510,131 @@ impl Shared {
         Ok(())
     }
 
-    /// Runs the SMS sends of one request's committed items.
-    pub fn send_all(&self, results: &mut [ItemResult], fault: &Fault) {
+    /// Whether the realm has a template for this label: the default one always; an
+    /// alternate one only if listed. A realm with no alternate templates at all sends
+    /// every label with the default template (`realm.go:815-823`).
+    fn has_template(&self, label: &str) -> bool {
+        label.is_empty()
+            || label == DEFAULT_TEMPLATE
+            || self.template_labels.is_empty()
+            || self.template_labels.iter().any(|known| known == label)
+            || (label == USER_REPORT_TEMPLATE && self.realm.allow_user_report)
+    }
+
+    /// Starts the sends: items without a phone are done; each message is built and
+    /// signed, and one that cannot be fails `sms_failure` with its row kept, as the
+    /// build returns before the delete (`send_sms.go:85-131`).
+    pub fn start_sends(&self, batch: &mut Batch) {
         let mut inner = self.lock();
-        for (index, result) in results.iter_mut().enumerate() {
+        for (index, result) in batch.results.iter_mut().enumerate() {
             let Ok(committed) = result else { continue };
-            let outcome = self.send_one(&mut inner, committed, index, fault);
-            if let Err(error) = outcome {
-                *result = Err(error);
+            if committed.phone.is_empty() {
+                mark_issued(&mut inner, &committed.uuid);
+                continue;
+            }
+            let failure = if !self.has_template(&committed.label) {
+                Some(format!(
+                    "failed to send sms: failed to build sms message: no template found for label {}",
+                    committed.label
+                ))
+            } else if inner.sms_signing == SmsSigning::FailsClosed {
+                // `SignSMS` and `BuildSMS` both say so (`signatures/sms.go:56-59`).
+                Some(
+                    "failed to send sms: failed to sign sms: failed to sign sms: the simulated signing key is unavailable"
+                        .to_owned(),
+                )
+            } else {
+                None
+            };
+            match failure {
+                Some(message) => {
+                    settle_row(&mut inner, &committed.uuid);
+                    inner.stats.sms_failures += 1;
+                    inner.stats.build_failures += 1;
+                    *result = Err(ItemError::new(400, "sms_failure", message));
+                }
+                None => batch.sends.push(Send {
+                    index,
+                    refusal: None,
+                    delivered: false,
+                }),
             }
         }
     }
 
-    fn send_one(
-        &self,
-        inner: &mut Inner,
-        committed: &Committed,
-        index: usize,
-        fault: &Fault,
-    ) -> Result<(), ItemError> {
-        let known_label = committed.label.is_empty()
-            || committed.label == "Default SMS template"
-            || committed.label == "User Report"
-            || self.template_labels.contains(&committed.label);
-        if committed.phone.is_empty() {
-            mark_issued(inner, &committed.uuid);
-            return Ok(());
-        }
-        if !known_label {
-            // The build fails before any delete: the code stays, no text is sent.
-            if let Some(entry) = inner.registry.get_mut(&committed.uuid) {
-                entry.stage = Stage::Issued;
-            }
-            inner.stats.sms_failures += 1;
-            return Err(ItemError::new(
-                400,
-                "sms_failure",
-                format!(
-                    "failed to send sms: failed to build sms message: no template found for label {}",
-                    committed.label
-                ),
-            ));
-        }
-        let queue_full = matches!(fault, Fault::SmsQueueFull(ix) if ix.contains(&index));
-        let scripted_failure = matches!(fault, Fault::SmsFailure(ix) if ix.contains(&index));
-        let probability = inner.faults.sms_failure;
-        let random_failure = probability > 0.0 && inner.rng.random::<f64>() < probability;
-        if queue_full || scripted_failure || random_failure {
-            inner.registry.remove(&committed.uuid);
-            inner.stats.sms_failures += 1;
-            return Err(if queue_full {
-                ItemError::new(
+    /// The provider's acceptance point: each text is refused (a scripted or random
+    /// fault) or delivered, and then the person has it whatever happens next.
+    pub fn accept_sends(&self, batch: &mut Batch, fault: &Fault) {
+        let mut inner = self.lock();
+        for send in &mut batch.sends {
+            let Ok(committed) = &batch.results[send.index] else {
+                continue;
+            };
+            let index = send.index;
+            let queue_full = matches!(fault, Fault::SmsQueueFull(ix) if ix.contains(&index));
+            let scripted_failure = matches!(fault, Fault::SmsFailure(ix) if ix.contains(&index));
+            let probability = inner.faults.sms_failure;
+            let random_failure = probability > 0.0 && inner.rng.random::<f64>() < probability;
+            if queue_full {
+                send.refusal = Some(ItemError::new(
                     400,
                     "sms_queue_full",
                     "failed to send sms: queue is full: Twilio error 21611: This 'From' number has exceeded the maximum number of queued messages",
-                )
-            } else {
+                ));
+            } else if scripted_failure || random_failure {
                 // Twilio's own text names the number; the server passes it through.
-                ItemError::new(
+                send.refusal = Some(ItemError::new(
                     400,
                     "sms_failure",
                     format!(
                         "failed to send sms: The 'To' number {} is not a valid phone number.",
                         committed.phone
                     ),
-                )
-            });
+                ));
+            } else {
+                inner.ledger.record(&committed.phone);
+                inner.stats.texts += 1;
+                send.delivered = true;
+            }
         }
-        inner.ledger.record(&committed.phone);
-        inner.stats.texts += 1;
-        mark_issued(inner, &committed.uuid);
-        Ok(())
+    }
+
+    /// The provider answered every send: refused ones delete their rows (unless the
+    /// delete fails), delivered ones are issued. Returns every item's answer.
+    pub fn finish_sends(&self, batch: Batch) -> Vec<ItemResult> {
+        let Batch { mut results, sends } = batch;
+        let mut inner = self.lock();
+        for send in sends {
+            let Ok(committed) = &results[send.index] else {
+                continue;
+            };
+            match send.refusal {
+                Some(refusal) => {
+                    delete_row(&mut inner, &committed.uuid);
+                    inner.stats.sms_failures += 1;
+                    results[send.index] = Err(refusal);
+                }
+                None => mark_issued(&mut inner, &committed.uuid),
+            }
+        }
+        results
+    }
+
+    /// The client went away: the request's context is cancelled, so every send still
+    /// running fails and deletes its row (unless the delete fails), texts the provider
+    /// already accepted included (`send_sms.go:134-151`).
+    pub fn cancel_sends(&self, batch: Batch) {
+        let mut inner = self.lock();
+        for send in batch.sends {
+            let Ok(committed) = &batch.results[send.index] else {
+                continue;
+            };
+            inner.stats.cancelled_sends += 1;
+            if send.delivered {
+                inner.stats.texts_on_cancelled_sends += 1;
+            }
+            delete_row(&mut inner, &committed.uuid);
+        }
     }
 
     /// Random bytes for padding, 1024–2047 of them (`pkg/api/api.go:144-168`).
@@ -451,6 +644,24 @@ impl Shared {
         let mut bytes = vec![0u8; len];
         inner.rng.fill(&mut bytes[..]);
         base64::engine::general_purpose::STANDARD.encode(bytes)
+    }
+}
+
+/// The row stays and its request is done with it, with no text.
+fn settle_row(inner: &mut Inner, uuid: &str) {
+    if let Some(entry) = inner.registry.get_mut(uuid) {
+        entry.stage = Stage::Issued;
+    }
+}
+
+/// The hard delete after a failed send (`send_sms.go:143-147`; `vercode.go:351-357`);
+/// when it fails, the server only logs it and the row stays.
+fn delete_row(inner: &mut Inner, uuid: &str) {
+    if inner.delete_fails {
+        inner.stats.failed_deletes += 1;
+        settle_row(inner, uuid);
+    } else {
+        inner.registry.remove(uuid);
     }
 }
 
@@ -479,4 +690,75 @@ fn unix_now() -> i64 {
 /// Go `time.RFC1123` of a unix time.
 pub fn rfc1123_of(unix: i64) -> String {
     rfc1123_utc(UNIX_EPOCH + Duration::from_secs(unix.max(0) as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(uuid: &str) -> ItemRequest {
+        serde_json::from_value(serde_json::json!({
+            "testType": "confirmed", "phone": "+12065550100", "uuid": uuid,
+        }))
+        .expect("item")
+    }
+
+    const A: &str = "00000000-0000-4000-8000-00000000000a";
+    const B: &str = "00000000-0000-4000-8000-00000000000b";
+
+    fn today() -> NaiveDate {
+        chrono::Utc::now().date_naive()
+    }
+
+    #[test]
+    fn a_purge_keeps_the_rows_of_requests_still_sending() {
+        let shared = Shared::new(SimConfig::default());
+        let mut done = shared.commit_all(&[item(A)], today());
+        shared.start_sends(&mut done);
+        shared.accept_sends(&mut done, &Fault::None);
+        shared.finish_sends(done);
+        let mut sending = shared.commit_all(&[item(B)], today());
+        shared.start_sends(&mut sending);
+        assert_eq!(shared.purge_uuids(), 1);
+        assert!(shared.code_status(A).is_none());
+        assert!(shared.code_status(B).is_some(), "a brand-new row");
+        shared.accept_sends(&mut sending, &Fault::None);
+        assert!(shared.finish_sends(sending)[0].is_ok());
+        assert!(shared.is_issued(B));
+    }
+
+    #[test]
+    fn error_all_keeps_each_items_status_and_every_committed_row() {
+        let shared = Shared::new(SimConfig {
+            sms_provider: SmsProvider::LoadFails,
+            ..SimConfig::default()
+        });
+        let first = shared.commit_all(&[item(A)], today());
+        assert_eq!(first.results[0].as_ref().expect_err("errorAll").status, 200);
+        let second = shared.commit_all(&[item(A), item(B)], today());
+        let statuses: Vec<u16> = second
+            .results
+            .iter()
+            .map(|r| r.as_ref().expect_err("errorAll").status)
+            .collect();
+        assert_eq!(statuses, vec![409, 200]);
+        assert!(shared.is_issued(A) && shared.is_issued(B));
+        assert!(second.sends.is_empty());
+    }
+
+    #[test]
+    fn a_cancelled_send_deletes_its_row_after_the_provider_had_the_text() {
+        let shared = Shared::new(SimConfig::default());
+        let mut batch = shared.commit_all(&[item(A)], today());
+        shared.start_sends(&mut batch);
+        shared.accept_sends(&mut batch, &Fault::None);
+        shared.cancel_sends(batch);
+        assert_eq!(shared.ledger().texts_to("+12065550100"), 1);
+        assert!(shared.code_status(A).is_none());
+        let stats = shared.stats();
+        assert_eq!(
+            (stats.cancelled_sends, stats.texts_on_cancelled_sends),
+            (1, 1)
+        );
+    }
 }
