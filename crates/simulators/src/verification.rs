@@ -252,6 +252,8 @@ pub struct SimStats {
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Ledger {
     texts: HashMap<String, u32>,
+    /// Texts whose code was deleted after delivery (a send cancelled by a disconnect).
+    dead: HashMap<String, u32>,
 }
 
 impl Ledger {
@@ -270,13 +272,43 @@ impl Ledger {
         self.texts.len()
     }
 
-    /// How many phones got more than one text (what must never happen).
+    /// How many phones got more than one text (what must never happen while the client
+    /// waits for its answers).
     pub fn phones_texted_more_than_once(&self) -> usize {
         self.texts.values().filter(|&&n| n > 1).count()
     }
 
+    /// Texts to this number whose code the server deleted after delivery: a disconnect
+    /// cancelled the send after the provider had accepted it (`send_sms.go:134-151`). The
+    /// code in such a text cannot be used, so the person needs another.
+    pub fn dead_texts_to(&self, e164: &str) -> u32 {
+        self.dead.get(e164).copied().unwrap_or(0)
+    }
+
+    /// Texts to this number whose code still worked when the server was done with it.
+    pub fn live_texts_to(&self, e164: &str) -> u32 {
+        self.texts_to(e164) - self.dead_texts_to(e164)
+    }
+
+    /// All texts whose code the server deleted after delivery.
+    pub fn dead_total(&self) -> u64 {
+        self.dead.values().map(|&n| u64::from(n)).sum()
+    }
+
+    /// How many phones got more than one text with a usable code (what must never happen).
+    pub fn phones_with_more_than_one_live_text(&self) -> usize {
+        self.texts
+            .keys()
+            .filter(|phone| self.live_texts_to(phone) > 1)
+            .count()
+    }
+
     pub(crate) fn record(&mut self, e164: &str) {
         *self.texts.entry(e164.to_owned()).or_insert(0) += 1;
+    }
+
+    pub(crate) fn record_dead(&mut self, e164: &str) {
+        *self.dead.entry(e164.to_owned()).or_insert(0) += 1;
     }
 }
 
@@ -285,6 +317,7 @@ impl fmt::Debug for Ledger {
         f.debug_struct("Ledger")
             .field("phones", &self.phones())
             .field("texts", &self.total())
+            .field("dead_texts", &self.dead_total())
             .finish()
     }
 }

@@ -690,6 +690,11 @@ async fn a_client_gone_after_the_provider_accepted_leaves_a_text_and_no_code() {
     assert!(gave_up.is_err_and(|e| e.is_timeout()));
     sim.settled().await;
     assert_eq!(sim.texts_to("+12065550101"), 1, "the provider had it");
+    assert_eq!(
+        sim.ledger().dead_texts_to("+12065550101"),
+        1,
+        "its code was deleted"
+    );
     assert!(
         !sim.is_issued(&uuid(1)),
         "the cancelled send deleted the code"
@@ -703,6 +708,8 @@ async fn a_client_gone_after_the_provider_accepted_leaves_a_text_and_no_code() {
     sim.set_latency(Duration::ZERO);
     assert_eq!(post(&sim, batch).await.status, 200);
     assert_eq!(sim.texts_to("+12065550101"), 2);
+    assert_eq!(sim.ledger().live_texts_to("+12065550101"), 1);
+    assert_eq!(sim.ledger().phones_with_more_than_one_live_text(), 0);
 }
 
 #[tokio::test]

@@ -630,10 +630,15 @@ impl Shared {
                 continue;
             };
             inner.stats.cancelled_sends += 1;
+            let kept = inner.delete_fails;
+            delete_row(&mut inner, &committed.uuid);
             if send.delivered {
                 inner.stats.texts_on_cancelled_sends += 1;
+                if !kept {
+                    // The person holds a text whose code no longer exists.
+                    inner.ledger.record_dead(&committed.phone);
+                }
             }
-            delete_row(&mut inner, &committed.uuid);
         }
     }
 
