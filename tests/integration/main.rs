@@ -5,6 +5,7 @@
 //! * `simulated`: end-to-end runs against the HTTP simulators, with faults.
 //! * `chaos`: the built binary killed, restarted, doubled, stopped and facing faulty peers.
 //! * `hostile`: the hostile input corpus, imported and run, or rejected naming the line.
+//! * `truth`: the outcome is the truth under servers that fail as the real one does.
 //! * `harness`: the world those runs share (simulators, a SQLite store, the invariants).
 
 mod chaos;
@@ -13,3 +14,4 @@ mod harness;
 mod hostile;
 mod pipeline_memory;
 mod simulated;
+mod truth;

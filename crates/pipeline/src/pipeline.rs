@@ -276,6 +276,22 @@ impl PipelineBuilder {
     /// [`BuildError`] for a missing port or secret, or settings out of range.
     pub fn build(self) -> Result<Pipeline, BuildError> {
         self.settings.validate()?;
+        if let Some(issuer) = &self.issuer {
+            // No request starts unless it can finish before the deadline, so a deadline
+            // inside one request would never issue anything.
+            let longest = issuer.max_request_duration();
+            if self.settings.deadline <= longest {
+                return Err(BuildError::Settings(SettingsError::new(
+                    "pipeline.deadline_secs",
+                    self.settings.deadline,
+                    "a batch-issue request could never finish inside it",
+                    format!(
+                        "more than the issuer's request timeout ({} s, verification.request_timeout_secs)",
+                        longest.as_secs_f64()
+                    ),
+                )));
+            }
+        }
         let parts = Parts {
             source: self.source.ok_or(BuildError::MissingPort("source"))?,
             validator: self.validator.ok_or(BuildError::MissingPort("validator"))?,

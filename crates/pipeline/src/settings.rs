@@ -91,7 +91,7 @@ pub struct SettingsError {
 }
 
 impl SettingsError {
-    fn new(
+    pub(crate) fn new(
         key: &'static str,
         value: impl fmt::Debug,
         problem: impl Into<String>,

@@ -390,3 +390,24 @@ async fn duplicates_in_a_claim_share_what_the_owner_learned() {
     assert_eq!(outcome_of(&writes, "r0"), Outcome::Unconfirmed);
     assert_eq!(outcome_of(&writes, "r1"), Outcome::Unconfirmed);
 }
+
+#[test]
+fn a_deadline_inside_one_request_is_a_configuration_error() {
+    let issuer = MemoryIssuer::new().with_latency(Duration::from_secs(60));
+    let store = Arc::new(ca_notify_adapter_memory::MemoryStore::new());
+    let error = Pipeline::builder()
+        .source(store.clone())
+        .sink(store)
+        .validator(Arc::new(MemoryValidator::new()))
+        .issuer(Arc::new(issuer))
+        .settings(Settings {
+            deadline: Duration::from_secs(60),
+            ..Settings::default()
+        })
+        .dedup_secret(secret())
+        .build()
+        .expect_err("nothing could ever be issued");
+    let text = error.to_string();
+    assert!(text.contains("pipeline.deadline_secs"), "{text}");
+    assert!(text.contains("verification.request_timeout_secs"), "{text}");
+}
