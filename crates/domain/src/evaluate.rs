@@ -236,7 +236,10 @@ fn judge(answer: &ItemAnswer, history: &KeyHistory) -> (Verdict, AttemptAnswer) 
         }
         ItemAnswer::Failed { error_code, error } => (error_code.as_str(), error.as_str()),
     };
-    let attempt = if AFTER_COMMIT.contains(&error_code) {
+    // A commit that failed stored nothing (`gen_code.go:97-102`); every other failure of
+    // these codes may have left the row behind.
+    let commit_failed = error_code == "internal_server_error" && error.contains("failed to generate");
+    let attempt = if AFTER_COMMIT.contains(&error_code) && !commit_failed {
         AttemptAnswer::FailedAfterCommit
     } else {
         AttemptAnswer::Refused
@@ -532,6 +535,14 @@ mod tests {
             .iter()
             .all(|(_, o)| *o == Outcome::deferred(DeferReason::Misconfigured)));
         assert_eq!(e.attempts, vec![AttemptAnswer::FailedAfterCommit; 3]);
+
+        let commit = ItemAnswer::failed_with(
+            "internal_server_error",
+            "failed to generate otp code, please try again",
+        );
+        let e = evaluate_response(1, &[commit], &[], 0, &budget());
+        assert_eq!(e.attempts, vec![AttemptAnswer::Refused], "a failed commit stored nothing");
+        assert_eq!(e.retry, vec![0]);
 
         let one = evaluate_response(1, &all[..1], &[], 0, &budget());
         assert_eq!(one.stop, None, "one item alone is retried");
