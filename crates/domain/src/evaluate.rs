@@ -236,9 +236,9 @@ fn judge(answer: &ItemAnswer, history: &KeyHistory) -> (Verdict, AttemptAnswer) 
         }
         ItemAnswer::Failed { error_code, error } => (error_code.as_str(), error.as_str()),
     };
-    // A commit that failed stored nothing (`gen_code.go:97-102`); every other failure of
-    // these codes may have left the row behind.
-    let commit_failed = error_code == "internal_server_error" && error.contains("failed to generate");
+    // The limiter or the commit failing stored nothing (`gen_code.go:56-62,97-102`, both
+    // "… please try again"); every other failure of these codes may have left the row.
+    let commit_failed = error_code == "internal_server_error" && error.contains("please try again");
     let attempt = if AFTER_COMMIT.contains(&error_code) && !commit_failed {
         AttemptAnswer::FailedAfterCommit
     } else {
