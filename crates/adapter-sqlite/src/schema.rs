@@ -122,10 +122,10 @@ CREATE TABLE ca_notify_attempts (
     dedup_uuid  TEXT    NOT NULL,                -- the uuid the attempt sent
     claim_token TEXT    NOT NULL,                -- the claim of the write-back that kept it
     record_id   TEXT    NOT NULL,                -- the record the attempt was for
-    position    INTEGER NOT NULL CHECK (position >= 0),  -- its place among the record's attempts
+    attempt_index INTEGER NOT NULL CHECK (attempt_index >= 0),  -- its place among the record's attempts
     answer      TEXT    NOT NULL,                -- issued, already_exists, failed_after_commit, refused, no_answer
     recorded_at TEXT    NOT NULL,                -- RFC 3339 UTC
-    PRIMARY KEY (dedup_uuid, claim_token, record_id, position)
+    PRIMARY KEY (dedup_uuid, claim_token, record_id, attempt_index)
 ) WITHOUT ROWID;";
 
 /// Migrates the state tables, creates the source table if it is missing, checks its

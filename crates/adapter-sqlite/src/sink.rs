@@ -11,7 +11,7 @@
 //! In the same transaction, every outcome's attempt answers are appended to the attempt
 //! log of its dedup uuid, whether or not the record is still the writer's (an attempt is a
 //! fact about the uuid: a request was made). The log's key (uuid, claim token, record id,
-//! position) makes a repeated write-back append nothing.
+//! attempt index) makes a repeated write-back append nothing.
 
 use std::collections::HashMap;
 
@@ -66,12 +66,12 @@ impl ResultSink for SqliteStore {
                         match o.dedup_key {
                             Some(key) => {
                                 let key = key.to_string();
-                                for (position, answer) in o.attempts.iter().enumerate() {
+                                for (index, answer) in o.attempts.iter().enumerate() {
                                     attempt_stmt.execute(params![
                                         key,
                                         token.as_str(),
                                         o.id.as_str(),
-                                        i64::try_from(position).unwrap_or(i64::MAX),
+                                        i64::try_from(index).unwrap_or(i64::MAX),
                                         answer.code(),
                                         processed_at,
                                     ])?;

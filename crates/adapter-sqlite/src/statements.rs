@@ -37,9 +37,9 @@ pub(crate) const WRITE_HELD: &str = "UPDATE ca_notify_state
     WHERE record_id = ?1 AND claim_token = ?2 AND outcome IS NULL";
 
 /// One attempt's answer for dedup uuid `?1`, kept by the write-back of claim `?2` for
-/// record `?3` at position `?4`; that key makes a repeated write-back append nothing.
+/// record `?3` at index `?4`; that key makes a repeated write-back append nothing.
 pub(crate) const APPEND_ATTEMPT: &str = "INSERT INTO ca_notify_attempts
-    (dedup_uuid, claim_token, record_id, position, answer, recorded_at)
+    (dedup_uuid, claim_token, record_id, attempt_index, answer, recorded_at)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
     ON CONFLICT DO NOTHING";
 
