@@ -188,12 +188,14 @@ async fn worker(store: Arc<SnowflakeStore>, batch: usize) -> Result<WorkerReport
         let outcomes: Vec<RecordOutcome> = claim
             .records
             .iter()
-            .map(|r| RecordOutcome {
-                id: r.id.clone(),
-                dedup_key: None,
-                outcome: Outcome::not_sent(NotSentReason::InvalidNumber {
-                    detail: "claim_race_check".into(),
-                }),
+            .map(|r| {
+                RecordOutcome::new(
+                    r.id.clone(),
+                    None,
+                    Outcome::not_sent(NotSentReason::InvalidNumber {
+                        detail: "claim_race_check".into(),
+                    }),
+                )
             })
             .collect();
         loop {

@@ -222,6 +222,8 @@ pub(crate) struct Names {
     pub state: ObjectName,
     pub migrations: ObjectName,
     pub meta: ObjectName,
+    /// The attempt log: every issue attempt's answer, per dedup uuid.
+    pub attempts: ObjectName,
 }
 
 impl SnowflakeConfig {
@@ -357,16 +359,18 @@ impl SnowflakeConfig {
         }
         let migrations = state.with_suffix("_MIGRATIONS");
         let meta = state.with_suffix("_META");
+        let attempts = state.with_suffix("_ATTEMPTS");
         Ok(Names {
             source,
             state,
             migrations,
             meta,
+            attempts,
         })
     }
 
     /// Every statement the store's migration runs on a new schema, for a DBA to review or
-    /// run by hand (then grant the store `SELECT, INSERT, UPDATE` on the three tables).
+    /// run by hand (then grant the store `SELECT, INSERT, UPDATE` on the four tables).
     ///
     /// # Errors
     /// As [`SnowflakeConfig::validate`] for the database, schema and table names.
@@ -662,7 +666,10 @@ pub(crate) mod tests {
         assert!(
             sql.contains("CREATE TABLE IF NOT EXISTS \"COVID\".\"PUBLIC\".\"CA_NOTIFY_STATE\" (")
         );
-        assert_eq!(sql.lines().filter(|l| l.ends_with(';')).count(), 3, "{sql}");
+        assert!(sql.contains(
+            "CREATE TABLE IF NOT EXISTS \"COVID\".\"PUBLIC\".\"CA_NOTIFY_STATE_ATTEMPTS\" ("
+        ));
+        assert_eq!(sql.lines().filter(|l| l.ends_with(';')).count(), 4, "{sql}");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The state table's schema and its versioned migrations.
 //!
 //! The store keeps its own state (claims, outcomes, attempts) in a table it creates
-//! next to the source table and never writes to the source table itself; phone numbers
+//! next to the source table, and every issue attempt's answer per dedup uuid in an
+//! attempt log beside it; it never writes to the source table itself, and phone numbers
 //! are not copied. Each migration is a list of idempotent statements (`IF NOT EXISTS`),
 //! recorded in a companion `<STATE>_MIGRATIONS` table once applied, so running `migrate`
 //! twice, or from two workers at once, is harmless. A migration is never edited once
@@ -18,11 +19,18 @@ pub(crate) struct Migration {
 }
 
 /// Every migration, oldest first. Versions are consecutive from 1.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "create the state table and its meta table",
-    statements: v1_create_state_table,
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "create the state table and its meta table",
+        statements: v1_create_state_table,
+    },
+    Migration {
+        version: 2,
+        description: "create the attempt log",
+        statements: v2_create_attempt_log,
+    },
+];
 
 /// The meta key naming the source table (and id column) a state table belongs to.
 pub(crate) const SOURCE_TABLE_KEY: &str = "source_table";
@@ -48,6 +56,16 @@ pub(crate) const STATE_COLUMNS: &[&str] = &[
     "LEASE_UNTIL",
     "LAST_TOKEN",
     "UPDATED_AT",
+];
+
+/// The attempt log's columns, in the order `check` verifies them.
+pub(crate) const ATTEMPT_COLUMNS: &[&str] = &[
+    "DEDUP_UUID",
+    "CLAIM_TOKEN",
+    "RECORD_ID",
+    "ATTEMPT_INDEX",
+    "ANSWER",
+    "RECORDED_AT",
 ];
 
 fn v1_create_state_table(names: &Names) -> Vec<String> {
@@ -77,6 +95,27 @@ fn v1_create_state_table(names: &Names) -> Vec<String> {
         "CREATE TABLE IF NOT EXISTS {meta} (KEY VARCHAR NOT NULL, VALUE VARCHAR NOT NULL) \
          COMMENT = 'Facts about the ca-notify state table, such as the source table it belongs to'",
         meta = names.meta.sql(),
+    )]
+}
+
+/// Version 2 (issue 12): the attempt log. The state table needs no change: Snowflake
+/// enforces no `CHECK`, so `OUTCOME = 'unconfirmed'` and `REASON = 'texted_before'` are
+/// stored like any other value (the column comment of version 1 still lists the old three
+/// outcomes; released migrations are never edited).
+fn v2_create_attempt_log(names: &Names) -> Vec<String> {
+    let pk = names.attempts.with_suffix("_PK");
+    vec![format!(
+        "CREATE TABLE IF NOT EXISTS {log} (\
+           DEDUP_UUID VARCHAR NOT NULL COMMENT 'The uuid the attempt sent to the verification server', \
+           CLAIM_TOKEN VARCHAR NOT NULL COMMENT 'Claim token of the write-back that kept it', \
+           RECORD_ID VARCHAR NOT NULL COMMENT 'The record the attempt was for', \
+           ATTEMPT_INDEX NUMBER(10,0) NOT NULL COMMENT 'Its place among the attempts of the record in that write-back', \
+           ANSWER VARCHAR NOT NULL COMMENT 'issued, already_exists, failed_after_commit, refused or no_answer', \
+           RECORDED_AT TIMESTAMP_NTZ COMMENT 'When it was kept (UTC)', \
+           CONSTRAINT {pk} PRIMARY KEY (DEDUP_UUID, CLAIM_TOKEN, RECORD_ID, ATTEMPT_INDEX)\
+         ) COMMENT = 'ca-notify attempt log: every issue attempt answer per dedup uuid; append-only'",
+        log = names.attempts.sql(),
+        pk = pk.table().sql(),
     )]
 }
 
@@ -224,7 +263,9 @@ mod tests {
                     m.version
                 );
                 assert!(
-                    statement.contains(&names.state.sql()) || statement.contains(&names.meta.sql())
+                    statement.contains(&names.state.sql())
+                        || statement.contains(&names.meta.sql())
+                        || statement.contains(&names.attempts.sql())
                 );
                 assert!(!statement.contains(&names.source.table.sql()));
             }
@@ -237,6 +278,10 @@ mod tests {
         let ddl = (MIGRATIONS[0].statements)(&names).join(" ");
         for column in STATE_COLUMNS {
             assert!(ddl.contains(&format!("{column} ")), "{column} missing");
+        }
+        let log = (MIGRATIONS[1].statements)(&names).join(" ");
+        for column in ATTEMPT_COLUMNS {
+            assert!(log.contains(&format!("{column} ")), "{column} missing");
         }
     }
 }

@@ -57,19 +57,57 @@ impl Value {
     }
 }
 
+/// What a write-back does to one record it still holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WriteAction {
+    /// A final outcome: sent flag, outcome, reason, uuid and processed time; claim cleared.
+    Final,
+    /// A deferral: an attempt counted, the reason kept, the claim cleared.
+    Release,
+    /// A deferral that holds the claim (a request may still be running): an attempt
+    /// counted and the reason kept; the token cleared, the lease and worker kept.
+    Hold,
+}
+
+impl WriteAction {
+    /// The code the write-back statement switches on.
+    fn code(self) -> i64 {
+        match self {
+            Self::Release => 0,
+            Self::Final => 1,
+            Self::Hold => 2,
+        }
+    }
+
+    /// Whether the record gets a final outcome.
+    pub fn is_final(self) -> bool {
+        self == Self::Final
+    }
+}
+
 /// One outcome row of a write-back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct OutcomeRow {
     pub id: RecordId,
-    /// The sent flag, `None` for a release.
+    /// The sent flag, `None` for a deferral.
     pub sent: Option<u8>,
-    /// The outcome label, `None` for a release.
+    /// The outcome label, `None` for a deferral.
     pub outcome: Option<String>,
-    /// The reason code (the defer reason for a release), `None` when empty.
+    /// The reason code (the defer reason for a deferral), `None` when empty.
     pub reason: Option<String>,
     pub dedup_uuid: Option<String>,
-    /// Final outcome (`true`) or release with an attempt counted (`false`).
-    pub is_final: bool,
+    pub action: WriteAction,
+}
+
+/// One entry of the attempt log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AttemptRow {
+    pub dedup_uuid: String,
+    pub id: RecordId,
+    /// Its place among the record's attempts in this write-back.
+    pub index: i64,
+    /// `AttemptAnswer::code`.
+    pub answer: &'static str,
 }
 
 /// `?, ?, ?` for `n` values.
@@ -101,13 +139,14 @@ fn source_key(names: &Names, alias: &str) -> String {
     format!("TO_VARCHAR({alias}.{})", names.source.id.sql())
 }
 
-/// Rows a claim may take: a non-NULL id, no final outcome, and no live lease.
+/// Rows a claim may take: a non-NULL id, no final outcome, and no live lease (a claim or
+/// a hold; a released or written row has no lease).
 fn claimable(names: &Names) -> String {
     format!(
         "FROM {source} AS src \
          LEFT JOIN {state} AS s ON s.RECORD_ID = {key} \
          WHERE src.{id} IS NOT NULL AND s.OUTCOME IS NULL \
-         AND (s.CLAIM_TOKEN IS NULL OR s.LEASE_UNTIL < {NOW})",
+         AND (s.LEASE_UNTIL IS NULL OR s.LEASE_UNTIL < {NOW})",
         source = names.source.table.sql(),
         state = names.state.sql(),
         key = source_key(names, "src"),
@@ -217,24 +256,31 @@ const OUTCOME_COLUMNS: usize = 6;
 
 /// Writes a batch in one `MERGE`, only on records `token` still holds: final outcomes set
 /// the sent flag, outcome, reason, dedup uuid and processed time; deferrals keep their
-/// reason. Both count an attempt and clear the claim and remember `token` in `LAST_TOKEN`, which is how a
-/// partly applied write is tallied (see [`tally_write`]).
+/// reason. All count an attempt, clear the claim token and remember `token` in
+/// `LAST_TOKEN`, which is how a partly applied write is tallied (see [`tally_write`]);
+/// finals and releases clear the lease too, a hold keeps it (and the worker).
 pub(crate) fn write_back(names: &Names, token: &ClaimToken, rows: &[OutcomeRow]) -> Sql {
     let values = vec![format!("({})", placeholders(OUTCOME_COLUMNS)); rows.len()].join(", ");
     let text = format!(
         "MERGE INTO {state} AS st USING (\
            SELECT column1 AS RECORD_ID, column2 AS SENT, column3 AS OUTCOME, column4 AS REASON, \
-                  column5 AS DEDUP_UUID, column6 AS IS_FINAL, ? AS CLAIM_TOKEN \
+                  column5 AS DEDUP_UUID, column6 AS ACTION, ? AS CLAIM_TOKEN \
            FROM VALUES {values}\
          ) AS o ON st.RECORD_ID = o.RECORD_ID AND st.CLAIM_TOKEN = o.CLAIM_TOKEN AND st.OUTCOME IS NULL \
-         WHEN MATCHED AND o.IS_FINAL = 1 THEN UPDATE SET \
+         WHEN MATCHED AND o.ACTION = {final_} THEN UPDATE SET \
            SENT = o.SENT, OUTCOME = o.OUTCOME, REASON = o.REASON, DEDUP_UUID = o.DEDUP_UUID, \
            ATTEMPTS = st.ATTEMPTS + 1, PROCESSED_AT = {NOW}, PROCESSED_BY = st.CLAIMED_BY, LAST_TOKEN = o.CLAIM_TOKEN, \
            CLAIM_TOKEN = NULL, CLAIMED_BY = NULL, LEASE_UNTIL = NULL, UPDATED_AT = {NOW} \
-         WHEN MATCHED AND o.IS_FINAL = 0 THEN UPDATE SET \
+         WHEN MATCHED AND o.ACTION = {release} THEN UPDATE SET \
            ATTEMPTS = st.ATTEMPTS + 1, LAST_DEFERRAL = o.REASON, LAST_TOKEN = o.CLAIM_TOKEN, \
-           CLAIM_TOKEN = NULL, CLAIMED_BY = NULL, LEASE_UNTIL = NULL, UPDATED_AT = {NOW}",
+           CLAIM_TOKEN = NULL, CLAIMED_BY = NULL, LEASE_UNTIL = NULL, UPDATED_AT = {NOW} \
+         WHEN MATCHED AND o.ACTION = {hold} THEN UPDATE SET \
+           ATTEMPTS = st.ATTEMPTS + 1, LAST_DEFERRAL = o.REASON, LAST_TOKEN = o.CLAIM_TOKEN, \
+           CLAIM_TOKEN = NULL, UPDATED_AT = {NOW}",
         state = names.state.sql(),
+        final_ = WriteAction::Final.code(),
+        release = WriteAction::Release.code(),
+        hold = WriteAction::Hold.code(),
     );
     let mut binds = Vec::with_capacity(1 + rows.len() * OUTCOME_COLUMNS);
     binds.push(Value::text(token.as_str()));
@@ -244,8 +290,64 @@ pub(crate) fn write_back(names: &Names, token: &ClaimToken, rows: &[OutcomeRow])
         binds.push(Value::Text(row.outcome.clone()));
         binds.push(Value::Text(row.reason.clone()));
         binds.push(Value::Text(row.dedup_uuid.clone()));
-        binds.push(Value::int(i64::from(row.is_final)));
+        binds.push(Value::int(row.action.code()));
     }
+    Sql { text, binds }
+}
+
+/// Columns of one `VALUES` row of the attempt log.
+const ATTEMPT_COLUMNS: usize = 4;
+
+/// Appends attempt answers to the log, each unless the log already holds its key (dedup
+/// uuid, claim token, record id, index), so a repeated write-back appends nothing. An
+/// `INSERT`, not a `MERGE`: inserts write new micro-partitions and need not wait for the
+/// state table's writers, or each other's.
+pub(crate) fn append_attempts(names: &Names, token: &ClaimToken, rows: &[AttemptRow]) -> Sql {
+    let values = vec![format!("({})", placeholders(ATTEMPT_COLUMNS)); rows.len()].join(", ");
+    let text = format!(
+        "INSERT INTO {log} (DEDUP_UUID, CLAIM_TOKEN, RECORD_ID, ATTEMPT_INDEX, ANSWER, RECORDED_AT) \
+         SELECT a.DEDUP_UUID, a.CLAIM_TOKEN, a.RECORD_ID, a.ATTEMPT_INDEX, a.ANSWER, {NOW} \
+         FROM (\
+           SELECT column1 AS DEDUP_UUID, column2 AS RECORD_ID, column3 AS ATTEMPT_INDEX, column4 AS ANSWER, \
+                  ? AS CLAIM_TOKEN \
+           FROM VALUES {values}\
+         ) AS a \
+         WHERE NOT EXISTS (SELECT 1 FROM {log} AS l \
+           WHERE l.DEDUP_UUID = a.DEDUP_UUID AND l.CLAIM_TOKEN = a.CLAIM_TOKEN \
+             AND l.RECORD_ID = a.RECORD_ID AND l.ATTEMPT_INDEX = a.ATTEMPT_INDEX)",
+        log = names.attempts.sql(),
+    );
+    let mut binds = Vec::with_capacity(1 + rows.len() * ATTEMPT_COLUMNS);
+    binds.push(Value::text(token.as_str()));
+    for row in rows {
+        binds.push(Value::text(row.dedup_uuid.as_str()));
+        binds.push(Value::text(row.id.as_str()));
+        binds.push(Value::int(row.index));
+        binds.push(Value::text(row.answer));
+    }
+    Sql { text, binds }
+}
+
+/// The ledger of `uuids` (distinct): one row per (uuid, answer) of the attempt log with
+/// its count `N`, and one row with a NULL answer per uuid some state row was written
+/// texted (`SENT = 1`) under. Plain `IN` lists, the point lookups Snowflake's search
+/// optimization serves when a DBA enables it on `DEDUP_UUID`.
+pub(crate) fn key_histories(names: &Names, uuids: &[String]) -> Sql {
+    let list = placeholders(uuids.len());
+    let text = format!(
+        "SELECT DEDUP_UUID, ANSWER, COUNT(*) AS N FROM {log} \
+         WHERE DEDUP_UUID IN ({list}) GROUP BY DEDUP_UUID, ANSWER \
+         UNION ALL \
+         SELECT DISTINCT DEDUP_UUID, NULL, 1 FROM {state} \
+         WHERE SENT = 1 AND DEDUP_UUID IN ({list})",
+        log = names.attempts.sql(),
+        state = names.state.sql(),
+    );
+    let binds = uuids
+        .iter()
+        .chain(uuids)
+        .map(|u| Value::text(u.as_str()))
+        .collect();
     Sql { text, binds }
 }
 
@@ -311,7 +413,7 @@ mod tests {
                 outcome: Some("sent".into()),
                 reason: None,
                 dedup_uuid: Some("00000000-0000-8000-8000-000000000001".into()),
-                is_final: true,
+                action: WriteAction::Final,
             },
             OutcomeRow {
                 id: RecordId::new("2"),
@@ -319,9 +421,11 @@ mod tests {
                 outcome: None,
                 reason: Some("deadline".into()),
                 dedup_uuid: None,
-                is_final: false,
+                action: WriteAction::Hold,
             },
         ];
+        let attempts = vec![attempt("1", 0), attempt("1", 1)];
+        let uuids = vec!["a".to_owned(), "b".to_owned(), "c".to_owned()];
         for sql in [
             claim(&n, &token, "w", 60_000, 100),
             read_claimed(&n, &token),
@@ -329,6 +433,8 @@ mod tests {
             count_claimable(&n),
             release(&n, &token, &ids),
             write_back(&n, &token, &rows),
+            append_attempts(&n, &token, &attempts),
+            key_histories(&n, &uuids),
             tally_write(&n, &token, &ids),
             select_one(),
         ] {
@@ -352,10 +458,18 @@ mod tests {
             outcome: Some("not_sent".into()),
             reason: Some("invalid_number:'; DELETE FROM x; --".into()),
             dedup_uuid: None,
-            is_final: true,
+            action: WriteAction::Final,
+        }];
+        let attempts = vec![AttemptRow {
+            dedup_uuid: "u'; DROP TABLE t; --".to_owned(),
+            id: id.clone(),
+            index: 0,
+            answer: "issued",
         }];
         for sql in [
             claim(&n, &token, "worker'--", 1, 1),
+            append_attempts(&n, &token, &attempts),
+            key_histories(&n, &["1' OR '1'='1".to_owned()]),
             read_claimed(&n, &token),
             release(&n, &token, std::slice::from_ref(&id)),
             write_back(&n, &token, &rows),
@@ -377,7 +491,7 @@ mod tests {
             outcome: Some("sent".into()),
             reason: None,
             dedup_uuid: None,
-            is_final: true,
+            action: WriteAction::Final,
         }];
         for sql in [claim(&n, &token, "w", 1, 1), write_back(&n, &token, &rows)] {
             let (_, after_using) = sql
@@ -390,6 +504,38 @@ mod tests {
                 sql.text
             );
         }
+    }
+
+    fn attempt(id: &str, index: i64) -> AttemptRow {
+        AttemptRow {
+            dedup_uuid: "00000000-0000-8000-8000-000000000001".into(),
+            id: RecordId::new(id),
+            index,
+            answer: "no_answer",
+        }
+    }
+
+    #[test]
+    fn a_hold_keeps_the_lease_and_every_other_write_clears_it() {
+        let sql = write_back(&names(), &ClaimToken::generate(), &[]).text;
+        let clause = |action: WriteAction| -> &str {
+            let start = format!("WHEN MATCHED AND o.ACTION = {} THEN", action.code());
+            let (_, rest) = sql.split_once(&start).expect("a clause per action");
+            rest.split(" WHEN ").next().expect("clause text")
+        };
+        for action in [WriteAction::Final, WriteAction::Release] {
+            assert!(clause(action).contains("LEASE_UNTIL = NULL"), "{action:?}");
+            assert!(clause(action).contains("CLAIMED_BY = NULL"), "{action:?}");
+        }
+        let hold = clause(WriteAction::Hold);
+        assert!(hold.contains("CLAIM_TOKEN = NULL"), "{hold}");
+        assert!(hold.contains("ATTEMPTS = st.ATTEMPTS + 1"), "{hold}");
+        assert!(!hold.contains("LEASE_UNTIL"), "{hold}");
+        assert!(!hold.contains("CLAIMED_BY"), "{hold}");
+        assert!(
+            claimable(&names()).contains("s.LEASE_UNTIL IS NULL OR s.LEASE_UNTIL <"),
+            "a held row (no token, a live lease) must not be claimable"
+        );
     }
 
     #[test]

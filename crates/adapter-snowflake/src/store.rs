@@ -7,16 +7,26 @@
 //!    after another, so two claims do not take the same record; the document discusses
 //!    the one open question about that on a real account);
 //! 2. one `SELECT` reads back exactly the records that carry the token;
-//! 3. one `MERGE` per batch writes the outcomes, only where the token still holds, so a
-//!    worker whose lease ran out cannot overwrite a record someone else took, and a
-//!    repeated write finds nothing left to change.
+//! 3. one `INSERT` appends the batch's attempt answers to the attempt log (each unless
+//!    the log holds it already), then one `MERGE` writes the outcomes, only where the
+//!    token still holds, so a worker whose lease ran out cannot overwrite a record someone
+//!    else took, and a repeated write finds nothing left to change.
+//!
+//! The two statements of a write-back are not one transaction (fakesnow cannot run a
+//! `MERGE` inside one, and a transaction would hold the state table's lock across round
+//! trips); the log goes first, and both are idempotent, so every prefix of a write-back
+//! is true (attempts are facts whether or not the state follows), and the retry that
+//! `Unavailable` asks for completes it without doubling anything.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ca_notify_domain::{ClaimToken, RecipientRecord, RecordId, RecordOutcome};
+use ca_notify_domain::{
+    AttemptAnswer, ClaimToken, DedupKey, KeyHistory, Outcome, RecipientRecord, RecordId,
+    RecordOutcome,
+};
 use ca_notify_ports::{Claim, PhoneSource, ResultSink, SinkError, SourceError, WriteReceipt};
 
 use crate::config::{Names, SnowflakeConfig};
@@ -25,7 +35,7 @@ use crate::decode::{self, DecodeError};
 use crate::error::StoreError;
 use crate::report::{CheckReport, ColumnReport, MigrationReport};
 use crate::schema::{self, MIGRATIONS};
-use crate::sql::{self, OutcomeRow, Sql};
+use crate::sql::{self, AttemptRow, OutcomeRow, Sql, WriteAction};
 
 /// Most ids in one `IN (…)` list, and most outcomes in one write-back statement; larger
 /// requests are split into statements of this size, each atomic and idempotent.
@@ -126,6 +136,17 @@ impl SnowflakeStore {
                     )
                     .await
                     .map_err(|e| misconfigured_with(e, &format!("the state table {state}")))?;
+                if v >= 2 {
+                    let log = self.names.attempts.sql();
+                    let log_columns: Vec<String> = schema::ATTEMPT_COLUMNS
+                        .iter()
+                        .map(|c| (*c).to_owned())
+                        .collect();
+                    self.conn
+                        .run("reading the attempt log", &sql::probe(&log, &log_columns))
+                        .await
+                        .map_err(|e| misconfigured_with(e, &format!("the attempt log {log}")))?;
+                }
                 let answer = self
                     .conn
                     .run(
@@ -381,11 +402,18 @@ fn lease_millis(lease: Duration) -> i64 {
         .max(1)
 }
 
-/// The outcome rows of a write-back, one per record id (the first wins), and how many
-/// duplicates were dropped.
-fn outcome_rows(outcomes: &[RecordOutcome]) -> (Vec<OutcomeRow>, usize) {
+/// What a write-back sends: one outcome row per record id (the first wins), the attempt
+/// log entries of those outcomes, and how many duplicates were dropped.
+struct WriteRows {
+    outcomes: Vec<OutcomeRow>,
+    attempts: Vec<AttemptRow>,
+    duplicates: usize,
+}
+
+fn write_rows(outcomes: &[RecordOutcome]) -> WriteRows {
     let mut seen = HashSet::with_capacity(outcomes.len());
     let mut rows = Vec::with_capacity(outcomes.len());
+    let mut attempts = Vec::new();
     for o in outcomes {
         if !seen.insert(&o.id) {
             tracing::warn!(
@@ -394,18 +422,73 @@ fn outcome_rows(outcomes: &[RecordOutcome]) -> (Vec<OutcomeRow>, usize) {
             );
             continue;
         }
-        let reason = Some(o.outcome.reason_code()).filter(|r| !r.is_empty());
+        let dedup_uuid = o.dedup_key.map(|k| k.to_string());
+        match &dedup_uuid {
+            Some(uuid) => {
+                attempts.extend(o.attempts.iter().enumerate().map(|(i, answer)| AttemptRow {
+                    dedup_uuid: uuid.clone(),
+                    id: o.id.clone(),
+                    index: i64::try_from(i).unwrap_or(i64::MAX),
+                    answer: answer.code(),
+                }))
+            }
+            None if !o.attempts.is_empty() => tracing::warn!(
+                record_id = %o.id,
+                "An outcome carries attempts but no dedup uuid; they cannot be kept."
+            ),
+            None => {}
+        }
+        let action = match &o.outcome {
+            Outcome::Deferred { reason } if reason.holds_the_claim() => WriteAction::Hold,
+            Outcome::Deferred { .. } => WriteAction::Release,
+            _ => WriteAction::Final,
+        };
         rows.push(OutcomeRow {
             id: o.id.clone(),
             sent: o.outcome.sent_flag(),
-            outcome: o.outcome.is_final().then(|| o.outcome.label().to_owned()),
-            reason,
-            dedup_uuid: o.dedup_key.map(|k| k.to_string()),
-            is_final: o.outcome.is_final(),
+            outcome: action.is_final().then(|| o.outcome.label().to_owned()),
+            reason: Some(o.outcome.reason_code()).filter(|r| !r.is_empty()),
+            dedup_uuid,
+            action,
         });
     }
-    let duplicates = outcomes.len() - rows.len();
-    (rows, duplicates)
+    WriteRows {
+        duplicates: outcomes.len() - rows.len(),
+        outcomes: rows,
+        attempts,
+    }
+}
+
+/// Adds one answer row of [`sql::key_histories`] (uuid, answer or NULL for texted, count)
+/// to `ledger`.
+fn add_ledger_row(
+    ledger: &mut HashMap<String, KeyHistory>,
+    row: &[snowflake_connector_rs::CellValue],
+) -> Result<(), StoreError> {
+    let cell = |i: usize| {
+        row.get(i)
+            .ok_or_else(|| decode_error(DecodeError(format!("no column {i} in a ledger row"))))
+    };
+    let uuid = decode::text(cell(0)?, "dedup uuid")
+        .map_err(decode_error)?
+        .ok_or_else(|| decode_error(DecodeError("a ledger row without a uuid".into())))?;
+    let answer = decode::text(cell(1)?, "attempt answer").map_err(decode_error)?;
+    let count = decode::count(cell(2)?, "attempt count").map_err(decode_error)?;
+    let history = ledger.entry(uuid).or_default();
+    let Some(code) = answer else {
+        history.texted = true;
+        return Ok(());
+    };
+    let answer = AttemptAnswer::from_code(&code).ok_or_else(|| {
+        StoreError::Misconfigured(format!(
+            "the attempt log holds the answer {code:?}, which this build does not know; \
+             use the ca-notify that wrote it"
+        ))
+    })?;
+    for _ in 0..count {
+        history.record(answer);
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -483,18 +566,62 @@ impl PhoneSource for SnowflakeStore {
 
 #[async_trait]
 impl ResultSink for SnowflakeStore {
+    async fn key_histories(&self, keys: &[DedupKey]) -> Result<Vec<KeyHistory>, SinkError> {
+        let asked: Vec<String> = keys.iter().map(ToString::to_string).collect();
+        let mut distinct: Vec<String> = Vec::with_capacity(asked.len());
+        let mut seen = HashSet::with_capacity(asked.len());
+        for uuid in &asked {
+            if seen.insert(uuid.as_str()) {
+                distinct.push(uuid.clone());
+            }
+        }
+        let mut ledger: HashMap<String, KeyHistory> = HashMap::new();
+        for chunk in distinct.chunks(MAX_ROWS_PER_STATEMENT) {
+            let answer = self
+                .conn
+                .run(
+                    "reading the ledger by dedup uuid",
+                    &sql::key_histories(&self.names, chunk),
+                )
+                .await
+                .map_err(|e| self.hint_migration(e))?;
+            for row in &answer.rows {
+                add_ledger_row(&mut ledger, row.values())?;
+            }
+        }
+        Ok(asked
+            .iter()
+            .map(|uuid| ledger.get(uuid).copied().unwrap_or_default())
+            .collect())
+    }
+
     async fn write_back(
         &self,
         token: &ClaimToken,
         outcomes: &[RecordOutcome],
     ) -> Result<WriteReceipt, SinkError> {
-        let (rows, duplicates) = outcome_rows(outcomes);
+        let WriteRows {
+            outcomes: rows,
+            attempts,
+            duplicates,
+        } = write_rows(outcomes);
+        // The log first: if the state write then fails, the attempts are still true facts,
+        // and the retry appends none of them again.
+        for chunk in attempts.chunks(MAX_ROWS_PER_STATEMENT) {
+            self.conn
+                .run(
+                    "appending to the attempt log",
+                    &sql::append_attempts(&self.names, token, chunk),
+                )
+                .await
+                .map_err(|e| self.hint_migration(e))?;
+        }
         let mut receipt = WriteReceipt {
             not_owned: duplicates,
             ..WriteReceipt::default()
         };
         for chunk in rows.chunks(MAX_ROWS_PER_STATEMENT) {
-            let finals = chunk.iter().filter(|r| r.is_final).count();
+            let finals = chunk.iter().filter(|r| r.action.is_final()).count();
             let releases = chunk.len() - finals;
             let answer = self
                 .conn
@@ -561,31 +688,42 @@ mod tests {
         let key = DedupKey::parse("00000000-0000-8000-8000-000000000001").expect("uuid");
         let outcomes = vec![
             RecordOutcome {
-                id: RecordId::new("1"),
-                dedup_key: Some(key),
-                outcome: Outcome::Sent,
+                attempts: vec![AttemptAnswer::FailedAfterCommit, AttemptAnswer::Issued],
+                ..RecordOutcome::new(RecordId::new("1"), Some(key), Outcome::Sent)
             },
-            RecordOutcome {
-                id: RecordId::new("2"),
-                dedup_key: None,
-                outcome: Outcome::not_sent(NotSentReason::InvalidNumber {
+            RecordOutcome::new(
+                RecordId::new("2"),
+                None,
+                Outcome::not_sent(NotSentReason::InvalidNumber {
                     detail: "too_short".into(),
                 }),
+            ),
+            RecordOutcome::new(
+                RecordId::new("3"),
+                Some(key),
+                Outcome::deferred(DeferReason::Deadline),
+            ),
+            RecordOutcome {
+                attempts: vec![AttemptAnswer::NoAnswer],
+                ..RecordOutcome::new(RecordId::new("1"), None, Outcome::AlreadySent)
             },
             RecordOutcome {
-                id: RecordId::new("3"),
-                dedup_key: Some(key),
-                outcome: Outcome::deferred(DeferReason::Deadline),
+                attempts: vec![AttemptAnswer::NoAnswer],
+                ..RecordOutcome::new(
+                    RecordId::new("4"),
+                    Some(key),
+                    Outcome::deferred(DeferReason::NoAnswer),
+                )
             },
-            RecordOutcome {
-                id: RecordId::new("1"),
-                dedup_key: None,
-                outcome: Outcome::AlreadySent,
-            },
+            RecordOutcome::new(RecordId::new("5"), Some(key), Outcome::Unconfirmed),
         ];
-        let (rows, duplicates) = outcome_rows(&outcomes);
+        let WriteRows {
+            outcomes: rows,
+            attempts,
+            duplicates,
+        } = write_rows(&outcomes);
         assert_eq!(duplicates, 1);
-        assert_eq!(rows.len(), 3);
+        assert_eq!(rows.len(), 5);
         assert_eq!(
             rows[0],
             OutcomeRow {
@@ -594,7 +732,7 @@ mod tests {
                 outcome: Some("sent".into()),
                 reason: None,
                 dedup_uuid: Some(key.to_string()),
-                is_final: true,
+                action: WriteAction::Final,
             }
         );
         assert_eq!(rows[1].sent, Some(0));
@@ -602,7 +740,27 @@ mod tests {
         assert_eq!(rows[2].sent, None);
         assert_eq!(rows[2].outcome, None);
         assert_eq!(rows[2].reason.as_deref(), Some("deadline"));
-        assert!(!rows[2].is_final);
+        assert_eq!(rows[2].action, WriteAction::Release);
+        assert_eq!(rows[3].action, WriteAction::Hold);
+        assert_eq!(rows[3].reason.as_deref(), Some("no_answer"));
+        assert_eq!(
+            (rows[4].sent, rows[4].outcome.as_deref(), rows[4].action),
+            (Some(0), Some("unconfirmed"), WriteAction::Final)
+        );
+        let logged: Vec<(&str, i64, &str)> = attempts
+            .iter()
+            .map(|a| (a.id.as_str(), a.index, a.answer))
+            .collect();
+        assert_eq!(
+            logged,
+            vec![
+                ("1", 0, "failed_after_commit"),
+                ("1", 1, "issued"),
+                ("4", 0, "no_answer")
+            ],
+            "the duplicate's attempts are dropped with it"
+        );
+        assert!(attempts.iter().all(|a| a.dedup_uuid == key.to_string()));
     }
 
     #[test]

@@ -34,7 +34,8 @@ mod store {
 
     use ca_notify_adapter_snowflake::{SnowflakeAuth, SnowflakeStore, StoreError};
     use ca_notify_domain::{
-        ClaimToken, NotSentReason, Outcome, RawPhone, RecipientRecord, RecordId, RecordOutcome,
+        ClaimToken, KeyHistory, NotSentReason, Outcome, RawPhone, RecipientRecord, RecordId,
+        RecordOutcome,
     };
     use ca_notify_ports::{PhoneSource, ResultSink, SinkError, SourceError};
     use ca_notify_store_contract::fixtures::records;
@@ -52,13 +53,13 @@ mod store {
     }
 
     fn invalid(id: &RecordId) -> RecordOutcome {
-        RecordOutcome {
-            id: id.clone(),
-            dedup_key: None,
-            outcome: Outcome::not_sent(NotSentReason::InvalidNumber {
+        RecordOutcome::new(
+            id.clone(),
+            None,
+            Outcome::not_sent(NotSentReason::InvalidNumber {
                 detail: "unexpected_character".into(),
             }),
-        }
+        )
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -334,7 +335,7 @@ mod store {
 
         store.migrate().await.expect("migrate");
         let after = store.check().await.expect("check");
-        assert_eq!(after.schema_version, Some(1));
+        assert_eq!(after.schema_version, Some(2));
         assert!(!after.needs_migration());
         assert_eq!(after.pending_records, Some(5));
         let claim = store.claim(2, LEASE).await.expect("claim");
@@ -387,10 +388,10 @@ mod store {
         let b = SnowflakeStore::connect(config).await.expect("connect");
         let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
         let (ra, rb) = (ra.expect("migrate a"), rb.expect("migrate b"));
-        assert_eq!((ra.to_version, rb.to_version), (1, 1));
+        assert_eq!((ra.to_version, rb.to_version), (2, 2));
         let again = a.migrate().await.expect("migrate again");
         assert!(!again.applied_any(), "{again}");
-        assert_eq!(again.from_version, 1);
+        assert_eq!(again.from_version, 2);
         assert_eq!(a.claim(5, LEASE).await.expect("claim").records.len(), 1);
     }
 
@@ -498,11 +499,11 @@ mod store {
             invalid(&ids[0]),
             invalid(&ids[1]),
             invalid(&ids[2]),
-            RecordOutcome {
-                id: ids[3].clone(),
-                dedup_key: None,
-                outcome: Outcome::deferred(ca_notify_domain::DeferReason::Deadline),
-            },
+            RecordOutcome::new(
+                ids[3].clone(),
+                None,
+                Outcome::deferred(ca_notify_domain::DeferReason::Deadline),
+            ),
         ];
         let receipt = store
             .write_back(&claim.token, &outcomes)
@@ -512,6 +513,108 @@ mod store {
             (receipt.written, receipt.released, receipt.not_owned),
             (2, 1, 1)
         );
+    }
+
+    /// The attempt log is written before the state: when the state `MERGE` then fails, the
+    /// attempts are kept (true facts), and the retry the error asks for writes the state
+    /// without appending them again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_log_goes_first_and_a_retry_after_a_failed_state_write_completes_it_once() {
+        use ca_notify_domain::AttemptAnswer::{FailedAfterCommit, Issued};
+        let db = TestDb::new().await;
+        let store = store_with(&db, &unique("log_first"), &records(1, 1)).await;
+        let claim = store.claim(1, LEASE).await.expect("claim");
+        let key = ca_notify_store_contract::fixtures::dedup_key(77);
+        let sent = RecordOutcome {
+            attempts: vec![FailedAfterCommit, Issued],
+            ..RecordOutcome::new(claim.records[0].id.clone(), Some(key), Outcome::Sent)
+        };
+        let state_merge = format!(
+            "MERGE INTO {} AS st",
+            db.qualified(&store.config.state_table)
+        );
+        fakesnow().post(
+            "/__shim/fail-next",
+            json!({ "match": state_merge, "code": "000625", "message": "lock wait", "count": 1 }),
+        );
+        match store
+            .write_back(&claim.token, std::slice::from_ref(&sent))
+            .await
+        {
+            Err(SinkError::Unavailable(_)) => {}
+            other => panic!("expected a retryable failure, got {other:?}"),
+        }
+        let logged = KeyHistory::default().with(&[FailedAfterCommit, Issued]);
+        assert_eq!(
+            store.key_histories(&[key]).await.expect("ledger"),
+            vec![logged],
+            "the attempts were not kept before the state write"
+        );
+        let receipt = store
+            .write_back(&claim.token, std::slice::from_ref(&sent))
+            .await
+            .expect("the retry");
+        assert_eq!(receipt.written, 1);
+        assert_eq!(
+            store.key_histories(&[key]).await.expect("ledger"),
+            vec![KeyHistory {
+                texted: true,
+                ..logged
+            }],
+            "the retry appended the attempts again"
+        );
+    }
+
+    /// A state table of version 1 (no attempt log) keeps working for claims and is told to
+    /// migrate for the ledger; `migrate` brings it to version 2 with every row as it was.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_version_1_state_table_is_upgraded_in_place() {
+        let db = TestDb::new().await;
+        let store = store_with(&db, &unique("upgrade"), &records(1, 2)).await;
+        let claim = store.claim(2, LEASE).await.expect("claim");
+        let ids: Vec<RecordId> = claim.records.iter().map(|r| r.id.clone()).collect();
+        let key = ca_notify_store_contract::fixtures::dedup_key(78);
+        let first = RecordOutcome::new(ids[0].clone(), Some(key), Outcome::Sent);
+        store
+            .write_back(&claim.token, &[first])
+            .await
+            .expect("write");
+        let state = &store.config.state_table;
+        db.exec(
+            &format!("DROP TABLE {}", db.qualified(&format!("{state}_ATTEMPTS"))),
+            Vec::new(),
+        )
+        .await;
+        db.exec(
+            &format!(
+                "DELETE FROM {} WHERE VERSION = 2",
+                db.qualified(&format!("{state}_MIGRATIONS"))
+            ),
+            Vec::new(),
+        )
+        .await;
+        let before = store.store.check().await.expect("check");
+        assert_eq!(before.schema_version, Some(1));
+        assert!(before.needs_migration());
+        match store.key_histories(&[key]).await {
+            Err(SinkError::Misconfigured(m)) => assert!(m.contains("migration"), "{m}"),
+            other => panic!("expected a misconfiguration, got {other:?}"),
+        }
+        let report = store.store.migrate().await.expect("migrate");
+        assert_eq!((report.from_version, report.to_version), (1, 2));
+        assert_eq!(
+            store.key_histories(&[key]).await.expect("ledger")[0],
+            KeyHistory {
+                texted: true,
+                ..KeyHistory::default()
+            },
+            "the ledger lost a texted record in the upgrade"
+        );
+        let receipt = store
+            .write_back(&claim.token, &[invalid(&ids[1])])
+            .await
+            .expect("write");
+        assert_eq!(receipt.written, 1, "the upgrade lost a live claim");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

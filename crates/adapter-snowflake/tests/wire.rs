@@ -87,13 +87,13 @@ async fn statements(server: &MockServer) -> Vec<Value> {
 }
 
 fn invalid(id: &str) -> RecordOutcome {
-    RecordOutcome {
-        id: RecordId::new(id),
-        dedup_key: None,
-        outcome: Outcome::not_sent(NotSentReason::InvalidNumber {
+    RecordOutcome::new(
+        RecordId::new(id),
+        None,
+        Outcome::not_sent(NotSentReason::InvalidNumber {
             detail: "too_short".into(),
         }),
-    }
+    )
 }
 
 #[tokio::test]

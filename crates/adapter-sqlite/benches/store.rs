@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ca_notify_adapter_sqlite::{import_csv, SqliteConfig, SqliteStore};
-use ca_notify_domain::{DedupKey, NotSentReason, Outcome, RecordOutcome};
+use ca_notify_domain::{AttemptAnswer, DedupKey, NotSentReason, Outcome, RecordOutcome};
 use ca_notify_ports::{PhoneSource, ResultSink};
 
 const CLAIM: usize = 100;
@@ -111,16 +111,20 @@ async fn measure(store: &SqliteStore, label: String, size: usize, import: Durati
             let outcomes: Vec<RecordOutcome> = chunk
                 .iter()
                 .enumerate()
-                .map(|(i, r)| RecordOutcome {
-                    id: r.id.clone(),
-                    dedup_key: DedupKey::parse("00000000-0000-8000-8000-000000000001").ok(),
-                    outcome: if i % 5 == 0 {
-                        Outcome::not_sent(NotSentReason::InvalidNumber {
+                .map(|(i, r)| {
+                    let key = DedupKey::parse("00000000-0000-8000-8000-000000000001").ok();
+                    if i % 5 == 0 {
+                        let bad = Outcome::not_sent(NotSentReason::InvalidNumber {
                             detail: "too_short".into(),
-                        })
+                        });
+                        RecordOutcome::new(r.id.clone(), key, bad)
                     } else {
-                        Outcome::Sent
-                    },
+                        // As the pipeline writes a text: with the answer of its one attempt.
+                        RecordOutcome {
+                            attempts: vec![AttemptAnswer::Issued],
+                            ..RecordOutcome::new(r.id.clone(), key, Outcome::Sent)
+                        }
+                    }
                 })
                 .collect();
             let t = Instant::now();

@@ -10,6 +10,10 @@
 //! already there. A claim therefore only ever reads the state table's partial index of
 //! pending rows, whose size does not grow with the processed history. `docs/store.md`
 //! has the DDL and the proof.
+//!
+//! The ledger by dedup key has two parts: the partial index of texted state rows by dedup
+//! uuid (was this person texted, under any record id?) and the attempt log, every issue
+//! attempt's answer per dedup uuid, keyed so that a repeated write-back appends nothing.
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
@@ -19,6 +23,8 @@ use crate::identifier::InvalidIdentifier;
 
 /// The state table: outcome, dedup uuid, attempts and claim per record id. No phones.
 pub const STATE_TABLE: &str = "ca_notify_state";
+/// The attempt log: every issue attempt's answer, per dedup uuid.
+pub const ATTEMPTS_TABLE: &str = "ca_notify_attempts";
 /// The applied migrations, one row per version.
 pub const MIGRATIONS_TABLE: &str = "ca_notify_migrations";
 /// Facts about this database (which source table its state belongs to).
@@ -31,11 +37,18 @@ const UPDATE_TRIGGER: &str = "ca_notify_adopt_update";
 const SOURCE_ID_INDEX: &str = "ca_notify_source_id";
 
 /// `(version, description, DDL)`. Never edit a released entry; append a new one.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "state table with pending and claim indexes; meta table",
-    MIGRATION_1,
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "state table with pending and claim indexes; meta table",
+        MIGRATION_1,
+    ),
+    (
+        2,
+        "outcome unconfirmed; the texted index by dedup uuid; the attempt log",
+        MIGRATION_2,
+    ),
+];
 
 const MIGRATION_1: &str = "\
 -- One row per source record id. No phone numbers.
@@ -64,6 +77,55 @@ CREATE INDEX ca_notify_state_claim ON ca_notify_state (claim_token)
 CREATE TABLE ca_notify_meta (
     key   TEXT NOT NULL PRIMARY KEY,
     value TEXT NOT NULL
+) WITHOUT ROWID;";
+
+const MIGRATION_2: &str = "\
+-- SQLite cannot change a CHECK in place, so the state table is rebuilt (same columns, same
+-- rows) to admit the outcome 'unconfirmed'. The adoption triggers name the table: they
+-- are dropped first, and reinstalled with the adoption of existing rows right after the
+-- migrations, in the same transaction.
+DROP TRIGGER IF EXISTS ca_notify_adopt_insert;
+DROP TRIGGER IF EXISTS ca_notify_adopt_update;
+CREATE TABLE ca_notify_state_v2 (
+    record_id     TEXT    NOT NULL PRIMARY KEY,  -- the source id, as text
+    sent          INTEGER CHECK (sent IN (0, 1)),  -- 1 sent or already sent, 0 not, NULL undecided
+    outcome       TEXT    CHECK (outcome IN ('sent', 'already_sent', 'not_sent', 'unconfirmed')),
+    reason        TEXT,                          -- stable reason code of the outcome
+    dedup_uuid    TEXT,                          -- the uuid sent to the verification server
+    attempts      INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),  -- write-backs that reached it
+    last_deferral TEXT,                          -- why the last run deferred it
+    processed_at  TEXT,                          -- RFC 3339 UTC, when the outcome was written
+    claim_token   TEXT,                          -- the current claim, NULL when unclaimed or held
+    claimed_by    TEXT,                          -- the worker holding it
+    lease_until   INTEGER NOT NULL DEFAULT 0,    -- Unix ms when the claim or hold lapses; 0 unclaimed
+    CHECK ((sent IS NULL) = (outcome IS NULL))
+) WITHOUT ROWID;
+INSERT INTO ca_notify_state_v2 (record_id, sent, outcome, reason, dedup_uuid, attempts,
+                                last_deferral, processed_at, claim_token, claimed_by, lease_until)
+SELECT record_id, sent, outcome, reason, dedup_uuid, attempts,
+       last_deferral, processed_at, claim_token, claimed_by, lease_until
+  FROM ca_notify_state;
+DROP TABLE ca_notify_state;
+ALTER TABLE ca_notify_state_v2 RENAME TO ca_notify_state;
+CREATE INDEX ca_notify_state_pending ON ca_notify_state (lease_until)
+    WHERE outcome IS NULL;
+CREATE INDEX ca_notify_state_claim ON ca_notify_state (claim_token)
+    WHERE claim_token IS NOT NULL;
+-- The ledger by dedup key: was this person (phone and test date) ever texted, under any
+-- record id? Only texted rows are in it.
+CREATE INDEX ca_notify_state_texted ON ca_notify_state (dedup_uuid)
+    WHERE sent = 1;
+-- Every issue attempt's answer, per dedup uuid, so that a later 409 for the uuid can be
+-- judged (docs/adapters/verification.md). Append-only; the key makes a repeated
+-- write-back append nothing, and leads with the uuid, which is how it is read.
+CREATE TABLE ca_notify_attempts (
+    dedup_uuid  TEXT    NOT NULL,                -- the uuid the attempt sent
+    claim_token TEXT    NOT NULL,                -- the claim of the write-back that kept it
+    record_id   TEXT    NOT NULL,                -- the record the attempt was for
+    attempt_index INTEGER NOT NULL CHECK (attempt_index >= 0),  -- its place among the record's attempts
+    answer      TEXT    NOT NULL,                -- issued, already_exists, failed_after_commit, refused, no_answer
+    recorded_at TEXT    NOT NULL,                -- RFC 3339 UTC
+    PRIMARY KEY (dedup_uuid, claim_token, record_id, attempt_index)
 ) WITHOUT ROWID;";
 
 /// Migrates the state tables, creates the source table if it is missing, checks its
@@ -427,6 +489,90 @@ mod tests {
             block.trim(),
             ddl.trim(),
             "regenerate the block from schema::ddl"
+        );
+    }
+
+    /// A database that build v1 left, with decided, claimed and pending records, comes out
+    /// of migration 2 with every state row as it was, adoption working, `unconfirmed`
+    /// accepted and the new index and table in place.
+    #[test]
+    fn migration_2_keeps_every_state_row_and_reinstalls_adoption() {
+        let table = SourceTable::default().validated().expect("default table");
+        let mut conn = Connection::open_in_memory().expect("memory");
+        conn.execute_batch(&format!(
+            "CREATE TABLE ca_notify_migrations (version INTEGER NOT NULL PRIMARY KEY,
+                 description TEXT NOT NULL, applied_at TEXT NOT NULL);
+             {MIGRATION_1}
+             INSERT INTO ca_notify_migrations VALUES (1, 'v1', '2026-01-01T00:00:00Z');
+             INSERT INTO ca_notify_meta VALUES ('source_table', '{}');
+             {}
+             {}
+             INSERT INTO recipients (id, phone) VALUES ('1', 'a'), ('2', 'b'), ('3', 'c');
+             UPDATE ca_notify_state SET sent = 1, outcome = 'sent', reason = NULL,
+                 dedup_uuid = '00000000-0000-8000-8000-000000000001', attempts = 2,
+                 processed_at = '2026-01-02T00:00:00Z' WHERE record_id = '1';
+             UPDATE ca_notify_state SET claim_token = 't', claimed_by = 'w',
+                 lease_until = 99, last_deferral = 'deadline', attempts = 1
+               WHERE record_id = '2';",
+            binding(&table),
+            source_table_ddl(&table),
+            adoption_ddl(&table),
+        ))
+        .expect("a v1 database");
+        let rows = |conn: &Connection| -> Vec<String> {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT record_id, sent, outcome, reason, dedup_uuid, attempts, last_deferral,
+                            processed_at, claim_token, claimed_by, lease_until
+                       FROM ca_notify_state ORDER BY record_id",
+                )
+                .expect("select");
+            stmt.query_map([], |r| {
+                let cells = (0..11)
+                    .map(|i| {
+                        r.get::<_, rusqlite::types::Value>(i)
+                            .map(|v| format!("{v:?}"))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(cells.join("|"))
+            })
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+        };
+        let before = rows(&conn);
+        assert_eq!(before.len(), 3);
+
+        let prepared = prepare(&mut conn, &table).expect("migrates");
+        assert_eq!(prepared.version, 2);
+        assert_eq!(
+            prepared.adopted,
+            Some(0),
+            "adoption reinstalled, nothing to adopt"
+        );
+        assert_eq!(rows(&conn), before, "the rebuild changed a state row");
+        assert!(adoption_installed(&conn, &table).expect("triggers"));
+        conn.execute("INSERT INTO recipients (id, phone) VALUES ('4', 'd')", [])
+            .expect("insert");
+        assert_eq!(rows(&conn).len(), 4, "a new source row was not adopted");
+        conn.execute(
+            "UPDATE ca_notify_state SET sent = 0, outcome = 'unconfirmed' WHERE record_id = '3'",
+            [],
+        )
+        .expect("unconfirmed is an outcome");
+        let objects: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE name IN
+                    ('ca_notify_state_texted', 'ca_notify_attempts', 'ca_notify_state_pending',
+                     'ca_notify_state_claim')",
+                [],
+                |r| r.get(0),
+            )
+            .expect("schema");
+        assert_eq!(objects, 4);
+        assert!(
+            is_prepared(&conn, &table).expect("look"),
+            "a second open migrates again"
         );
     }
 

@@ -1,21 +1,47 @@
-//! `ResultSink` for SQLite: one transaction per batch, only under the live claim token.
+//! `ResultSink` for SQLite: one transaction per batch, only under the live claim token, and
+//! the ledger by dedup key.
 //!
 //! Each record's update carries `claim_token = ?` and `outcome IS NULL` in its WHERE
-//! clause and clears the claim when it applies, so it applies at most once: a repeat of
-//! the same batch, or a write by a worker whose lease ended and whose records were
-//! claimed again, matches no row and is counted as not owned.
+//! clause and clears the claim token when it applies, so it applies at most once: a repeat
+//! of the same batch, or a write by a worker whose lease ended and whose records were
+//! claimed again, matches no row and is counted as not owned. A deferral whose reason holds
+//! the claim clears the token but keeps the lease: a hold, which no claim passes before
+//! `lease_until`.
+//!
+//! In the same transaction, every outcome's attempt answers are appended to the attempt
+//! log of its dedup uuid, whether or not the record is still the writer's (an attempt is a
+//! fact about the uuid: a request was made). The log's key (uuid, claim token, record id,
+//! attempt index) makes a repeated write-back append nothing.
+
+use std::collections::HashMap;
 
 use async_trait::async_trait;
-use ca_notify_domain::{scrub_phone_numbers, ClaimToken, RecordOutcome};
+use ca_notify_domain::{
+    scrub_phone_numbers, AttemptAnswer, ClaimToken, DedupKey, KeyHistory, Outcome, RecordOutcome,
+};
 use ca_notify_ports::{ResultSink, SinkError, WriteReceipt};
-use rusqlite::{params, TransactionBehavior};
+use rusqlite::{params, Connection, TransactionBehavior};
 
 use crate::clock::now_rfc3339;
-use crate::statements::{WRITE_DEFERRED, WRITE_FINAL};
+use crate::error::StoreError;
+use crate::statements::{APPEND_ATTEMPT, KEY_HISTORIES, WRITE_DEFERRED, WRITE_FINAL, WRITE_HELD};
 use crate::store::SqliteStore;
 
 #[async_trait]
 impl ResultSink for SqliteStore {
+    async fn key_histories(&self, keys: &[DedupKey]) -> Result<Vec<KeyHistory>, SinkError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let texts: Vec<String> = keys.iter().map(ToString::to_string).collect();
+        let asked = serde_json::Value::from(texts.clone()).to_string();
+        let ledger = self.run(move |conn, _| read_ledger(conn, &asked)).await?;
+        Ok(texts
+            .iter()
+            .map(|k| ledger.get(k).copied().unwrap_or_default())
+            .collect())
+    }
+
     async fn write_back(
         &self,
         token: &ClaimToken,
@@ -34,24 +60,49 @@ impl ResultSink for SqliteStore {
                 {
                     let mut final_stmt = tx.prepare_cached(WRITE_FINAL)?;
                     let mut deferred_stmt = tx.prepare_cached(WRITE_DEFERRED)?;
+                    let mut held_stmt = tx.prepare_cached(WRITE_HELD)?;
+                    let mut attempt_stmt = tx.prepare_cached(APPEND_ATTEMPT)?;
                     for o in &outcomes {
+                        match o.dedup_key {
+                            Some(key) => {
+                                let key = key.to_string();
+                                for (index, answer) in o.attempts.iter().enumerate() {
+                                    attempt_stmt.execute(params![
+                                        key,
+                                        token.as_str(),
+                                        o.id.as_str(),
+                                        i64::try_from(index).unwrap_or(i64::MAX),
+                                        answer.code(),
+                                        processed_at,
+                                    ])?;
+                                }
+                            }
+                            None if !o.attempts.is_empty() => tracing::warn!(
+                                record_id = %o.id,
+                                "An outcome carries attempts but no dedup uuid; they cannot be kept."
+                            ),
+                            None => {}
+                        }
                         // Reason codes are ours, but some carry outside text; keep the
                         // ledger free of phone numbers whatever the caller forgot.
                         let reason = scrub_phone_numbers(&o.outcome.reason_code());
-                        let changed = match o.outcome.sent_flag() {
-                            Some(flag) => final_stmt.execute(params![
+                        let changed = match &o.outcome {
+                            Outcome::Deferred { reason: why } => {
+                                let stmt = if why.holds_the_claim() {
+                                    &mut held_stmt
+                                } else {
+                                    &mut deferred_stmt
+                                };
+                                stmt.execute(params![o.id.as_str(), token.as_str(), reason])?
+                            }
+                            outcome => final_stmt.execute(params![
                                 o.id.as_str(),
                                 token.as_str(),
-                                flag,
-                                o.outcome.label(),
+                                outcome.sent_flag(),
+                                outcome.label(),
                                 Some(reason).filter(|r| !r.is_empty()),
                                 o.dedup_key.map(|k| k.to_string()),
                                 processed_at,
-                            ])?,
-                            None => deferred_stmt.execute(params![
-                                o.id.as_str(),
-                                token.as_str(),
-                                reason
                             ])?,
                         };
                         match (changed, o.outcome.is_final()) {
@@ -72,5 +123,68 @@ impl ResultSink for SqliteStore {
             "Wrote back outcomes."
         );
         Ok(receipt)
+    }
+}
+
+/// Sums the attempt log and the texted flag of the uuids in the JSON array `asked`.
+fn read_ledger(
+    conn: &mut Connection,
+    asked: &str,
+) -> Result<HashMap<String, KeyHistory>, StoreError> {
+    let mut stmt = conn.prepare_cached(KEY_HISTORIES)?;
+    let mut rows = stmt.query([asked])?;
+    let mut ledger: HashMap<String, KeyHistory> = HashMap::new();
+    while let Some(row) = rows.next()? {
+        let key: String = row.get(0)?;
+        let answer: Option<String> = row.get(1)?;
+        let count: i64 = row.get(2)?;
+        let history = ledger.entry(key).or_default();
+        let Some(code) = answer else {
+            history.texted = true;
+            continue;
+        };
+        let answer = AttemptAnswer::from_code(&code).ok_or_else(|| {
+            StoreError::Misconfigured(format!(
+                "the attempt log holds the answer {code:?}, which this build does not know; \
+                 use the ca-notify that wrote it"
+            ))
+        })?;
+        for _ in 0..count {
+            history.record(answer);
+        }
+    }
+    Ok(ledger)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SourceTable;
+
+    /// The ledger read must stay an index lookup per key, at any history length.
+    #[test]
+    fn the_ledger_read_uses_the_uuid_indexes_not_a_scan() {
+        let conn = Connection::open_in_memory().expect("memory");
+        conn.execute_batch(&crate::schema::ddl(&SourceTable::default()).expect("ddl"))
+            .expect("schema");
+        let mut stmt = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {KEY_HISTORIES}"))
+            .expect("explain");
+        let plan = stmt
+            .query_map(["[]"], |r| r.get::<_, String>(3))
+            .expect("plan")
+            .collect::<Result<Vec<_>, _>>()
+            .expect("rows")
+            .join("\n");
+        assert!(
+            plan.contains("SEARCH s USING COVERING INDEX ca_notify_state_texted (dedup_uuid=?)"),
+            "{plan}"
+        );
+        assert!(
+            plan.contains("SEARCH a USING PRIMARY KEY (dedup_uuid=?)"),
+            "{plan}"
+        );
+        assert!(!plan.contains("SCAN s"), "{plan}");
+        assert!(!plan.contains("SCAN a"), "{plan}");
     }
 }

@@ -28,6 +28,34 @@ pub(crate) const WRITE_DEFERRED: &str = "UPDATE ca_notify_state
         claim_token = NULL, claimed_by = NULL, lease_until = 0
     WHERE record_id = ?1 AND claim_token = ?2 AND outcome IS NULL";
 
+/// A deferral that holds the claim (a request may still be running): an attempt counted
+/// and the reason kept; the token is cleared, so no write or release by it can end the
+/// hold early, but the lease (and `claimed_by`) stay, so no claim takes the record before
+/// `lease_until`.
+pub(crate) const WRITE_HELD: &str = "UPDATE ca_notify_state
+    SET attempts = attempts + 1, last_deferral = ?3, claim_token = NULL
+    WHERE record_id = ?1 AND claim_token = ?2 AND outcome IS NULL";
+
+/// One attempt's answer for dedup uuid `?1`, kept by the write-back of claim `?2` for
+/// record `?3` at index `?4`; that key makes a repeated write-back append nothing.
+pub(crate) const APPEND_ATTEMPT: &str = "INSERT INTO ca_notify_attempts
+    (dedup_uuid, claim_token, record_id, attempt_index, answer, recorded_at)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+    ON CONFLICT DO NOTHING";
+
+/// The ledger of the dedup uuids in the JSON array `?1`: one row per (uuid, answer) of the
+/// attempt log with its count, and one row with a NULL answer per uuid some record was
+/// written texted under. Both halves look each uuid up (`CROSS JOIN` keeps the asked
+/// uuids the outer loop): the attempt log's key leads with the uuid, and
+/// `ca_notify_state_texted` holds the texted rows by uuid.
+pub(crate) const KEY_HISTORIES: &str = "WITH k(dedup_uuid) AS (SELECT DISTINCT value FROM json_each(?1))
+    SELECT a.dedup_uuid, a.answer, count(*)
+      FROM k CROSS JOIN ca_notify_attempts AS a ON a.dedup_uuid = k.dedup_uuid
+     GROUP BY a.dedup_uuid, a.answer
+    UNION ALL
+    SELECT k.dedup_uuid, NULL, 1 FROM k
+     WHERE EXISTS (SELECT 1 FROM ca_notify_state AS s WHERE s.dedup_uuid = k.dedup_uuid AND s.sent = 1)";
+
 /// A release: the claim cleared, nothing else.
 pub(crate) const RELEASE: &str = "UPDATE ca_notify_state
     SET claim_token = NULL, claimed_by = NULL, lease_until = 0

@@ -13,7 +13,9 @@ use async_trait::async_trait;
 use ca_notify_adapter_snowflake::{
     SnowflakeAuth, SnowflakeConfig, SnowflakeStore, SourceTable, StoreError,
 };
-use ca_notify_domain::{ClaimToken, RecipientRecord, RecordId, RecordOutcome};
+use ca_notify_domain::{
+    ClaimToken, DedupKey, KeyHistory, RecipientRecord, RecordId, RecordOutcome,
+};
 use ca_notify_ports::{Claim, PhoneSource, ResultSink, SinkError, SourceError, WriteReceipt};
 use ca_notify_store_contract::{RecordState, StoreHarness};
 use snowflake_connector_rs::{
@@ -254,6 +256,10 @@ impl PhoneSource for TestStore {
 
 #[async_trait]
 impl ResultSink for TestStore {
+    async fn key_histories(&self, keys: &[DedupKey]) -> Result<Vec<KeyHistory>, SinkError> {
+        self.store.key_histories(keys).await
+    }
+
     async fn write_back(
         &self,
         token: &ClaimToken,
