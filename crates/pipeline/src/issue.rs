@@ -132,7 +132,9 @@ async fn consult_ledger(ctx: &RunCtx, entries: &mut [BatchEntry]) -> bool {
         Ok(histories) if histories.len() == keys.len() => {
             for ((index, _), history) in asked.into_iter().zip(histories) {
                 let entry = &mut entries[index];
-                if history.texted {
+                // A 200 once answered for the uuid is proof too, even if the write of
+                // its outcome never landed (the attempt log is written first).
+                if history.texted || history.issued > 0 {
                     debug!(record_id = %entry.id, "The ledger says this person was texted before; no request.");
                     entry.outcome = Some(Outcome::TextedBefore);
                 } else {

@@ -54,8 +54,11 @@ pub trait ResultSink: Send + Sync {
     /// [`DeferReason::holds_the_claim`] is true: that record keeps its claim until its
     /// lease ends (attempts incremented), because a request for it may still be running.
     /// Every outcome's `attempts` are appended to the attempt log of its `dedup_key`
-    /// (whatever the outcome) in the same atomic write. Writing the same batch twice
-    /// changes nothing, the attempt log included.
+    /// (whatever the outcome, and whether or not the token still holds the record: they
+    /// are facts about the uuid). A store whose state and log cannot share one transaction
+    /// writes the log first, so a half-done write only ever records attempts that
+    /// happened, and the retried write completes it. Writing the same batch twice changes
+    /// nothing, the attempt log included.
     ///
     /// [`DeferReason::holds_the_claim`]: ca_notify_domain::DeferReason::holds_the_claim
     ///
