@@ -293,7 +293,11 @@ impl World {
                 }
             }
         }
-        assert_eq!(ledger.phones_with_more_than_one_live_text(), 0, "{ledger:?}");
+        assert_eq!(
+            ledger.phones_with_more_than_one_live_text(),
+            0,
+            "{ledger:?}"
+        );
         let mobiles: HashSet<String> = self
             .people
             .iter()

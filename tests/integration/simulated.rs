@@ -96,7 +96,10 @@ async fn faulty_peers_still_text_each_person_exactly_once() {
                 }
             }
             Some(Outcome::Unconfirmed) => {
-                panic!("{} is unconfirmed, but no send failed in this realm", person.id)
+                panic!(
+                    "{} is unconfirmed, but no send failed in this realm",
+                    person.id
+                )
             }
             Some(Outcome::Deferred { .. }) | None => deferred += 1,
         }

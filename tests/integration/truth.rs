@@ -50,7 +50,11 @@ fn assert_no_sent_without_a_text(world: &World) {
             );
         }
     }
-    assert_eq!(ledger.phones_with_more_than_one_live_text(), 0, "{ledger:?}");
+    assert_eq!(
+        ledger.phones_with_more_than_one_live_text(),
+        0,
+        "{ledger:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -108,8 +112,8 @@ fn all_mobiles(count: usize) -> Vec<Person> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_realm_without_an_sms_provider_mid_backlog_stops_with_its_exit_code_and_finalises_nothing()
-{
+async fn a_realm_without_an_sms_provider_mid_backlog_stops_with_its_exit_code_and_finalises_nothing(
+) {
     let world = World::start_with(
         all_mobiles(200),
         TwilioSimConfig::default(),
@@ -126,7 +130,12 @@ async fn a_realm_without_an_sms_provider_mid_backlog_stops_with_its_exit_code_an
     let out = cli.run(&["run"]);
     assert_eq!(out.code, Some(EXIT_MISCONFIGURED), "{}", out.all());
     assert!(out.stderr.contains("SMS provider"), "{}", out.stderr);
-    assert_eq!(world.written(), finalised, "no record was finalised: {:?}", outcomes(&world));
+    assert_eq!(
+        world.written(),
+        finalised,
+        "no record was finalised: {:?}",
+        outcomes(&world)
+    );
     assert!(
         world.state().values().all(|row| !row.claimed),
         "the records went back untouched"
@@ -173,7 +182,11 @@ async fn a_template_the_realm_cannot_build_records_nobody_as_texted() {
     let counts = outcomes(&world);
     let unconfirmed = counts.get("unconfirmed").copied().unwrap_or(0);
     assert!(unconfirmed > 0, "{counts:?}");
-    assert_eq!(counts.get("sent").copied().unwrap_or(0) + unconfirmed, 40, "{counts:?}");
+    assert_eq!(
+        counts.get("sent").copied().unwrap_or(0) + unconfirmed,
+        40,
+        "{counts:?}"
+    );
     assert_no_sent_without_a_text(&world);
     let ledger = world.verification.ledger();
     let state = world.state();
@@ -239,7 +252,10 @@ async fn a_purge_and_a_re_import_under_new_ids_text_nobody_twice() {
         texts,
         "nobody was texted a second time"
     );
-    assert_eq!(world.verification.ledger().phones_texted_more_than_once(), 0);
+    assert_eq!(
+        world.verification.ledger().phones_texted_more_than_once(),
+        0
+    );
     let state = world.state();
     for p in &world.people {
         if matches!(p.kind, Kind::Mobile | Kind::Duplicate) {
@@ -269,7 +285,10 @@ async fn an_unreachable_verification_server_is_a_non_zero_exit() {
     drop(closed);
     let out = world
         .cli()
-        .env("CA_NOTIFY__VERIFICATION__BASE_URL", format!("http://{address}"))
+        .env(
+            "CA_NOTIFY__VERIFICATION__BASE_URL",
+            format!("http://{address}"),
+        )
         .run(&["run"]);
     assert_eq!(out.code, Some(EXIT_UNAVAILABLE), "{}", out.all());
     assert_eq!(world.written(), 0, "{:?}", outcomes(&world));

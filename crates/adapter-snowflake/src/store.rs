@@ -24,8 +24,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ca_notify_domain::{
-    AttemptAnswer, ClaimToken, DedupKey, KeyHistory, Outcome, RecipientRecord, RecordId,
-    RecordOutcome,
+    ClaimToken, DedupKey, KeyHistory, Outcome, RecipientRecord, RecordId, RecordOutcome,
 };
 use ca_notify_ports::{Claim, PhoneSource, ResultSink, SinkError, SourceError, WriteReceipt};
 
@@ -474,21 +473,11 @@ fn add_ledger_row(
         .ok_or_else(|| decode_error(DecodeError("a ledger row without a uuid".into())))?;
     let answer = decode::text(cell(1)?, "attempt answer").map_err(decode_error)?;
     let count = decode::count(cell(2)?, "attempt count").map_err(decode_error)?;
-    let history = ledger.entry(uuid).or_default();
-    let Some(code) = answer else {
-        history.texted = true;
-        return Ok(());
-    };
-    let answer = AttemptAnswer::from_code(&code).ok_or_else(|| {
-        StoreError::Misconfigured(format!(
-            "the attempt log holds the answer {code:?}, which this build does not know; \
-             use the ca-notify that wrote it"
-        ))
-    })?;
-    for _ in 0..count {
-        history.record(answer);
-    }
-    Ok(())
+    ledger
+        .entry(uuid)
+        .or_default()
+        .record_stored(answer.as_deref(), count)
+        .map_err(|e| StoreError::Misconfigured(e.to_string()))
 }
 
 #[async_trait]
@@ -679,7 +668,7 @@ impl ResultSink for SnowflakeStore {
 
 #[cfg(test)]
 mod tests {
-    use ca_notify_domain::{DedupKey, DeferReason, NotSentReason, Outcome};
+    use ca_notify_domain::{AttemptAnswer, DedupKey, DeferReason, NotSentReason, Outcome};
 
     use super::*;
 

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use ca_notify_domain::{
-    scrub_phone_numbers, AttemptAnswer, ClaimToken, DedupKey, KeyHistory, Outcome, RecordOutcome,
+    scrub_phone_numbers, ClaimToken, DedupKey, KeyHistory, Outcome, RecordOutcome,
 };
 use ca_notify_ports::{ResultSink, SinkError, WriteReceipt};
 use rusqlite::{params, Connection, TransactionBehavior};
@@ -138,20 +138,11 @@ fn read_ledger(
         let key: String = row.get(0)?;
         let answer: Option<String> = row.get(1)?;
         let count: i64 = row.get(2)?;
-        let history = ledger.entry(key).or_default();
-        let Some(code) = answer else {
-            history.texted = true;
-            continue;
-        };
-        let answer = AttemptAnswer::from_code(&code).ok_or_else(|| {
-            StoreError::Misconfigured(format!(
-                "the attempt log holds the answer {code:?}, which this build does not know; \
-                 use the ca-notify that wrote it"
-            ))
-        })?;
-        for _ in 0..count {
-            history.record(answer);
-        }
+        ledger
+            .entry(key)
+            .or_default()
+            .record_stored(answer.as_deref(), u64::try_from(count).unwrap_or(0))
+            .map_err(|e| StoreError::Misconfigured(e.to_string()))?;
     }
     Ok(ledger)
 }

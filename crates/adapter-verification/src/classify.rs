@@ -441,7 +441,10 @@ mod tests {
         assert_eq!(quote(None, b""), "(no message)");
         let cut = format!("{}+1 415 555 0123", "x".repeat(MAX_QUOTED_CHARS - 6));
         let quoted = quote(None, cut.as_bytes());
-        assert!(!quoted.contains("415"), "scrubbed before it is cut: {quoted}");
+        assert!(
+            !quoted.contains("415"),
+            "scrubbed before it is cut: {quoted}"
+        );
     }
 
     #[test]

@@ -121,7 +121,11 @@ async fn a_dropped_connection_is_no_answer_and_the_later_resend_meets_409() {
         .await
         .expect_err("no answer");
     assert!(matches!(error, IssueError::NoAnswer { .. }), "{error:?}");
-    assert_eq!(sim.stats().batches, 1, "the adapter never re-sends after no answer");
+    assert_eq!(
+        sim.stats().batches,
+        1,
+        "the adapter never re-sends after no answer"
+    );
     // The pipeline re-sends once the first request must have ended.
     let answers = client.issue_batch(&batch, far()).await.expect("answers");
     assert_eq!(answers, vec![ItemAnswer::AlreadyExists; 3]);
@@ -440,7 +444,10 @@ async fn random_faults_never_text_anyone_twice() {
     }
     assert_texted_once(&sim, &everyone);
     assert_eq!(sim.ledger().phones_texted_more_than_once(), 0);
-    assert!(unconfirmed < everyone.len() / 10, "{unconfirmed} unconfirmed");
+    assert!(
+        unconfirmed < everyone.len() / 10,
+        "{unconfirmed} unconfirmed"
+    );
     let stats = sim.stats();
     assert!(
         stats.dropped_connections > 0 && stats.injected_errors > 0,

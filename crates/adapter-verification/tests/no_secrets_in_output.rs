@@ -177,10 +177,7 @@ async fn no_log_line_error_or_debug_output_holds_a_phone_or_the_key() {
         "the capture works: {} lines",
         logs.lines().count()
     );
-    assert!(
-        logs.contains("no answer for its items"),
-        "faults were met"
-    );
+    assert!(logs.contains("no answer for its items"), "faults were met");
     assert!(logs.contains("[phone]"), "server text was logged, scrubbed");
     assert!(logs.contains("[REDACTED]"));
     assert!(!logs.contains(API_KEY), "the API key leaked");

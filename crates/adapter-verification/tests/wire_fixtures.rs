@@ -487,10 +487,7 @@ async fn no_retry_starts_that_would_end_after_the_deadline() {
     // here. The full-jitter wait is uniform in [0, 30 s]: it almost never fits in them,
     // and when it does, the second attempt still starts in time.
     let error = client
-        .issue_batch(
-            &items(1, 2),
-            Instant::now() + Duration::from_millis(5_300),
-        )
+        .issue_batch(&items(1, 2), Instant::now() + Duration::from_millis(5_300))
         .await
         .expect_err("unavailable");
     assert!(started.elapsed() < Duration::from_millis(400));

@@ -81,6 +81,30 @@ impl KeyHistory {
         }
     }
 
+    /// Adds one row of a store's ledger read: `None` for a state row written as texted,
+    /// `Some(code)` for `count` attempts that ended with the answer of that
+    /// [`AttemptAnswer::code`].
+    ///
+    /// # Errors
+    /// [`UnknownAttemptAnswer`] for a code this build does not know (a newer release
+    /// wrote it), so the store can refuse rather than guess.
+    pub fn record_stored(
+        &mut self,
+        code: Option<&str>,
+        count: u64,
+    ) -> Result<(), UnknownAttemptAnswer> {
+        let Some(code) = code else {
+            self.texted = true;
+            return Ok(());
+        };
+        let answer =
+            AttemptAnswer::from_code(code).ok_or_else(|| UnknownAttemptAnswer(code.to_owned()))?;
+        for _ in 0..count {
+            self.record(answer);
+        }
+        Ok(())
+    }
+
     /// The history with these answers added.
     #[must_use]
     pub fn with(mut self, answers: &[AttemptAnswer]) -> Self {
@@ -96,6 +120,13 @@ impl KeyHistory {
         self.failed_after_commit > 0
     }
 }
+
+/// A stored attempt answer this build does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the attempt log holds the answer {0:?}, which this build does not know; use the ca-notify that wrote it"
+)]
+pub struct UnknownAttemptAnswer(pub String);
 
 #[cfg(test)]
 mod tests {
@@ -116,14 +147,37 @@ mod tests {
     }
 
     #[test]
+    fn stored_rows_add_up_and_unknown_answers_are_refused() {
+        let mut history = KeyHistory::default();
+        history.record_stored(Some("no_answer"), 2).expect("known");
+        history
+            .record_stored(Some("failed_after_commit"), 1)
+            .expect("known");
+        history.record_stored(None, 1).expect("a texted row");
+        assert_eq!(
+            history,
+            KeyHistory {
+                texted: true,
+                failed_after_commit: 1,
+                unanswered: 2,
+                issued: 0,
+            }
+        );
+        let error = history
+            .record_stored(Some("teleported"), 1)
+            .expect_err("unknown");
+        assert!(error.to_string().contains("teleported"));
+    }
+
+    #[test]
     fn only_an_explicit_failure_after_commit_taints_a_later_409() {
         let lost = KeyHistory::default().with(&[AttemptAnswer::NoAnswer, AttemptAnswer::NoAnswer]);
         assert!(!lost.may_hold_an_unsent_row());
         assert_eq!(lost.unanswered, 2);
         let refused = KeyHistory::default().with(&[AttemptAnswer::Refused]);
         assert!(!refused.may_hold_an_unsent_row());
-        let failed =
-            KeyHistory::default().with(&[AttemptAnswer::NoAnswer, AttemptAnswer::FailedAfterCommit]);
+        let failed = KeyHistory::default()
+            .with(&[AttemptAnswer::NoAnswer, AttemptAnswer::FailedAfterCommit]);
         assert!(failed.may_hold_an_unsent_row());
     }
 }

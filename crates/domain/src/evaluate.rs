@@ -444,20 +444,37 @@ mod tests {
 
     #[test]
     fn a_409_is_sent_only_when_no_earlier_attempt_failed_explicitly() {
-        let conflict = [ItemAnswer::AlreadyExists, ItemAnswer::failed("uuid_already_exists")];
+        let conflict = [
+            ItemAnswer::AlreadyExists,
+            ItemAnswer::failed("uuid_already_exists"),
+        ];
         let fresh = KeyHistory::default();
         let lost = KeyHistory::default().with(&[AttemptAnswer::NoAnswer]);
         let failed = KeyHistory::default().with(&[AttemptAnswer::FailedAfterCommit]);
-        let mixed = KeyHistory::default().with(&[AttemptAnswer::NoAnswer, AttemptAnswer::FailedAfterCommit]);
+        let mixed = KeyHistory::default()
+            .with(&[AttemptAnswer::NoAnswer, AttemptAnswer::FailedAfterCommit]);
         for answer in &conflict {
             let judged = |history: KeyHistory| {
-                let e = evaluate_response(1, std::slice::from_ref(answer), &[history], 1, &budget());
+                let e =
+                    evaluate_response(1, std::slice::from_ref(answer), &[history], 1, &budget());
                 assert_eq!(e.attempts, vec![AttemptAnswer::AlreadyExists]);
                 e.settled[0].1.clone()
             };
-            assert_eq!(judged(fresh), Outcome::AlreadySent, "no history: texted before");
-            assert_eq!(judged(lost), Outcome::AlreadySent, "a 200 may have been lost");
-            assert_eq!(judged(failed), Outcome::Unconfirmed, "the row may be unsent");
+            assert_eq!(
+                judged(fresh),
+                Outcome::AlreadySent,
+                "no history: texted before"
+            );
+            assert_eq!(
+                judged(lost),
+                Outcome::AlreadySent,
+                "a 200 may have been lost"
+            );
+            assert_eq!(
+                judged(failed),
+                Outcome::Unconfirmed,
+                "the row may be unsent"
+            );
             assert_eq!(judged(mixed), Outcome::Unconfirmed);
         }
         assert_eq!(Outcome::Unconfirmed.sent_flag(), Some(0));
@@ -510,7 +527,11 @@ mod tests {
                 ItemAnswer::Failed { error_code, .. } => error_code.clone(),
                 _ => unreachable!(),
             };
-            let answers = [answer, ItemAnswer::failed("sms_failure"), ItemAnswer::Issued];
+            let answers = [
+                answer,
+                ItemAnswer::failed("sms_failure"),
+                ItemAnswer::Issued,
+            ];
             let e = evaluate_response(3, &answers, &[], 0, &budget());
             assert_eq!(e.stop, misconfigured(fault, &code), "{fault}");
             assert!(e.retry.is_empty(), "{fault}: nothing retried");
@@ -528,7 +549,10 @@ mod tests {
     fn a_whole_batch_of_internal_errors_is_the_realm_not_the_records() {
         let all = vec![ItemAnswer::failed("internal_server_error"); 3];
         let e = evaluate_response(3, &all, &[], 0, &budget());
-        assert_eq!(e.stop, misconfigured(RealmFault::WholeBatchFailed, "internal_server_error"));
+        assert_eq!(
+            e.stop,
+            misconfigured(RealmFault::WholeBatchFailed, "internal_server_error")
+        );
         assert!(e.retry.is_empty());
         assert!(e
             .settled
@@ -541,7 +565,11 @@ mod tests {
             "failed to generate otp code, please try again",
         );
         let e = evaluate_response(1, &[commit], &[], 0, &budget());
-        assert_eq!(e.attempts, vec![AttemptAnswer::Refused], "a failed commit stored nothing");
+        assert_eq!(
+            e.attempts,
+            vec![AttemptAnswer::Refused],
+            "a failed commit stored nothing"
+        );
         assert_eq!(e.retry, vec![0]);
 
         let one = evaluate_response(1, &all[..1], &[], 0, &budget());
@@ -556,7 +584,12 @@ mod tests {
             assert_eq!(e.stop, None);
             assert_eq!(
                 e.settled,
-                vec![(0, Outcome::not_sent(NotSentReason::Rejected { error_code: code.into() }))]
+                vec![(
+                    0,
+                    Outcome::not_sent(NotSentReason::Rejected {
+                        error_code: code.into()
+                    })
+                )]
             );
         }
     }

@@ -25,7 +25,7 @@ pub mod phone;
 pub mod recipient;
 pub mod scrub;
 
-pub use attempt::{AttemptAnswer, KeyHistory};
+pub use attempt::{AttemptAnswer, KeyHistory, UnknownAttemptAnswer};
 pub use backoff::Backoff;
 pub use date_window::{DateField, DateWindow};
 pub use dedup::{DedupKey, DedupSecret};

@@ -27,7 +27,9 @@ pub enum FatalCause {
     IssuerUnauthorized(String),
     /// The phone validator's account cannot do lookups (a product not enabled, a
     /// suspended account).
-    #[error("the phone validator's account cannot do lookups (check the account in its console): {0}")]
+    #[error(
+        "the phone validator's account cannot do lookups (check the account in its console): {0}"
+    )]
     ValidatorMisconfigured(String),
     /// The realm (or our request) is misconfigured: the verification server refused every
     /// item for a reason that is not the record's own. Nothing was finalised for it.

@@ -9,8 +9,8 @@
 use std::fmt;
 
 use ca_notify_domain::{
-    scrub_phone_numbers, AttemptAnswer, DateWindow, KeyHistory, DedupKey, DeferReason, LocallyChecked, NotSentReason, Outcome,
-    Recipient, RecipientRecord, RecordId,
+    scrub_phone_numbers, AttemptAnswer, DateWindow, DedupKey, DeferReason, KeyHistory,
+    LocallyChecked, NotSentReason, Outcome, Recipient, RecipientRecord, RecordId,
 };
 use ca_notify_ports::{IssueItem, PhoneVerdict, ValidationError};
 use chrono::NaiveDate;

@@ -11,8 +11,7 @@ use ca_notify_adapter_memory::{
 };
 use ca_notify_domain::ItemAnswer;
 use ca_notify_ports::{
-    MockPhoneSource, PhoneVerdict, SinkError, SourceError, ValidationError,
-    WriteReceipt,
+    MockPhoneSource, PhoneVerdict, SinkError, SourceError, ValidationError, WriteReceipt,
 };
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;

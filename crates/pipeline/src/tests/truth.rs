@@ -78,7 +78,10 @@ async fn a_409_after_an_explicit_failure_is_unconfirmed_and_never_sent() {
     assert_eq!(Outcome::Unconfirmed.sent_flag(), Some(0));
     assert_eq!(
         attempts_of(&writes, "r0"),
-        vec![AttemptAnswer::FailedAfterCommit, AttemptAnswer::AlreadyExists],
+        vec![
+            AttemptAnswer::FailedAfterCommit,
+            AttemptAnswer::AlreadyExists
+        ],
         "both attempts are kept for the uuid"
     );
     assert_eq!(outcome_of(&writes, "r1"), Outcome::Sent);
@@ -199,7 +202,11 @@ async fn a_template_the_realm_cannot_build_stops_the_run_instead_of_recording_te
     ));
     assert_eq!(failure.report.sent + failure.report.already_sent, 0);
     assert_eq!(m.store.counts().sent, 0, "nobody recorded as texted");
-    assert_eq!(m.issuer.requests(), 1, "the 409s of a re-send are never asked for");
+    assert_eq!(
+        m.issuer.requests(),
+        1,
+        "the 409s of a re-send are never asked for"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -221,7 +228,10 @@ async fn no_request_starts_that_could_end_past_the_deadline() {
     assert_eq!(m.issuer.requests(), 8, "{report:?}");
     assert_eq!(report.sent, 80);
     assert_eq!(report.deferred["deadline"], 20);
-    assert!(started.elapsed() <= Duration::from_secs(110), "every request finished in time");
+    assert!(
+        started.elapsed() <= Duration::from_secs(110),
+        "every request finished in time"
+    );
     assert_nothing_lost(&m.store, &report);
 }
 
@@ -313,17 +323,27 @@ async fn a_server_that_never_answers_is_a_failure_and_holds_nothing_wrongly() {
         .run(CancellationToken::new())
         .await
         .expect_err("no progress is a failure");
-    assert!(matches!(failure.cause, FatalCause::IssuerUnavailable(_)), "{:?}", failure.cause);
+    assert!(
+        matches!(failure.cause, FatalCause::IssuerUnavailable(_)),
+        "{:?}",
+        failure.cause
+    );
     assert_eq!(m.issuer.requests(), 3, "the first send and two re-sends");
     assert_eq!(m.issuer.total_texts(), 0);
-    assert_eq!(m.store.counts().not_sent, 0, "no answer is never the record's fault");
+    assert_eq!(
+        m.store.counts().not_sent,
+        0,
+        "no answer is never the record's fault"
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_whole_batch_of_internal_errors_is_a_realm_fault() {
     let issuer = MemoryIssuer::new();
     issuer.script([Scripted::Answers(vec![
-        ItemAnswer::failed("internal_server_error");
+        ItemAnswer::failed(
+            "internal_server_error"
+        );
         10
     ])]);
     let m = memory_with(
