@@ -6,7 +6,7 @@
 //! claimed again, matches no row and is counted as not owned.
 
 use async_trait::async_trait;
-use ca_notify_domain::{scrub_phone_numbers, ClaimToken, RecordOutcome};
+use ca_notify_domain::{ClaimToken, RecordOutcome};
 use ca_notify_ports::{ResultSink, SinkError, WriteReceipt};
 use rusqlite::{params, TransactionBehavior};
 
@@ -35,9 +35,9 @@ impl ResultSink for SqliteStore {
                     let mut final_stmt = tx.prepare_cached(WRITE_FINAL)?;
                     let mut deferred_stmt = tx.prepare_cached(WRITE_DEFERRED)?;
                     for o in &outcomes {
-                        // Reason codes are ours, but some carry outside text; keep the
-                        // ledger free of phone numbers whatever the caller forgot.
-                        let reason = scrub_phone_numbers(&o.outcome.reason_code());
+                        // Some reasons carry outside text; reason_code() is the one way
+                        // to write them: one line, scrubbed of phone numbers, bounded.
+                        let reason = o.outcome.reason_code();
                         let changed = match o.outcome.sent_flag() {
                             Some(flag) => final_stmt.execute(params![
                                 o.id.as_str(),
