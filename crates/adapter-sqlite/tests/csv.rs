@@ -307,3 +307,46 @@ async fn export_has_one_row_per_record_and_no_phone() {
     ));
     assert_eq!(std::fs::read_to_string(&out).expect("still there"), text);
 }
+
+/// A cell starting with `=`, `+`, `-`, `@`, a tab or a carriage return is a formula to a
+/// spreadsheet; the export prefixes it with a single quote (OWASP, "CSV Injection"),
+/// whichever column it is in, ids included.
+#[tokio::test]
+async fn export_neutralises_spreadsheet_formulas() {
+    let h = Harness::new();
+    let store = open(&h.new_path(), "a").await;
+    let file = write(
+        h.dir(),
+        "in.csv",
+        b"id,phone\n\
+          \"=HYPERLINK(\"\"http://x\"\")\",1\n\
+          +1,2\n\
+          -2,3\n\
+          @SUM(A1),4\n\
+          \"\tTAB\",5\n\
+          \"\rCR\",6\n\
+          plain,7\n\
+          a=b,8\n",
+    );
+    import_csv(&store, &file).await.expect("import");
+    let out = h.dir().join("out.csv");
+    export_csv(&store, &out).await.expect("export");
+    let mut reader = csv::Reader::from_path(&out).expect("export readable");
+    let ids: Vec<String> = reader
+        .records()
+        .map(|r| r.expect("row")[0].to_owned())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "'\tTAB",
+            "'\rCR",
+            "'+1",
+            "'-2",
+            "'=HYPERLINK(\"http://x\")",
+            "'@SUM(A1)",
+            "a=b",
+            "plain",
+        ]
+    );
+}
