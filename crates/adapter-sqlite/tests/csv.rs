@@ -13,6 +13,7 @@ use ca_notify_adapter_sqlite::{
 use ca_notify_domain::{RecipientRecord, RecordId};
 use ca_notify_ports::{PhoneSource, ResultSink};
 use ca_notify_store_contract::fixtures::{deferred, invalid_number, sent};
+use rusqlite::Connection;
 use support::{open, Harness};
 
 const LEASE: Duration = Duration::from_secs(600);
@@ -214,12 +215,176 @@ async fn an_id_the_store_already_holds_rejects_the_file() {
     import_csv(&store, &first).await.expect("first import");
     let second = write(h.dir(), "b.csv", b"id,phone\n2,4155550102\n1,5550103\n");
     let err = import_csv(&store, &second).await.expect_err("repeat");
-    assert!(
-        matches!(err, ImportError::Malformed { line: 3, .. }),
-        "{err}"
-    );
+    match &err {
+        ImportError::KnownIds { finalised, pending } => {
+            assert_eq!(finalised.total, 0, "{err}");
+            assert_eq!((pending.first.as_slice(), pending.total), (&[3][..], 1));
+        }
+        other => panic!("{other}"),
+    }
+    assert!(err.to_string().contains("line 3"), "{err}");
     assert!(err.to_string().contains("already holds"), "{err}");
     assert_eq!(store.counts().await.expect("counts").total, 1);
+}
+
+/// An id with a final outcome (sent, not sent, …) must never be imported again: its
+/// record would not be processed, or, under a new phone, be processed as someone else.
+/// Every such line is listed, with those still pending; nothing of the file goes in.
+#[tokio::test]
+async fn ids_with_a_final_outcome_are_refused_listing_every_line() {
+    let h = Harness::new();
+    let path = h.new_path();
+    let store = open(&path, "a").await;
+    let first = write(
+        h.dir(),
+        "a.csv",
+        b"id,phone\n1,4155550101\n2,4155550102\n3,5550103\n4,4155550101\n",
+    );
+    import_csv(&store, &first).await.expect("first import");
+    let claim = store.claim(4, LEASE).await.expect("claim");
+    let id = |n: &str| RecordId::from(n);
+    store
+        .write_back(
+            &claim.token,
+            &[sent(&id("1")), invalid_number(&id("2")), deferred(&id("3"))],
+        )
+        .await
+        .expect("write");
+    store
+        .release(&claim.token, &[id("4")])
+        .await
+        .expect("release");
+
+    let second = write(
+        h.dir(),
+        "b.csv",
+        b"id,phone\nnew-1,4155550101\n1,4155550101\nnew-2,4155550102\n2,4155550102\n3,5550103\n4,5550103\n",
+    );
+    let err = import_csv(&store, &second).await.expect_err("known ids");
+    let text = err.to_string();
+    match &err {
+        ImportError::KnownIds { finalised, pending } => {
+            assert_eq!(
+                (finalised.first.as_slice(), finalised.total),
+                (&[3, 5][..], 2)
+            );
+            assert_eq!((pending.first.as_slice(), pending.total), (&[6, 7][..], 2));
+        }
+        other => panic!("not a known-ids error: {other}"),
+    }
+    assert!(text.contains("lines 3 and 5"), "{text}");
+    assert!(text.contains("final outcome"), "{text}");
+    assert!(text.contains("lines 6 and 7"), "{text}");
+    assert!(text.contains("nothing was imported"), "{text}");
+    assert_no_phone(&text);
+    assert_eq!(store.counts().await.expect("counts").total, 4);
+
+    // The source row gone, the ledger still remembers the id.
+    Connection::open(&path)
+        .expect("raw")
+        .execute("DELETE FROM recipients WHERE id IN ('1', '4')", [])
+        .expect("delete");
+    let third = write(h.dir(), "c.csv", b"id,phone\n4,4155550101\n1,4155550101\n");
+    let err = import_csv(&store, &third)
+        .await
+        .expect_err("a deleted final id");
+    match &err {
+        ImportError::KnownIds { finalised, pending } => {
+            assert_eq!((finalised.first.as_slice(), finalised.total), (&[3][..], 1));
+            assert_eq!(
+                pending.total, 0,
+                "a pending id without its row is new again"
+            );
+        }
+        other => panic!("not a known-ids error: {other}"),
+    }
+    let rows: i64 = Connection::open(&path)
+        .expect("raw")
+        .query_row("SELECT count(*) FROM recipients", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(rows, 2, "nothing was imported: {err}");
+}
+
+/// A long list is cut, with the count of all.
+#[tokio::test]
+async fn a_long_list_of_known_lines_is_cut_and_counted() {
+    let h = Harness::new();
+    let store = open(&h.new_path(), "a").await;
+    let mut text = String::from("id,phone\n");
+    for n in 0..500 {
+        text.push_str(&format!("{n},x\n"));
+    }
+    let file = write(h.dir(), "many.csv", text.as_bytes());
+    import_csv(&store, &file).await.expect("first import");
+    let claim = store.claim(1_000, LEASE).await.expect("claim");
+    let all: Vec<_> = claim.records.iter().map(|r| sent(&r.id)).collect();
+    store.write_back(&claim.token, &all).await.expect("write");
+    let err = import_csv(&store, &file).await.expect_err("all known");
+    match &err {
+        ImportError::KnownIds { finalised, .. } => {
+            assert_eq!(finalised.total, 500);
+            assert!(finalised.first.len() < 500);
+            assert_eq!(finalised.first[..3], [2, 3, 4]);
+        }
+        other => panic!("not a known-ids error: {other}"),
+    }
+    let text = err.to_string();
+    assert!(text.contains("500 lines"), "{text}");
+    assert!(text.len() < 2_000, "{text}");
+}
+
+/// An integer id column stores `007` as 7: the ledger of 7 is found all the same.
+#[tokio::test]
+async fn a_final_id_is_found_under_another_spelling_of_the_same_integer() {
+    let h = Harness::new();
+    let path = h.new_path();
+    Connection::open(&path)
+        .expect("raw")
+        .execute_batch("CREATE TABLE Patients (PatientId INTEGER PRIMARY KEY, Mobile TEXT);")
+        .expect("table");
+    let store = SqliteStore::open(SqliteConfig {
+        table: SourceTable {
+            name: "Patients".into(),
+            id: "PatientId".into(),
+            phone: "Mobile".into(),
+            test_date: None,
+            symptom_date: None,
+            test_type: None,
+        },
+        ..SqliteConfig::at(&path)
+    })
+    .await
+    .expect("open");
+    let file = write(h.dir(), "p.csv", b"id,phone\n7,4155550101\n");
+    import_csv(&store, &file).await.expect("import");
+    let claim = store.claim(1, LEASE).await.expect("claim");
+    store
+        .write_back(&claim.token, &[sent(&RecordId::from("7"))])
+        .await
+        .expect("write");
+    for again in ["id,phone\n007,4155550101\n", "id,phone\n7,4155550101\n"] {
+        let err = import_csv(&store, &write(h.dir(), "q.csv", again.as_bytes()))
+            .await
+            .expect_err(again);
+        assert!(matches!(err, ImportError::KnownIds { .. }), "{err}");
+    }
+    Connection::open(&path)
+        .expect("raw")
+        .execute("DELETE FROM Patients", [])
+        .expect("delete");
+    let err = import_csv(
+        &store,
+        &write(h.dir(), "r.csv", b"id,phone\n007,4155550101\n"),
+    )
+    .await
+    .expect_err("the ledger outlives the row");
+    assert!(matches!(err, ImportError::KnownIds { .. }), "{err}");
+    assert_eq!(store.counts().await.expect("counts").sent, 1);
+    let rows: i64 = Connection::open(&path)
+        .expect("raw")
+        .query_row("SELECT count(*) FROM Patients", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(rows, 0, "nothing was imported");
 }
 
 #[tokio::test]
