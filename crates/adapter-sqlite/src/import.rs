@@ -144,10 +144,11 @@ fn describe_known(finalised: &LineList, pending: &LineList) -> String {
 ///
 /// # Errors
 /// [`ImportError::Malformed`] with the line number for a bad header, a line with the
-/// wrong number of fields, invalid UTF-8, an empty or repeated id, or a line longer than
-/// [`MAX_LINE_BYTES`]; [`ImportError::KnownIds`] listing the lines whose id the store
-/// already holds; [`ImportError::Io`] when the file cannot be read;
-/// [`ImportError::Store`] when the store fails. Nothing is imported in every case.
+/// wrong number of fields, invalid UTF-8, an empty or repeated id, or a line or record
+/// (a quoted field may span lines) longer than [`MAX_LINE_BYTES`];
+/// [`ImportError::KnownIds`] listing the lines whose id the store already holds;
+/// [`ImportError::Io`] when the file cannot be read; [`ImportError::Store`] when the store
+/// fails. Nothing is imported in every case.
 pub async fn import_csv(store: &SqliteStore, path: &Path) -> Result<ImportReport, ImportError> {
     let path = path.to_path_buf();
     let file = File::open(&path).map_err(|e| io_error(&path, &e))?;
@@ -435,6 +436,13 @@ fn read(
         ReadError::LineTooLong { line } => ImportError::Malformed {
             line,
             reason: format!("is longer than {MAX_LINE_BYTES} bytes"),
+        },
+        ReadError::RecordTooLong { line, until } => ImportError::Malformed {
+            line,
+            reason: format!(
+                "starts a record longer than {MAX_LINE_BYTES} bytes: a quoted field runs on \
+                 past line {until} (is a closing quote missing?)"
+            ),
         },
         ReadError::Malformed { line } => ImportError::Malformed {
             line,

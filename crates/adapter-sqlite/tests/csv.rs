@@ -110,6 +110,13 @@ async fn malformed_files_import_nothing_and_name_the_line() {
     long.extend_from_slice(b"3,");
     long.extend(std::iter::repeat_n(b'9', MAX_LINE_BYTES + 10));
     long.extend_from_slice(b",\n");
+    // A quoted field of short lines, over the cap in all: one record, refused at its start.
+    let mut long_record = good.as_bytes().to_vec();
+    long_record.extend_from_slice(b"3,\"");
+    while long_record.len() < MAX_LINE_BYTES + 1_000 {
+        long_record.extend_from_slice(b"5550103\n");
+    }
+    long_record.extend_from_slice(b"\",\n4,4155550101,\n");
     let mut bad_utf8 = good.as_bytes().to_vec();
     bad_utf8.extend_from_slice(b"3,555\xff0103,\n");
     let cases: Vec<(&str, Vec<u8>, u64, &str)> = vec![
@@ -154,6 +161,7 @@ async fn malformed_files_import_nothing_and_name_the_line() {
         ),
         ("invalid utf-8", bad_utf8, 4, "UTF-8"),
         ("over-long line", long, 4, "longer than"),
+        ("over-long quoted record", long_record, 4, "closing quote"),
         (
             "after blank lines",
             b"id,phone\n\n\n1,5550103,x\n".to_vec(),
