@@ -29,23 +29,14 @@ pub fn scrub_phone_numbers(text: &str) -> String {
     scrub(text, usize::MAX)
 }
 
-/// [`scrub_phone_numbers`], then at most `max_chars` characters: a longer result is cut
-/// on a character boundary and ends with `…`.
+/// [`scrub_phone_numbers`], then at most `max_chars` characters, cut on a character
+/// boundary.
 pub fn scrub_then_truncate(text: &str, max_chars: usize) -> String {
-    // One character more than fits tells whether anything was cut.
-    let scrubbed = scrub(text, max_chars.saturating_add(1));
-    if scrubbed.chars().count() <= max_chars {
-        return scrubbed;
-    }
-    let mut cut: String = scrubbed.chars().take(max_chars.saturating_sub(1)).collect();
-    if max_chars > 0 {
-        cut.push(ELLIPSIS);
-    }
-    cut
+    scrub(text, max_chars).chars().take(max_chars).collect()
 }
 
 /// A reason as every store writes it: one line (control characters become spaces), no
-/// phone numbers, at most [`MAX_REASON_CHARS`] characters.
+/// phone numbers, at most [`MAX_REASON_CHARS`] characters, the last an `…` when cut.
 pub fn bounded_reason(text: &str) -> String {
     let flat: String = text
         .chars()
@@ -57,7 +48,14 @@ pub fn bounded_reason(text: &str) -> String {
             }
         })
         .collect();
-    scrub_then_truncate(&flat, MAX_REASON_CHARS)
+    // One character more than fits tells whether anything was cut.
+    let bounded = scrub_then_truncate(&flat, MAX_REASON_CHARS + 1);
+    if bounded.chars().count() <= MAX_REASON_CHARS {
+        return bounded;
+    }
+    let mut cut: String = bounded.chars().take(MAX_REASON_CHARS - 1).collect();
+    cut.push(ELLIPSIS);
+    cut
 }
 
 /// What a phone-like run becomes.
@@ -343,6 +341,8 @@ mod tests {
         let bounded = bounded_reason(&text);
         assert!(!bounded.contains("415"), "{bounded}");
         assert!(bounded.chars().count() <= MAX_REASON_CHARS, "{bounded}");
+        assert_eq!(scrub_then_truncate("abcdef", 4), "abcd");
+        assert_eq!(scrub_then_truncate("abc", 4), "abc");
         for width in 1..40 {
             let cut = scrub_then_truncate("ab +1 415 555 0123 cd", width);
             assert!(cut.chars().count() <= width, "{width}: {cut}");
