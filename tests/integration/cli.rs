@@ -2,8 +2,13 @@
 
 use std::path::Path;
 
+use ca_notify_domain::{DedupKey, DedupSecret, PhoneParser, RecordId};
 use ca_notify_integration_tests::Cli;
+use ca_notify_simulators::twilio::TwilioSimConfig;
+use ca_notify_simulators::verification::SimConfig;
 use serde_json::Value;
+
+use crate::harness::{Kind, World};
 
 fn fixture(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -147,4 +152,135 @@ fn demo_succeeds_and_its_summary_adds_up() {
         "landlines and bad numbers are not texted: {report}"
     );
     assert!(out.stdout.contains("sent"), "{}", out.stdout);
+}
+
+/// After a run, a file with ids the store already processed is refused as a whole: the
+/// error lists their lines (never their phones), and the new ids in it are not imported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_refuses_ids_with_a_final_outcome_naming_every_line() {
+    let world = World::start(10, TwilioSimConfig::default(), SimConfig::default()).await;
+    let run = world.cli().run(&["run", "--until-drained"]);
+    assert_eq!(run.code, Some(0), "{}", run.all());
+    assert_eq!(world.written(), 10, "every record has a final outcome");
+
+    let today = chrono::Utc::now().date_naive().to_string();
+    let (a, b) = (&world.people[2], &world.people[7]);
+    let file = world.dir.path().join("again.csv");
+    std::fs::write(
+        &file,
+        format!(
+            "id,phone,test_date\nnew-1,4155550199,{today}\n{},{},{today}\nnew-2,4155550198,{today}\n{},{},{today}\n",
+            a.id, a.national, b.id, b.national
+        ),
+    )
+    .expect("csv");
+    let out = world.cli().run(&["import", &file.display().to_string()]);
+    assert_eq!(out.code, Some(7), "{}", out.all());
+    assert!(out.stderr.contains("lines 3 and 5"), "{}", out.stderr);
+    assert!(out.stderr.contains("final outcome"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("nothing was imported"),
+        "{}",
+        out.stderr
+    );
+    for phone in [&a.national, &b.national, &"4155550199".to_owned()] {
+        assert!(
+            !out.all().contains(phone.as_str()),
+            "a phone in the error: {}",
+            out.all()
+        );
+    }
+    let state = world.state();
+    assert_eq!(state.len(), 10, "nothing was imported");
+    assert!(!state.contains_key("new-1"));
+}
+
+/// A dedup secret of digits keeps its zeros: the uuids are those of the secret as
+/// written (coerced to a number, `0000000000000001` was `1`, too short, and any other
+/// secret of digits would have silently changed every uuid).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_of_digits_from_the_environment_is_used_as_written() {
+    const WRITTEN: &str = "0000000000000001";
+    let world = World::start(3, TwilioSimConfig::default(), SimConfig::default()).await;
+    let run = world
+        .cli()
+        .env("CA_NOTIFY__DEDUP__SECRET", WRITTEN)
+        .run(&["run", "--until-drained"]);
+    assert_eq!(run.code, Some(0), "{}", run.all());
+
+    let secret = DedupSecret::new(WRITTEN.to_owned().into()).expect("secret");
+    let parser = PhoneParser::new("US").expect("parser");
+    let today = chrono::Utc::now().date_naive();
+    let conn = rusqlite::Connection::open(world.db()).expect("store");
+    let mut checked = 0;
+    for p in world.people.iter().filter(|p| p.kind == Kind::Mobile) {
+        let stored: String = conn
+            .query_row(
+                "SELECT dedup_uuid FROM ca_notify_state WHERE record_id = ?1",
+                [&p.id],
+                |row| row.get(0),
+            )
+            .expect("a uuid was written");
+        let phone = parser.parse(&p.national).expect("phone");
+        let want = DedupKey::derive(&secret, &phone, Some(today), &RecordId::from(p.id.as_str()));
+        assert_eq!(stored, want.to_string(), "{}", p.id);
+        checked += 1;
+    }
+    assert!(checked > 0);
+
+    // String settings keep their text too.
+    let out = world
+        .cli()
+        .env("CA_NOTIFY__WORKER_ID", "0001")
+        .env("CA_NOTIFY__VERIFICATION__SMS_TEMPLATE_LABEL", "1e3")
+        .run(&["check", "--print-config"]);
+    assert!(
+        out.stdout.contains("worker_id = \"0001\""),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("sms_template_label = \"1e3\""),
+        "{}",
+        out.stdout
+    );
+}
+
+/// A deadline of years or a lease margin of 0 stops the command before it opens
+/// anything, naming the key and the range.
+#[test]
+fn durations_out_of_range_are_configuration_errors_not_panics() {
+    for (key, value, named) in [
+        (
+            "CA_NOTIFY__PIPELINE__DEADLINE_SECS",
+            "3153600000",
+            "pipeline.deadline_secs",
+        ),
+        (
+            "CA_NOTIFY__PIPELINE__LEASE_MARGIN_SECS",
+            "0",
+            "pipeline.lease_margin_secs",
+        ),
+        (
+            "CA_NOTIFY__VERIFICATION__REQUEST_TIMEOUT_SECS",
+            "18446744073709551615",
+            "verification.request_timeout_secs",
+        ),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = store_env(dir.path())
+            .env("CA_NOTIFY__DEDUP__SECRET", "integration-test-dedup-secret")
+            .env("CA_NOTIFY__VERIFICATION__BASE_URL", "http://127.0.0.1:9")
+            .env("CA_NOTIFY__VERIFICATION__API_KEY", "key")
+            .env(key, value)
+            .run(&["run"]);
+        assert_eq!(out.code, Some(2), "{key}: {}", out.all());
+        assert!(out.stderr.contains(named), "{key}: {}", out.stderr);
+        assert!(out.stderr.contains("allowed: "), "{key}: {}", out.stderr);
+        assert!(!out.all().contains("panicked"), "{key}: {}", out.all());
+        assert!(
+            !dir.path().join("store.db").exists(),
+            "nothing is opened on a configuration error"
+        );
+    }
 }

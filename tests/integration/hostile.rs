@@ -278,14 +278,29 @@ async fn a_malformed_file_is_rejected_naming_its_line_and_imports_nothing() {
     text.push_str(",2026-01-01\nok-2,4157002102,2026-01-01\n");
     std::fs::write(&huge, text).expect("huge file");
 
+    // A quoted field of a million short lines: one 10 MB record, which the line cap alone
+    // let through.
+    let tall = dir.join("ten-megabyte-quoted-field-line-3.csv");
+    let mut text = String::from("id,phone,test_date\nok-1,4157002101,2026-01-01\ntall,\"");
+    text.push_str(&"4157002103\n".repeat(1 << 20));
+    text.push_str("\",2026-01-01\nok-2,4157002102,2026-01-01\n");
+    std::fs::write(&tall, text).expect("tall file");
+
     let files = REJECTED
         .iter()
         .map(|(file, line)| (fixture(file).display().to_string(), *file, *line))
-        .chain([(
-            huge.display().to_string(),
-            "ten-megabyte-line-3.csv",
-            "line 3",
-        )]);
+        .chain([
+            (
+                huge.display().to_string(),
+                "ten-megabyte-line-3.csv",
+                "line 3",
+            ),
+            (
+                tall.display().to_string(),
+                "ten-megabyte-quoted-field-line-3.csv",
+                "line 3",
+            ),
+        ]);
     for (path, file, line) in files {
         let out = world.cli.run(&["import", &path]);
         assert_eq!(out.code, Some(7), "{file}: {}", out.all());

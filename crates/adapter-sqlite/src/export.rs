@@ -4,7 +4,13 @@
 //! outcome `pending`, an empty sent flag, and as reason the last deferral, if any. The
 //! file is written beside its destination and renamed into place, so a reader never sees
 //! half an export and a failed export leaves any earlier file intact.
+//!
+//! Exports are opened in spreadsheets, where a cell starting with `=`, `+`, `-`, `@`, a
+//! tab or a carriage return is a formula: any such field (an id, most likely, since ids
+//! come from outside) is written with a single quote in front, as OWASP's "CSV Injection"
+//! page advises. Everything else is written as stored.
 
+use std::borrow::Cow;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -90,7 +96,8 @@ fn write_export(conn: &rusqlite::Connection, path: &Path) -> Result<ExportReport
             None => report.pending += 1,
         }
         let sent = sent.map(|s| s.to_string()).unwrap_or_default();
-        out.write_record([id.as_str(), &sent, &outcome, &reason, &processed_at])
+        let fields = [id.as_str(), &sent, &outcome, &reason, &processed_at];
+        out.write_record(fields.map(neutralise).iter().map(|f| f.as_bytes()))
             .map_err(csv_err)?;
         report.rows += 1;
     }
@@ -99,4 +106,14 @@ fn write_export(conn: &rusqlite::Connection, path: &Path) -> Result<ExportReport
     tmp.as_file().sync_all().map_err(io_err)?;
     tmp.persist(path).map_err(|e| io_err(e.error))?;
     Ok(report)
+}
+
+/// A field a spreadsheet would not run as a formula: one starting with `=`, `+`, `-`,
+/// `@`, tab or carriage return gets a single quote in front.
+fn neutralise(field: &str) -> Cow<'_, str> {
+    if field.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        Cow::Owned(format!("'{field}"))
+    } else {
+        Cow::Borrowed(field)
+    }
 }

@@ -12,24 +12,34 @@
 //! `NotSent { InvalidNumber }`. Only the file's structure is judged here. An empty
 //! optional field becomes NULL; an empty phone stays an empty string.
 //!
-//! Ids must be unique, within the file and against the store: a repeated id is an error
-//! naming both lines (or saying the store already holds it), because silently keeping
-//! either row could text the wrong number.
+//! Ids are imported once. Before a row goes in, the whole file is read against the
+//! store, and a line whose id the store already holds refuses the file, every such line
+//! listed ([`ImportError::KnownIds`]): an id with a final outcome (sent, already sent, not
+//! sent, …), even if its source row was deleted since, because the ledger would keep that
+//! outcome and never process the new row, or process it as the person the id was texted
+//! for; and an id still pending, because silently keeping either row could text the wrong
+//! number. Within the file, a repeated id is an error naming both lines.
 
+use std::fmt;
 use std::fs::File;
-use std::io;
+use std::io::{self, Seek};
 use std::path::{Path, PathBuf};
 
 use rusqlite::types::Value;
-use rusqlite::TransactionBehavior;
+use rusqlite::{CachedStatement, OptionalExtension, TransactionBehavior};
 
+use crate::config::ValidTable;
 use crate::csv_lines::{CsvLines, ReadError};
 use crate::error::StoreError;
+use crate::statements::OUTCOME_OF;
 use crate::store::SqliteStore;
 
 pub use crate::csv_lines::MAX_LINE_BYTES;
 
 const COLUMNS: [&str; 5] = ["id", "phone", "test_date", "symptom_date", "test_type"];
+
+/// How many line numbers an error lists; it counts the rest.
+pub const MAX_LISTED_LINES: usize = 100;
 
 /// What an import did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,18 +69,86 @@ pub enum ImportError {
         /// What is wrong, without the line's content.
         reason: String,
     },
+    /// Lines whose id the store already holds; nothing was imported.
+    #[error("{}; nothing was imported", describe_known(.finalised, .pending))]
+    KnownIds {
+        /// Lines whose id has a final outcome in the store.
+        finalised: LineList,
+        /// Lines whose id the store holds without a final outcome yet.
+        pending: LineList,
+    },
     /// The store failed; nothing was imported.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Line numbers of a file, in file order: the first [`MAX_LISTED_LINES`], and the count.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LineList {
+    /// The first [`MAX_LISTED_LINES`] lines.
+    pub first: Vec<u64>,
+    /// How many lines in all.
+    pub total: u64,
+}
+
+impl LineList {
+    fn push(&mut self, line: u64) {
+        if self.first.len() < MAX_LISTED_LINES {
+            self.first.push(line);
+        }
+        self.total += 1;
+    }
+
+    /// Whether it holds no line.
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+}
+
+/// `line 3`, `lines 3 and 5`, `lines 3, 5 and 9`, or the first ones and the count.
+impl fmt::Display for LineList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let listed: Vec<String> = self.first.iter().map(u64::to_string).collect();
+        let more = self.total - self.first.len() as u64;
+        match listed.as_slice() {
+            [] => write!(f, "no line"),
+            [one] if more == 0 => write!(f, "line {one}"),
+            [head @ .., last] if more == 0 => write!(f, "lines {} and {last}", head.join(", ")),
+            _ => write!(
+                f,
+                "lines {} and {more} more ({} lines in all)",
+                listed.join(", "),
+                self.total
+            ),
+        }
+    }
+}
+
+fn describe_known(finalised: &LineList, pending: &LineList) -> String {
+    let mut parts = Vec::new();
+    if !finalised.is_empty() {
+        parts.push(format!(
+            "{finalised}: the store already holds the id with a final outcome (a record is processed once)"
+        ));
+    }
+    if !pending.is_empty() {
+        parts.push(format!(
+            "{pending}: the store already holds the id, not yet processed"
+        ));
+    }
+    parts.push("remove these lines or give them new ids".to_owned());
+    parts.join("; ")
 }
 
 /// Imports the recipients in the CSV file at `path` into the store's source table.
 ///
 /// # Errors
 /// [`ImportError::Malformed`] with the line number for a bad header, a line with the
-/// wrong number of fields, invalid UTF-8, an empty or repeated id, or a line longer than
-/// [`MAX_LINE_BYTES`]; [`ImportError::Io`] when the file cannot be read;
-/// [`ImportError::Store`] when the store fails. Nothing is imported in every case.
+/// wrong number of fields, invalid UTF-8, an empty or repeated id, or a line or record
+/// (a quoted field may span lines) longer than [`MAX_LINE_BYTES`];
+/// [`ImportError::KnownIds`] listing the lines whose id the store already holds;
+/// [`ImportError::Io`] when the file cannot be read; [`ImportError::Store`] when the store
+/// fails. Nothing is imported in every case.
 pub async fn import_csv(store: &SqliteStore, path: &Path) -> Result<ImportReport, ImportError> {
     let path = path.to_path_buf();
     let file = File::open(&path).map_err(|e| io_error(&path, &e))?;
@@ -96,45 +174,172 @@ fn import_into(
     tx: &rusqlite::Transaction<'_>,
     inner: &crate::store::Inner,
     path: &Path,
-    file: File,
+    mut file: File,
 ) -> Result<ImportReport, ImportError> {
-    let mut reader = CsvLines::new(file);
-    let mut record = csv::ByteRecord::new();
-    if read(&mut reader, &mut record, path)?.is_none() {
-        return Err(ImportError::Malformed {
-            line: 1,
-            reason: format!(
-                "the file is empty; expected a header line {}",
-                COLUMNS.join(",")
-            ),
-        });
-    }
-    let header = Header::parse(&record)?;
-    // Each configured store column, in insert order, and where it sits in the file.
-    let table = &inner.table;
-    let mut sources: Vec<Option<usize>> = Vec::new();
-    for (i, column) in table.columns().iter().enumerate() {
-        if column.is_some() {
-            sources.push(header.position[i]);
-        } else if header.position[i].is_some() {
-            return Err(ImportError::Malformed {
-                line: 1,
-                reason: format!(
-                    "the file has a {} column but the store's source table is configured without one",
-                    COLUMNS[i]
-                ),
-            });
-        }
-    }
+    let io = |e: io::Error| io_error(path, &e);
+    let mut find = tx
+        .prepare_cached(&inner.sql.find)
+        .map_err(StoreError::from)?;
+    let mut outcome_of = tx.prepare_cached(OUTCOME_OF).map_err(StoreError::from)?;
+    refuse_known_ids(
+        &mut find,
+        &mut outcome_of,
+        &inner.table,
+        path,
+        file.try_clone().map_err(io)?,
+    )?;
+    file.rewind().map_err(io)?;
 
     let mut insert = tx
         .prepare_cached(&inner.sql.insert)
         .map_err(StoreError::from)?;
-    let mut exists = tx
-        .prepare_cached(&inner.sql.exists)
-        .map_err(StoreError::from)?;
+    let mut rows = Rows::open(file, &inner.table, path)?;
+    // Known ids were refused above; what is left to find (a file changed since) is too.
+    let id_index = rows.header.id;
+    let mut finalised = LineList::default();
     let mut imported = 0u64;
-    while let Some(line) = read(&mut reader, &mut record, path)? {
+    while let Some(row) = rows.next(path)? {
+        if find.exists([row.id]).map_err(StoreError::from)? {
+            let reason = match earlier_line_with_id(path, id_index, row.id, row.line) {
+                Some(earlier) => format!("repeats the id of line {earlier}"),
+                None => "has an id the store already holds".to_owned(),
+            };
+            return Err(ImportError::Malformed {
+                line: row.line,
+                reason,
+            });
+        }
+        let id: String = insert
+            .query_row(rusqlite::params_from_iter(row.values.iter()), |r| r.get(0))
+            .map_err(StoreError::from)?;
+        // The same id under another spelling (`007` in an INTEGER column is 7), whose
+        // source row is gone but whose outcome the ledger keeps.
+        if is_final(outcome(&mut outcome_of, &id)?) {
+            finalised.push(row.line);
+        }
+        imported += 1;
+    }
+    if !finalised.is_empty() {
+        return Err(ImportError::KnownIds {
+            finalised,
+            pending: LineList::default(),
+        });
+    }
+    Ok(ImportReport {
+        imported,
+        columns: rows.header.names,
+    })
+}
+
+/// Reads the whole file against the store before anything is inserted, so an id found
+/// in the store was there before this import (a later repeat within the file is not).
+fn refuse_known_ids(
+    find: &mut CachedStatement<'_>,
+    outcome_of: &mut CachedStatement<'_>,
+    table: &ValidTable,
+    path: &Path,
+    file: File,
+) -> Result<(), ImportError> {
+    let mut rows = Rows::open(file, table, path)?;
+    let mut finalised = LineList::default();
+    let mut pending = LineList::default();
+    while let Some(row) = rows.next(path)? {
+        let found: Option<String> = find
+            .query_row([row.id], |r| r.get(0))
+            .optional()
+            .map_err(StoreError::from)?;
+        // A state row without a source row keeps its outcome (the ledger), or is a pending
+        // orphan that adoption takes up again.
+        let state = outcome(outcome_of, found.as_deref().unwrap_or(row.id))?;
+        if is_final(state) {
+            finalised.push(row.line);
+        } else if found.is_some() {
+            pending.push(row.line);
+        }
+    }
+    if finalised.is_empty() && pending.is_empty() {
+        Ok(())
+    } else {
+        Err(ImportError::KnownIds { finalised, pending })
+    }
+}
+
+/// The state of record `id`: `None` when the ledger does not know it, `Some(None)` while
+/// it is pending, `Some(Some(outcome))` once final.
+fn outcome(
+    outcome_of: &mut CachedStatement<'_>,
+    id: &str,
+) -> Result<Option<Option<String>>, ImportError> {
+    Ok(outcome_of
+        .query_row([id], |r| r.get(0))
+        .optional()
+        .map_err(StoreError::from)?)
+}
+
+fn is_final(state: Option<Option<String>>) -> bool {
+    matches!(state, Some(Some(_)))
+}
+
+/// The data lines of a file, checked and turned into the values of an insert.
+struct Rows {
+    reader: CsvLines,
+    record: csv::ByteRecord,
+    header: Header,
+    /// Each configured store column, in insert order, and where it sits in the file.
+    sources: Vec<Option<usize>>,
+}
+
+/// One data line.
+struct Row<'a> {
+    line: u64,
+    id: &'a str,
+    /// The insert's values: id and phone verbatim, an empty optional field NULL.
+    values: Vec<Value>,
+}
+
+impl Rows {
+    /// Reads and checks the header line.
+    fn open(file: File, table: &ValidTable, path: &Path) -> Result<Self, ImportError> {
+        let mut reader = CsvLines::new(file);
+        let mut record = csv::ByteRecord::new();
+        if read(&mut reader, &mut record, path)?.is_none() {
+            return Err(ImportError::Malformed {
+                line: 1,
+                reason: format!(
+                    "the file is empty; expected a header line {}",
+                    COLUMNS.join(",")
+                ),
+            });
+        }
+        let header = Header::parse(&record)?;
+        let mut sources: Vec<Option<usize>> = Vec::new();
+        for (i, column) in table.columns().iter().enumerate() {
+            if column.is_some() {
+                sources.push(header.position[i]);
+            } else if header.position[i].is_some() {
+                return Err(ImportError::Malformed {
+                    line: 1,
+                    reason: format!(
+                        "the file has a {} column but the store's source table is configured without one",
+                        COLUMNS[i]
+                    ),
+                });
+            }
+        }
+        Ok(Self {
+            reader,
+            record,
+            header,
+            sources,
+        })
+    }
+
+    /// The next data line, or `None` at the end.
+    fn next(&mut self, path: &Path) -> Result<Option<Row<'_>>, ImportError> {
+        let Some(line) = read(&mut self.reader, &mut self.record, path)? else {
+            return Ok(None);
+        };
+        let (record, header) = (&self.record, &self.header);
         let malformed = |reason: String| ImportError::Malformed { line, reason };
         if record.len() != header.width {
             return Err(malformed(format!(
@@ -155,8 +360,8 @@ fn import_into(
         if id.trim().is_empty() {
             return Err(malformed("has an empty id".to_owned()));
         }
-        let mut values: Vec<Value> = Vec::with_capacity(sources.len());
-        for (slot, source) in sources.iter().enumerate() {
+        let mut values: Vec<Value> = Vec::with_capacity(self.sources.len());
+        for (slot, source) in self.sources.iter().enumerate() {
             let value = match source {
                 None => Value::Null,
                 Some(index) => {
@@ -171,25 +376,8 @@ fn import_into(
             };
             values.push(value);
         }
-        let taken: bool = exists
-            .query_row([id], |row| row.get(0))
-            .map_err(StoreError::from)?;
-        if taken {
-            let reason = match earlier_line_with_id(path, header.id, id, line) {
-                Some(earlier) => format!("repeats the id of line {earlier}"),
-                None => "has an id the store already holds".to_owned(),
-            };
-            return Err(malformed(reason));
-        }
-        insert
-            .execute(rusqlite::params_from_iter(values.iter()))
-            .map_err(StoreError::from)?;
-        imported += 1;
+        Ok(Some(Row { line, id, values }))
     }
-    Ok(ImportReport {
-        imported,
-        columns: header.names,
-    })
 }
 
 /// The header line: which known column sits where.
@@ -248,6 +436,13 @@ fn read(
         ReadError::LineTooLong { line } => ImportError::Malformed {
             line,
             reason: format!("is longer than {MAX_LINE_BYTES} bytes"),
+        },
+        ReadError::RecordTooLong { line, until } => ImportError::Malformed {
+            line,
+            reason: format!(
+                "starts a record longer than {MAX_LINE_BYTES} bytes: a quoted field runs on \
+                 past line {until} (is a closing quote missing?)"
+            ),
         },
         ReadError::Malformed { line } => ImportError::Malformed {
             line,

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use ca_notify_domain::{
-    scrub_phone_numbers, ClaimToken, DedupKey, KeyHistory, Outcome, RecordOutcome,
+    ClaimToken, DedupKey, KeyHistory, Outcome, RecordOutcome,
 };
 use ca_notify_ports::{ResultSink, SinkError, WriteReceipt};
 use rusqlite::{params, Connection, TransactionBehavior};
@@ -83,9 +83,9 @@ impl ResultSink for SqliteStore {
                             ),
                             None => {}
                         }
-                        // Reason codes are ours, but some carry outside text; keep the
-                        // ledger free of phone numbers whatever the caller forgot.
-                        let reason = scrub_phone_numbers(&o.outcome.reason_code());
+                        // Some reasons carry outside text; reason_code() is the one way
+                        // to write them: one line, scrubbed of phone numbers, bounded.
+                        let reason = o.outcome.reason_code();
                         let changed = match &o.outcome {
                             Outcome::Deferred { reason: why } => {
                                 let stmt = if why.holds_the_claim() {

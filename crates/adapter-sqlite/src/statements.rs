@@ -69,6 +69,9 @@ pub(crate) const COUNTS: &str = "SELECT count(*),
         count(*) FILTER (WHERE sent = 0)
     FROM ca_notify_state";
 
+/// The outcome of record `?1`: no row when the ledger does not know it, NULL while pending.
+pub(crate) const OUTCOME_OF: &str = "SELECT outcome FROM ca_notify_state WHERE record_id = ?1";
+
 /// Every state row for export, in id order; a pending record shows its last deferral.
 pub(crate) const EXPORT: &str =
     "SELECT record_id, sent, outcome, coalesce(reason, last_deferral), processed_at
@@ -84,10 +87,11 @@ pub(crate) struct SourceSql {
     /// Forgets the pending state of `?1` when its source row is truly gone. The full
     /// `CAST` comparison (no index) runs only for such orphans, which are rare.
     pub drop_orphan: String,
-    /// Inserts one source row (import); the adoption trigger adds its state row.
+    /// Inserts one source row (import) and returns its id as the state table spells it
+    /// (an INTEGER column stores `007` as 7); the adoption trigger adds its state row.
     pub insert: String,
-    /// Whether id `?1` is already in the source (import).
-    pub exists: String,
+    /// The id, as the state table spells it, of a source row with id `?1` (import).
+    pub find: String,
 }
 
 impl SourceSql {
@@ -125,11 +129,11 @@ impl SourceSql {
                     AND NOT EXISTS (SELECT 1 FROM {src} AS r WHERE CAST(r.{id} AS TEXT) = ?1)"
             ),
             insert: format!(
-                "INSERT INTO {src} ({}) VALUES ({})",
+                "INSERT INTO {src} ({}) VALUES ({}) RETURNING CAST({id} AS TEXT)",
                 present.join(", "),
                 placeholders.join(", ")
             ),
-            exists: format!("SELECT EXISTS (SELECT 1 FROM {src} WHERE {id} = ?1)"),
+            find: format!("SELECT CAST({id} AS TEXT) FROM {src} WHERE {id} = ?1 LIMIT 1"),
         }
     }
 }

@@ -13,6 +13,7 @@ use ca_notify_adapter_sqlite::{
 use ca_notify_domain::{RecipientRecord, RecordId};
 use ca_notify_ports::{PhoneSource, ResultSink};
 use ca_notify_store_contract::fixtures::{deferred, invalid_number, sent};
+use rusqlite::Connection;
 use support::{open, Harness};
 
 const LEASE: Duration = Duration::from_secs(600);
@@ -109,6 +110,13 @@ async fn malformed_files_import_nothing_and_name_the_line() {
     long.extend_from_slice(b"3,");
     long.extend(std::iter::repeat_n(b'9', MAX_LINE_BYTES + 10));
     long.extend_from_slice(b",\n");
+    // A quoted field of short lines, over the cap in all: one record, refused at its start.
+    let mut long_record = good.as_bytes().to_vec();
+    long_record.extend_from_slice(b"3,\"");
+    while long_record.len() < MAX_LINE_BYTES + 1_000 {
+        long_record.extend_from_slice(b"5550103\n");
+    }
+    long_record.extend_from_slice(b"\",\n4,4155550101,\n");
     let mut bad_utf8 = good.as_bytes().to_vec();
     bad_utf8.extend_from_slice(b"3,555\xff0103,\n");
     let cases: Vec<(&str, Vec<u8>, u64, &str)> = vec![
@@ -153,6 +161,7 @@ async fn malformed_files_import_nothing_and_name_the_line() {
         ),
         ("invalid utf-8", bad_utf8, 4, "UTF-8"),
         ("over-long line", long, 4, "longer than"),
+        ("over-long quoted record", long_record, 4, "closing quote"),
         (
             "after blank lines",
             b"id,phone\n\n\n1,5550103,x\n".to_vec(),
@@ -214,12 +223,176 @@ async fn an_id_the_store_already_holds_rejects_the_file() {
     import_csv(&store, &first).await.expect("first import");
     let second = write(h.dir(), "b.csv", b"id,phone\n2,4155550102\n1,5550103\n");
     let err = import_csv(&store, &second).await.expect_err("repeat");
-    assert!(
-        matches!(err, ImportError::Malformed { line: 3, .. }),
-        "{err}"
-    );
+    match &err {
+        ImportError::KnownIds { finalised, pending } => {
+            assert_eq!(finalised.total, 0, "{err}");
+            assert_eq!((pending.first.as_slice(), pending.total), (&[3][..], 1));
+        }
+        other => panic!("{other}"),
+    }
+    assert!(err.to_string().contains("line 3"), "{err}");
     assert!(err.to_string().contains("already holds"), "{err}");
     assert_eq!(store.counts().await.expect("counts").total, 1);
+}
+
+/// An id with a final outcome (sent, not sent, …) must never be imported again: its
+/// record would not be processed, or, under a new phone, be processed as someone else.
+/// Every such line is listed, with those still pending; nothing of the file goes in.
+#[tokio::test]
+async fn ids_with_a_final_outcome_are_refused_listing_every_line() {
+    let h = Harness::new();
+    let path = h.new_path();
+    let store = open(&path, "a").await;
+    let first = write(
+        h.dir(),
+        "a.csv",
+        b"id,phone\n1,4155550101\n2,4155550102\n3,5550103\n4,4155550101\n",
+    );
+    import_csv(&store, &first).await.expect("first import");
+    let claim = store.claim(4, LEASE).await.expect("claim");
+    let id = |n: &str| RecordId::from(n);
+    store
+        .write_back(
+            &claim.token,
+            &[sent(&id("1")), invalid_number(&id("2")), deferred(&id("3"))],
+        )
+        .await
+        .expect("write");
+    store
+        .release(&claim.token, &[id("4")])
+        .await
+        .expect("release");
+
+    let second = write(
+        h.dir(),
+        "b.csv",
+        b"id,phone\nnew-1,4155550101\n1,4155550101\nnew-2,4155550102\n2,4155550102\n3,5550103\n4,5550103\n",
+    );
+    let err = import_csv(&store, &second).await.expect_err("known ids");
+    let text = err.to_string();
+    match &err {
+        ImportError::KnownIds { finalised, pending } => {
+            assert_eq!(
+                (finalised.first.as_slice(), finalised.total),
+                (&[3, 5][..], 2)
+            );
+            assert_eq!((pending.first.as_slice(), pending.total), (&[6, 7][..], 2));
+        }
+        other => panic!("not a known-ids error: {other}"),
+    }
+    assert!(text.contains("lines 3 and 5"), "{text}");
+    assert!(text.contains("final outcome"), "{text}");
+    assert!(text.contains("lines 6 and 7"), "{text}");
+    assert!(text.contains("nothing was imported"), "{text}");
+    assert_no_phone(&text);
+    assert_eq!(store.counts().await.expect("counts").total, 4);
+
+    // The source row gone, the ledger still remembers the id.
+    Connection::open(&path)
+        .expect("raw")
+        .execute("DELETE FROM recipients WHERE id IN ('1', '4')", [])
+        .expect("delete");
+    let third = write(h.dir(), "c.csv", b"id,phone\n4,4155550101\n1,4155550101\n");
+    let err = import_csv(&store, &third)
+        .await
+        .expect_err("a deleted final id");
+    match &err {
+        ImportError::KnownIds { finalised, pending } => {
+            assert_eq!((finalised.first.as_slice(), finalised.total), (&[3][..], 1));
+            assert_eq!(
+                pending.total, 0,
+                "a pending id without its row is new again"
+            );
+        }
+        other => panic!("not a known-ids error: {other}"),
+    }
+    let rows: i64 = Connection::open(&path)
+        .expect("raw")
+        .query_row("SELECT count(*) FROM recipients", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(rows, 2, "nothing was imported: {err}");
+}
+
+/// A long list is cut, with the count of all.
+#[tokio::test]
+async fn a_long_list_of_known_lines_is_cut_and_counted() {
+    let h = Harness::new();
+    let store = open(&h.new_path(), "a").await;
+    let mut text = String::from("id,phone\n");
+    for n in 0..500 {
+        text.push_str(&format!("{n},x\n"));
+    }
+    let file = write(h.dir(), "many.csv", text.as_bytes());
+    import_csv(&store, &file).await.expect("first import");
+    let claim = store.claim(1_000, LEASE).await.expect("claim");
+    let all: Vec<_> = claim.records.iter().map(|r| sent(&r.id)).collect();
+    store.write_back(&claim.token, &all).await.expect("write");
+    let err = import_csv(&store, &file).await.expect_err("all known");
+    match &err {
+        ImportError::KnownIds { finalised, .. } => {
+            assert_eq!(finalised.total, 500);
+            assert!(finalised.first.len() < 500);
+            assert_eq!(finalised.first[..3], [2, 3, 4]);
+        }
+        other => panic!("not a known-ids error: {other}"),
+    }
+    let text = err.to_string();
+    assert!(text.contains("500 lines"), "{text}");
+    assert!(text.len() < 2_000, "{text}");
+}
+
+/// An integer id column stores `007` as 7: the ledger of 7 is found all the same.
+#[tokio::test]
+async fn a_final_id_is_found_under_another_spelling_of_the_same_integer() {
+    let h = Harness::new();
+    let path = h.new_path();
+    Connection::open(&path)
+        .expect("raw")
+        .execute_batch("CREATE TABLE Patients (PatientId INTEGER PRIMARY KEY, Mobile TEXT);")
+        .expect("table");
+    let store = SqliteStore::open(SqliteConfig {
+        table: SourceTable {
+            name: "Patients".into(),
+            id: "PatientId".into(),
+            phone: "Mobile".into(),
+            test_date: None,
+            symptom_date: None,
+            test_type: None,
+        },
+        ..SqliteConfig::at(&path)
+    })
+    .await
+    .expect("open");
+    let file = write(h.dir(), "p.csv", b"id,phone\n7,4155550101\n");
+    import_csv(&store, &file).await.expect("import");
+    let claim = store.claim(1, LEASE).await.expect("claim");
+    store
+        .write_back(&claim.token, &[sent(&RecordId::from("7"))])
+        .await
+        .expect("write");
+    for again in ["id,phone\n007,4155550101\n", "id,phone\n7,4155550101\n"] {
+        let err = import_csv(&store, &write(h.dir(), "q.csv", again.as_bytes()))
+            .await
+            .expect_err(again);
+        assert!(matches!(err, ImportError::KnownIds { .. }), "{err}");
+    }
+    Connection::open(&path)
+        .expect("raw")
+        .execute("DELETE FROM Patients", [])
+        .expect("delete");
+    let err = import_csv(
+        &store,
+        &write(h.dir(), "r.csv", b"id,phone\n007,4155550101\n"),
+    )
+    .await
+    .expect_err("the ledger outlives the row");
+    assert!(matches!(err, ImportError::KnownIds { .. }), "{err}");
+    assert_eq!(store.counts().await.expect("counts").sent, 1);
+    let rows: i64 = Connection::open(&path)
+        .expect("raw")
+        .query_row("SELECT count(*) FROM Patients", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(rows, 0, "nothing was imported");
 }
 
 #[tokio::test]
@@ -306,4 +479,47 @@ async fn export_has_one_row_per_record_and_no_phone() {
         Err(ExportError::Io { .. })
     ));
     assert_eq!(std::fs::read_to_string(&out).expect("still there"), text);
+}
+
+/// A cell starting with `=`, `+`, `-`, `@`, a tab or a carriage return is a formula to a
+/// spreadsheet; the export prefixes it with a single quote (OWASP, "CSV Injection"),
+/// whichever column it is in, ids included.
+#[tokio::test]
+async fn export_neutralises_spreadsheet_formulas() {
+    let h = Harness::new();
+    let store = open(&h.new_path(), "a").await;
+    let file = write(
+        h.dir(),
+        "in.csv",
+        b"id,phone\n\
+          \"=HYPERLINK(\"\"http://x\"\")\",1\n\
+          +1,2\n\
+          -2,3\n\
+          @SUM(A1),4\n\
+          \"\tTAB\",5\n\
+          \"\rCR\",6\n\
+          plain,7\n\
+          a=b,8\n",
+    );
+    import_csv(&store, &file).await.expect("import");
+    let out = h.dir().join("out.csv");
+    export_csv(&store, &out).await.expect("export");
+    let mut reader = csv::Reader::from_path(&out).expect("export readable");
+    let ids: Vec<String> = reader
+        .records()
+        .map(|r| r.expect("row")[0].to_owned())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "'\tTAB",
+            "'\rCR",
+            "'+1",
+            "'-2",
+            "'=HYPERLINK(\"http://x\")",
+            "'@SUM(A1)",
+            "a=b",
+            "plain",
+        ]
+    );
 }

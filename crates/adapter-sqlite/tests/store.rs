@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use ca_notify_adapter_sqlite::schema::{SCHEMA_VERSION, STATE_TABLE};
 use ca_notify_adapter_sqlite::{SourceTable, SqliteConfig, SqliteStore, StoreCounts, StoreError};
-use ca_notify_domain::{RecordId, RecordOutcome};
+use ca_notify_domain::scrub::MAX_REASON_CHARS;
+use ca_notify_domain::{NotSentReason, Outcome, RecordId, RecordOutcome};
 use ca_notify_ports::{PhoneSource, ResultSink, SinkError, SourceError};
 use ca_notify_store_contract::fixtures::{deferred, invalid_number, records, sent};
 use rusqlite::Connection;
@@ -239,6 +240,50 @@ async fn final_outcomes_of_a_deleted_row_stay_in_the_ledger() {
             .records
             .is_empty(),
         "a record already texted came back after its source row was re-inserted"
+    );
+}
+
+/// Reasons can carry outside text (a server's `errorCode`, a validator's line type): the
+/// ledger gets it on one line, without phone numbers, and bounded.
+#[tokio::test]
+async fn reasons_are_written_scrubbed_and_bounded() {
+    let h = Harness::new();
+    let path = h.new_path();
+    let store = open(&path, "a").await;
+    seed(&path, &records(1, 2));
+    let claim = store.claim(2, LEASE).await.expect("claim");
+    let outside = format!(
+        "The 'To' number +1 (415) 555-0123\nis not valid {}",
+        "x".repeat(5_000)
+    );
+    let rejected = |id: &RecordId, text: &str| RecordOutcome {
+        id: id.clone(),
+        dedup_key: None,
+        outcome: Outcome::not_sent(NotSentReason::Rejected {
+            error_code: text.to_owned(),
+        }),
+    };
+    store
+        .write_back(
+            &claim.token,
+            &[
+                rejected(&claim.records[0].id, &outside),
+                rejected(&claim.records[1].id, "phone_number_invalid"),
+            ],
+        )
+        .await
+        .expect("write");
+    let long = state(&path, &claim.records[0].id).reason.expect("a reason");
+    assert!(
+        long.starts_with("rejected:The 'To' number [phone] is not valid xxx"),
+        "{long}"
+    );
+    assert_eq!(long.chars().count(), MAX_REASON_CHARS);
+    assert!(!long.contains("555"));
+    assert_eq!(
+        state(&path, &claim.records[1].id).reason.as_deref(),
+        Some("rejected:phone_number_invalid"),
+        "a short code is written as it is"
     );
 }
 

@@ -9,7 +9,7 @@
 //! Fields that echo the number (`phone_number`, `national_format`, `url`) are deliberately
 //! not decoded, so no `Debug` of these types can ever show one.
 
-use ca_notify_domain::scrub_phone_numbers;
+use ca_notify_domain::scrub::scrub_then_truncate;
 use ca_notify_ports::PhoneVerdict;
 use serde::Deserialize;
 
@@ -144,12 +144,9 @@ impl TwilioErrorBody {
 /// Outside text made fit for a log line: phone numbers scrubbed, control characters
 /// dropped, length bounded.
 pub fn safe_text(text: &str) -> String {
-    let flat: String = text
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(MAX_MESSAGE_CHARS)
-        .collect();
-    scrub_phone_numbers(flat.trim())
+    let flat: String = text.chars().filter(|c| !c.is_control()).collect();
+    // Scrubbed before it is cut: cut first, a number's tail could pass as too short.
+    scrub_then_truncate(flat.trim(), MAX_MESSAGE_CHARS)
 }
 
 #[cfg(test)]
@@ -269,6 +266,9 @@ mod tests {
         let long = "x".repeat(10_000);
         assert!(safe_text(&long).len() <= MAX_MESSAGE_CHARS);
         assert_eq!(safe_text("a\nb\u{7}c"), "abc");
+        let straddling = format!("{}+1 415 555 0123", "x".repeat(MAX_MESSAGE_CHARS - 8));
+        let text = safe_text(&straddling);
+        assert!(!text.contains("415"), "{text}");
     }
 }
 

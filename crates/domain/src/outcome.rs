@@ -89,14 +89,14 @@ impl Outcome {
 
     /// The reason column: a stable code, empty for `Sent`.
     pub fn reason_code(&self) -> String {
-        match self {
+        crate::scrub::bounded_reason(&match self {
             Self::Sent => String::new(),
             Self::AlreadySent => "uuid_already_exists".to_owned(),
             Self::TextedBefore => "texted_before".to_owned(),
             Self::Unconfirmed => "uuid_exists_after_failure".to_owned(),
             Self::NotSent { reason } => reason.code(),
             Self::Deferred { reason } => reason.code().to_owned(),
-        }
+        })
     }
 }
 

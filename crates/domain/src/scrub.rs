@@ -1,45 +1,198 @@
-//! Removes phone numbers from text that comes from outside.
+//! Removes phone numbers from text that comes from outside, and bounds it.
 //!
 //! The verification server passes Twilio's error text through, and Twilio's text can
 //! carry the destination number (`The 'To' number +1… is not a valid phone number.`; the
 //! verification server's `send_sms.go:33-65`). Every error text we log or store goes
 //! through [`scrub_phone_numbers`] first. It is deliberately greedy: any run of seven or
-//! more digits, however punctuated, becomes `[phone]`.
+//! more digits, however punctuated, becomes `[phone]`. Digits are those of any script
+//! (fullwidth `４`, Arabic-Indic `٤`, …), punctuation includes the Unicode dashes, spaces
+//! and fullwidth brackets, and a leading `+` or `(` goes with the number. Three shapes are
+//! known not to be phones and are kept: ISO dates (`2021-06-01`, `2021/06/01`), uuids,
+//! and decimals with one point (`250.812345`, the seconds of a timestamp).
+//!
+//! Text that is also cut to a length is scrubbed first and cut after
+//! ([`scrub_then_truncate`]): cut first, the tail of a number could fall under seven
+//! digits and pass. [`bounded_reason`] is that, on one line, for every reason column.
 
 /// Digits a run must have before it counts as a phone number.
 const MIN_DIGITS: usize = 7;
 
-/// Replaces every phone-like run (digits with `+ ( ) - . /` and spaces between them,
-/// seven digits or more) with `[phone]`.
+/// Longest reason a store keeps, in characters (the ellipsis included).
+pub const MAX_REASON_CHARS: usize = 200;
+
+/// What marks a cut.
+const ELLIPSIS: char = '\u{2026}';
+
+/// Replaces every phone-like run (digits with `+ ( ) - . /`, spaces and their Unicode
+/// look-alikes between them, seven digits or more) with `[phone]`.
 pub fn scrub_phone_numbers(text: &str) -> String {
-    let chars: Vec<char> = text.chars().collect();
-    let mut out = String::with_capacity(text.len());
-    let mut i = 0;
-    while i < chars.len() {
-        if chars[i].is_ascii_digit() || (chars[i] == '+' && next_is_digit(&chars, i)) {
-            let (end, digits) = phone_like_run(&chars, i);
-            let run = &chars[i..end];
-            if digits >= MIN_DIGITS && !is_iso_date(run) && !is_decimal(run) {
-                out.push_str("[phone]");
+    scrub(text, usize::MAX)
+}
+
+/// [`scrub_phone_numbers`], then at most `max_chars` characters, cut on a character
+/// boundary.
+pub fn scrub_then_truncate(text: &str, max_chars: usize) -> String {
+    scrub(text, max_chars).chars().take(max_chars).collect()
+}
+
+/// A reason as every store writes it: one line (control characters become spaces), no
+/// phone numbers, at most [`MAX_REASON_CHARS`] characters, the last an `…` when cut.
+pub fn bounded_reason(text: &str) -> String {
+    let flat: String = text
+        .chars()
+        .map(|c| {
+            if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
+                ' '
             } else {
-                out.extend(&chars[i..end]);
+                c
             }
-            i = end;
+        })
+        .collect();
+    // One character more than fits tells whether anything was cut.
+    let bounded = scrub_then_truncate(&flat, MAX_REASON_CHARS + 1);
+    if bounded.chars().count() <= MAX_REASON_CHARS {
+        return bounded;
+    }
+    let mut cut: String = bounded.chars().take(MAX_REASON_CHARS - 1).collect();
+    cut.push(ELLIPSIS);
+    cut
+}
+
+/// What a phone-like run becomes.
+const PHONE: &str = "[phone]";
+
+/// Scrubs `text`, stopping once the output holds `limit` characters.
+fn scrub(text: &str, limit: usize) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len().min(limit));
+    let mut written = 0usize;
+    let mut i = 0;
+    while i < chars.len() && written < limit {
+        let (end, phone) = match date_at(&chars, i).or_else(|| uuid_at(&chars, i)) {
+            Some(len) => (i + len, false),
+            None => match number_start(&chars, i) {
+                Some(first_digit) => {
+                    let (end, digits) = phone_like_run(&chars, i, first_digit);
+                    (end, digits >= MIN_DIGITS && !is_decimal(&chars[i..end]))
+                }
+                None => (i + 1, false),
+            },
+        };
+        if phone {
+            out.push_str(PHONE);
+            written += PHONE.len();
         } else {
-            out.push(chars[i]);
-            i += 1;
+            out.extend(&chars[i..end]);
+            written += end - i;
         }
+        i = end;
     }
     out
 }
 
-/// `YYYY-MM-DD`: dates appear in the server's `invalid_date` messages and are no PII.
-fn is_iso_date(run: &[char]) -> bool {
-    run.len() == 10
-        && run.iter().enumerate().all(|(i, c)| match i {
-            4 | 7 => *c == '-',
+/// A digit of any script. Greedy on purpose: the numeric letters and fractions this also
+/// takes in never make seven in a row in real error text.
+fn is_digit(c: char) -> bool {
+    c.is_ascii_digit() || (!c.is_ascii() && c.is_numeric())
+}
+
+/// What may stand between the digits of one number.
+fn is_separator(c: char) -> bool {
+    matches!(
+        c,
+        '+' | '(' | ')' | '-' | '.' | '/' | ' '
+            | '\u{a0}' // no-break space
+            | '\u{2007}' | '\u{2009}' | '\u{202f}' | '\u{3000}' // figure, thin, narrow, ideographic spaces
+            | '\u{200b}'..='\u{200d}' | '\u{2060}' | '\u{feff}' // zero-width characters
+            | '\u{2010}'..='\u{2015}' | '\u{2212}' // hyphens, dashes, minus
+            | '\u{ff08}' | '\u{ff09}' | '\u{ff0b}' | '\u{ff0d}' | '\u{ff0e}' | '\u{ff0f}' // fullwidth ( ) + - . /
+    )
+}
+
+/// What may open a number: `+` and `(` (also fullwidth).
+fn is_opener(c: char) -> bool {
+    matches!(c, '+' | '(' | '\u{ff0b}' | '\u{ff08}')
+}
+
+/// Where the number starting at `i` has its first digit: `i` itself for a digit, or just
+/// after one or two openers (`+`, `(`, `+(`). `None` when no number starts here, or when
+/// the digit begins a date (`(2021-06-01)` keeps its bracket).
+fn number_start(chars: &[char], i: usize) -> Option<usize> {
+    let first = (i..chars.len().min(i + 3)).find(|&j| !is_opener(chars[j]))?;
+    let digit = is_digit(chars[first]);
+    (digit && (first == i || date_at(chars, first).is_none())).then_some(first)
+}
+
+/// The end of the run starting at `start` (whose first digit is at `first_digit`) and
+/// how many digits it holds. Separators count only when a digit follows them, so
+/// "call 555-0100." keeps its final period; a date after a separator ends the run. A
+/// closing bracket right after the last digit goes with the run when it opened one.
+fn phone_like_run(chars: &[char], start: usize, first_digit: usize) -> (usize, usize) {
+    let mut end = first_digit;
+    let mut digits = 0;
+    let mut i = first_digit;
+    while i < chars.len() {
+        let c = chars[i];
+        if is_digit(c) {
+            if i > end && date_at(chars, i).is_some() {
+                break;
+            }
+            digits += 1;
+            i += 1;
+            end = i;
+        } else if is_separator(c) {
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    let run = &chars[start..end];
+    let opened = run.iter().filter(|c| matches!(c, '(' | '\u{ff08}')).count();
+    let closed = run.iter().filter(|c| matches!(c, ')' | '\u{ff09}')).count();
+    if opened > closed && matches!(chars.get(end), Some(')' | '\u{ff09}')) {
+        end += 1;
+    }
+    (end, digits)
+}
+
+/// `YYYY-MM-DD` or `YYYY/MM/DD` with a month 01–12 and a day 01–31 at `i`, not inside a
+/// longer number: dates appear in the server's `invalid_date` messages and are no PII.
+/// Its length.
+fn date_at(chars: &[char], i: usize) -> Option<usize> {
+    const LEN: usize = 10;
+    let date = chars.get(i..i + LEN)?;
+    let sep = date[4];
+    let shaped = matches!(sep, '-' | '/')
+        && date.iter().enumerate().all(|(k, c)| match k {
+            4 | 7 => *c == sep,
             _ => c.is_ascii_digit(),
-        })
+        });
+    if !shaped {
+        return None;
+    }
+    let two =
+        |k: usize| date[k].to_digit(10).unwrap_or(0) * 10 + date[k + 1].to_digit(10).unwrap_or(0);
+    let calendar = (1..=12).contains(&two(5)) && (1..=31).contains(&two(8));
+    let before = i.checked_sub(1).map(|b| chars[b]);
+    let after = chars.get(i + LEN).copied();
+    let inside = before.is_some_and(char::is_alphanumeric)
+        || after.is_some_and(|c| {
+            is_digit(c) || (c == sep && chars.get(i + LEN + 1).is_some_and(|d| is_digit(*d)))
+        });
+    (calendar && !inside).then_some(LEN)
+}
+
+/// A uuid (`8-4-4-4-12` hex digits) at `i`, standing alone. Its length.
+fn uuid_at(chars: &[char], i: usize) -> Option<usize> {
+    const LEN: usize = 36;
+    let uuid = chars.get(i..i + LEN)?;
+    let shaped = uuid.iter().enumerate().all(|(k, c)| match k {
+        8 | 13 | 18 | 23 => *c == '-',
+        _ => c.is_ascii_hexdigit(),
+    });
+    let alone = i.checked_sub(1).is_none_or(|b| !chars[b].is_alphanumeric())
+        && chars.get(i + LEN).is_none_or(|c| !c.is_alphanumeric());
+    (shaped && alone).then_some(LEN)
 }
 
 /// `250.812345` or the seconds of `16:13:45.123456Z`: one decimal point and nothing else
@@ -47,31 +200,6 @@ fn is_iso_date(run: &[char]) -> bool {
 fn is_decimal(run: &[char]) -> bool {
     run.iter().filter(|c| **c == '.').count() == 1
         && run.iter().all(|c| c.is_ascii_digit() || *c == '.')
-}
-
-fn next_is_digit(chars: &[char], i: usize) -> bool {
-    chars.get(i + 1).is_some_and(char::is_ascii_digit)
-}
-
-/// The end of the run starting at `start` and how many digits it holds. Separators count
-/// only when a digit follows them, so "call 555-0100." keeps its final period.
-fn phone_like_run(chars: &[char], start: usize) -> (usize, usize) {
-    let mut end = start;
-    let mut digits = 0;
-    let mut i = start;
-    while i < chars.len() {
-        let c = chars[i];
-        if c.is_ascii_digit() {
-            digits += 1;
-            i += 1;
-            end = i;
-        } else if matches!(c, '+' | '(' | ')' | '-' | '.' | '/' | ' ') {
-            i += 1;
-        } else {
-            break;
-        }
-    }
-    (end, digits)
 }
 
 #[cfg(test)]
@@ -103,5 +231,166 @@ mod tests {
         let text =
             "Failed to issue 2 codes. Issued 8 codes successfully. error 21611 at 2021-06-15";
         assert_eq!(scrub_phone_numbers(text), text);
+    }
+    #[test]
+    fn catches_the_usual_spellings_whole() {
+        for text in [
+            "415.555.0123",
+            "(415) 555-0123",
+            "+1 415 555 0123",
+            "+1 (415) 555-0123",
+            "1-415-555-0123",
+            "+14155550123",
+            "415\u{a0}555\u{a0}0123",
+            "415\u{2013}555\u{2013}0123",
+            "\u{ff08}415\u{ff09}555\u{ff0d}0123",
+        ] {
+            assert_eq!(scrub_phone_numbers(text), "[phone]", "{text:?}");
+            assert_eq!(
+                scrub_phone_numbers(&format!("to {text}, then")),
+                "to [phone], then",
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn catches_non_ascii_digits() {
+        for text in [
+            "\u{ff14}\u{ff11}\u{ff15}\u{ff15}\u{ff15}\u{ff15}\u{ff10}\u{ff11}\u{ff12}\u{ff13}",
+            "\u{664}\u{661}\u{665}\u{667}\u{660}\u{660}\u{662}\u{660}\u{660}\u{663}",
+            "\u{6f4}\u{6f1}\u{6f5}-\u{6f5}\u{6f5}\u{6f5}-\u{6f0}\u{6f1}\u{6f2}\u{6f3}",
+            "\u{96a}\u{967}\u{96b} \u{96b}\u{96b}\u{96b} \u{966}\u{967}\u{968}\u{969}",
+            "415 \u{ff15}\u{ff15}\u{ff15} 0123",
+        ] {
+            assert_eq!(
+                scrub_phone_numbers(&format!("number {text} is invalid")),
+                "number [phone] is invalid",
+                "{text:?}"
+            );
+        }
+    }
+
+    /// The spellings of `tests/fixtures/hostile/rows.csv`, each scrubbed to no digit run
+    /// that could name the person.
+    #[test]
+    fn catches_the_hostile_corpus_spellings() {
+        for (text, want) in [
+            ("4157002011", "[phone]"),
+            ("(415) 700-2011", "[phone]"),
+            ("+1 415.700.2011", "[phone]"),
+            ("1-415-700-2011", "[phone]"),
+            ("  +1 (415) 7002011 ", "  [phone] "),
+            ("+44 7911 123451", "[phone]"),
+            ("447700900123", "[phone]"),
+            ("(415) 700-2001 ext. 12", "[phone] ext. 12"),
+            ("415-700-2002x7", "[phone]x7"),
+            (
+                "\u{664}\u{661}\u{665}\u{667}\u{660}\u{660}\u{662}\u{660}\u{660}\u{663}",
+                "[phone]",
+            ),
+            (
+                "\u{ff14}\u{ff11}\u{ff15}\u{ff17}\u{ff10}\u{ff10}\u{ff12}\u{ff10}\u{ff10}\u{ff14}",
+                "[phone]",
+            ),
+            ("415700200O", "[phone]O"),
+            ("123456789012345678901234567890", "[phone]"),
+        ] {
+            assert_eq!(scrub_phone_numbers(text), want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn keeps_dates_uuids_and_counts() {
+        for text in [
+            "2021-06-01",
+            "test date 2021-06-01 12:30:45 is too old",
+            "between 2021-06-01 and 2021/06/28",
+            "(2021-06-01)",
+            "error 21611 2021-06-15",
+            "uuid 0f8c3e4a-1234-5678-9abc-def012345678 already exists",
+            "3a6f0f4e-9d1b-4c43-8b7e-123456789012",
+            "issued 10 of 250 codes, 3 failed, 1.5 s",
+        ] {
+            assert_eq!(scrub_phone_numbers(text), text, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn a_number_shaped_like_a_date_without_a_calendar_date_is_caught() {
+        assert_eq!(scrub_phone_numbers("0123-45-67"), "[phone]");
+        assert_eq!(scrub_phone_numbers("2021-06-01-55"), "[phone]");
+    }
+
+    #[test]
+    fn a_number_beside_a_date_is_still_caught() {
+        assert_eq!(
+            scrub_phone_numbers("4155550123 on 2021-06-01"),
+            "[phone] on 2021-06-01"
+        );
+        assert_eq!(
+            scrub_phone_numbers("2021-06-01 +1 415 555 0123"),
+            "2021-06-01 [phone]"
+        );
+    }
+
+    #[test]
+    fn scrubs_before_it_truncates() {
+        // Cut first, the tail of this number would be six digits and pass.
+        let text = format!("{}+1 415 555 0123", "x".repeat(190));
+        let bounded = bounded_reason(&text);
+        assert!(!bounded.contains("415"), "{bounded}");
+        assert!(bounded.chars().count() <= MAX_REASON_CHARS, "{bounded}");
+        assert_eq!(scrub_then_truncate("abcdef", 4), "abcd");
+        assert_eq!(scrub_then_truncate("abc", 4), "abc");
+        for width in 1..40 {
+            let cut = scrub_then_truncate("ab +1 415 555 0123 cd", width);
+            assert!(cut.chars().count() <= width, "{width}: {cut}");
+            assert!(
+                "ab [phone] cd".starts_with(cut.trim_end_matches('\u{2026}')),
+                "{width}: {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn reasons_are_bounded_on_a_char_boundary_and_one_line() {
+        let long = "\u{e9}".repeat(500);
+        let bounded = bounded_reason(&long);
+        assert_eq!(bounded.chars().count(), MAX_REASON_CHARS);
+        assert!(bounded.ends_with('\u{2026}'), "{bounded}");
+        assert_eq!(
+            bounded_reason("rejected:phone_number_invalid"),
+            "rejected:phone_number_invalid"
+        );
+        assert_eq!(bounded_reason(""), "");
+        assert_eq!(bounded_reason("gave_up:a\nb\r\tc\u{0}"), "gave_up:a b  c ");
+        assert_eq!(bounded_reason("a\u{2028}b"), "a b");
+        // A number split over lines is one number once the text is one line.
+        assert_eq!(bounded_reason("to 415\n555\n0123"), "to [phone]");
+        let exact = "y".repeat(MAX_REASON_CHARS);
+        assert_eq!(bounded_reason(&exact), exact);
+    }
+
+    #[test]
+    fn every_reason_code_is_bounded_and_scrubbed() {
+        use crate::outcome::{NotSentReason, Outcome};
+        let outside = format!("call +1 (415) 555-0123\n{}", "z".repeat(1_000));
+        for outcome in [
+            Outcome::not_sent(NotSentReason::Rejected {
+                error_code: outside.clone(),
+            }),
+            Outcome::not_sent(NotSentReason::NotSmsCapable {
+                line_type: outside.clone(),
+            }),
+            Outcome::not_sent(NotSentReason::InvalidNumber {
+                detail: outside.clone(),
+            }),
+        ] {
+            let code = outcome.reason_code();
+            assert!(code.chars().count() <= MAX_REASON_CHARS, "{code}");
+            assert!(code.contains("call [phone] zzz"), "{code}");
+            assert!(!code.contains('\n'), "{code}");
+        }
     }
 }

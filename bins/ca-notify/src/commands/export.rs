@@ -1,4 +1,5 @@
-//! `ca-notify export FILE.csv`: one row per record, no phone numbers.
+//! `ca-notify export FILE.csv`: one row per record, no phone numbers, spreadsheet formulas
+//! neutralised.
 
 use std::collections::HashMap;
 use std::path::Path;

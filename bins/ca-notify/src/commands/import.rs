@@ -1,4 +1,5 @@
-//! `ca-notify import FILE.csv`: loads recipients into the SQLite store, all or nothing.
+//! `ca-notify import FILE.csv`: loads recipients into the SQLite store, all or nothing,
+//! refusing ids the store already holds (the message lists their lines).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -10,7 +11,7 @@ use crate::progress::ProgressObserver;
 /// Imports the file in one transaction and prints the counts.
 ///
 /// # Errors
-/// Exit code 7 when the file is rejected (with its line number and reason), 5 when the
+/// Exit code 7 when the file is rejected (with its line numbers and reason), 5 when the
 /// store cannot be opened, 2 when the store is not SQLite.
 pub async fn execute(
     config_path: Option<&Path>,
