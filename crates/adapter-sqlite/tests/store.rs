@@ -256,12 +256,14 @@ async fn reasons_are_written_scrubbed_and_bounded() {
         "The 'To' number +1 (415) 555-0123\nis not valid {}",
         "x".repeat(5_000)
     );
-    let rejected = |id: &RecordId, text: &str| RecordOutcome {
-        id: id.clone(),
-        dedup_key: None,
-        outcome: Outcome::not_sent(NotSentReason::Rejected {
-            error_code: text.to_owned(),
-        }),
+    let rejected = |id: &RecordId, text: &str| {
+        RecordOutcome::new(
+            id.clone(),
+            None,
+            Outcome::not_sent(NotSentReason::Rejected {
+                error_code: text.to_owned(),
+            }),
+        )
     };
     store
         .write_back(
