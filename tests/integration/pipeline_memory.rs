@@ -142,11 +142,12 @@ async fn several_epochs_settle_everyone_exactly_once() {
     assert_eq!(world.store.calls().claims, 6, "one claim per epoch");
     assert_eq!(world.store.calls().writes, 54, "one write per batch");
     assert_eq!(world.store.calls().releases, 0);
-    // A listed-twice person: one record Sent, the other AlreadySent, same uuid.
+    // A listed-twice person: one record Sent, the other already sent (the ledger knew it:
+    // the twin is in a later batch), same uuid.
     let first = world.store.result(&"rec-010".into()).expect("written");
     let second = world.store.result(&"dup-000".into()).expect("written");
     assert_eq!(first.outcome, Outcome::Sent);
-    assert_eq!(second.outcome, Outcome::AlreadySent);
+    assert_eq!(second.outcome, Outcome::TextedBefore);
     assert_eq!(first.dedup_key, second.dedup_key);
     let phone = PhoneParser::default().parse("415 555 1010").expect("valid");
     assert_eq!(world.issuer.texts_to(&phone), 1);
@@ -228,11 +229,13 @@ async fn stops_and_outages_defer_and_a_later_run_picks_up() {
         max_batches_in_flight: 1,
         ..Settings::default()
     };
-    let report = world
+    let failure = world
         .pipeline(settings.clone())
         .run(CancellationToken::new())
         .await
-        .expect("an outage is not a failure");
+        .expect_err("an outage is a failure a scheduler sees");
+    assert!(matches!(failure.cause, FatalCause::IssuerUnavailable(_)));
+    let report = failure.report;
     assert_eq!(report.stop.as_deref(), Some("issuer_unavailable"));
     adds_up(&report);
     world.assert_exactly_once();

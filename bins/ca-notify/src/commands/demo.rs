@@ -31,6 +31,8 @@ use crate::synthetic::{self, LineKind};
 const LOOKUP_LATENCY: Duration = Duration::from_millis(120);
 /// Batch latency of the verification simulator (it texts each item through Twilio).
 const ISSUE_LATENCY: Duration = Duration::from_millis(300);
+/// How long the demo waits for a batch-issue answer (the simulator's latency, with room).
+const DEMO_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Runs the demo and prints its summary.
 ///
@@ -118,6 +120,9 @@ pub async fn execute(args: &DemoArgs) -> Result<(), Failure> {
     .map_err(|e| internal(&e))?;
     let issuer = VerificationClient::new(VerificationConfig {
         requests_per_minute: 6_000,
+        // The simulator answers in ISSUE_LATENCY; no request may start that could outlive
+        // the demo's deadline, so the demo waits for answers a little over that.
+        request_timeout: DEMO_REQUEST_TIMEOUT,
         ..VerificationConfig::new(
             verification.base_url(),
             SecretString::from(verification.api_key()),
