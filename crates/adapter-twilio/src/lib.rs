@@ -11,6 +11,7 @@
 //! * [`offline`]: [`OfflineValidator`], no network; [`nanp`] answers it for `+1` numbers.
 //! * [`prefilter`]: [`PreFilteredValidator`], the offline check in front of Twilio.
 //! * `retry`, `cache`: the retry decision and the once-per-number cache.
+//! * `account`: the Twilio codes that mean our account cannot do the lookup.
 //!
 //! The composition root usually calls [`phone_validator`]:
 //!
@@ -29,6 +30,7 @@ pub mod policy;
 pub mod prefilter;
 pub mod wire;
 
+mod account;
 mod cache;
 mod retry;
 
