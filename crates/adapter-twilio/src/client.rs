@@ -8,6 +8,9 @@
 //!
 //! * 200 → the verdict of the body under the [`LineTypePolicy`] (`valid == false` is
 //!   `Invalid`, as Lookup v2 reports invalid numbers with 200, not 404);
+//! * an account-level Twilio code (60606 package not enabled, 20403 account suspended, …;
+//!   the `account` module), in an error body or as Line Type Intelligence's `error_code`
+//!   → `Misconfigured`, never retried and never a verdict;
 //! * 401, 403 or Twilio code 20003 → `Unauthorized`, never retried and never a verdict:
 //!   our credentials say nothing about the number;
 //! * 408, 429/20429, 5xx, timeouts, resets → retried (the `retry` module), then
@@ -38,9 +41,10 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Semaphore;
 use tokio::time::{timeout_at, Instant};
 
+use crate::account;
 use crate::cache::VerdictCache;
 use crate::config::{ConfigError, TwilioConfig};
-use crate::policy::LineTypePolicy;
+use crate::policy::{LineReading, LineTypePolicy};
 use crate::retry::{parse_retry_after, run_with_retries, Attempt};
 use crate::wire::{safe_text, LookupResponse, TwilioErrorBody};
 
@@ -49,6 +53,9 @@ const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// The number `check_credentials` looks up: the one in Twilio's own Lookup v2 examples.
 const PROBE_DIGITS: &str = "14159929960";
+
+/// Lookup error 60616, "Lookup Package Rate Limit Exceeded".
+const PACKAGE_RATE_LIMITED: i64 = 60616;
 
 /// Counters of one validator, for the run report.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -323,13 +330,34 @@ pub(crate) fn interpret_lookup(
         return interpret_error(status, retry_after, body);
     }
     match serde_json::from_slice::<LookupResponse>(body) {
-        Ok(answer) => Attempt::Done(answer.verdict(policy)),
+        Ok(answer) => judge_answer(&answer, policy),
         Err(e) => Attempt::Fail(ValidationError::Unknown(anyhow::anyhow!(
             "Twilio Lookup answered HTTP {} with a body that is not a Lookup response: {}",
             status.as_u16(),
             safe_text(&e.to_string())
         ))),
     }
+}
+
+/// A decoded Lookup answer: the policy's verdict, unless Line Type Intelligence failed for
+/// a reason that is not the number's. An account fault (60606, …) is fatal; 60616, the
+/// package's rate limit ("downstream providers do not have uniform rate limits",
+/// twilio.com/docs/api/errors/60616), is retried like a 429.
+fn judge_answer(answer: &LookupResponse, policy: &LineTypePolicy) -> Attempt<PhoneVerdict> {
+    if answer.valid {
+        if let LineReading::LookupError(code) = answer.line_reading() {
+            if let Some(fault) = account::of_lookup_error(code, policy) {
+                return Attempt::Fail(fault.error(None));
+            }
+            if code == PACKAGE_RATE_LIMITED {
+                return Attempt::Retry {
+                    reason: format!("Line Type Intelligence error {code} (package rate limit)"),
+                    retry_after: None,
+                };
+            }
+        }
+    }
+    Attempt::Done(answer.verdict(policy))
 }
 
 /// The judgement of a non-2xx answer: fatal, retryable, or a reason to defer.
@@ -341,13 +369,22 @@ pub(crate) fn interpret_error<T>(
     let parsed = TwilioErrorBody::parse(body);
     let described = TwilioErrorBody::describe(parsed.as_ref(), status.as_u16());
     let code = parsed.as_ref().and_then(|b| b.code);
+    // An account-level code (60606 package not enabled, 20403 suspended, …) names the
+    // cause more exactly than its status, so it wins over every rule below.
+    if let Some(fault) = code.and_then(account::of_error_code) {
+        return Attempt::Fail(fault.error(Some(&described)));
+    }
     match status.as_u16() {
-        // 20003: "Authenticate"/"Permission Denied"; 20403: account suspended or closed.
+        // 20003: "Authenticate"/"Permission Denied".
         401 | 403 => Attempt::Fail(ValidationError::Unauthorized(described)),
         _ if code == Some(20003) => Attempt::Fail(ValidationError::Unauthorized(described)),
         // 20429: "Requests that receive 429 responses aren't processed and are safe to
         // retry after backing off" (twilio.com/docs/api/errors/20429).
         408 | 429 | 500..=599 => Attempt::Retry {
+            reason: described,
+            retry_after,
+        },
+        _ if code == Some(PACKAGE_RATE_LIMITED) => Attempt::Retry {
             reason: described,
             retry_after,
         },
@@ -473,6 +510,80 @@ mod tests {
         assert!(matches!(
             interpret_lookup(StatusCode::BAD_REQUEST, None, body, &policy()),
             Attempt::Fail(ValidationError::Unauthorized(_))
+        ));
+    }
+
+    #[test]
+    fn account_faults_are_misconfigured_whatever_the_status() {
+        // The package code and the suspension code, under the statuses Twilio might use.
+        for (status, code) in [
+            (403, 60606),
+            (400, 60606),
+            (200, 60606),
+            (403, 20403),
+            (401, 20005),
+        ] {
+            let body = format!(
+                r#"{{"code": {code}, "message": "Not enabled for +14155550123", "more_info": "https://www.twilio.com/docs/errors/{code}", "status": {status}}}"#
+            );
+            let status = StatusCode::from_u16(status).expect("status");
+            match interpret_error::<()>(status, None, body.as_bytes()) {
+                Attempt::Fail(ValidationError::Misconfigured(text)) => {
+                    assert!(text.contains(&format!("Twilio code {code} (")), "{text}");
+                    assert!(!text.contains("4155550123"), "{text}");
+                    assert!(text.contains("twilio.account_sid"), "{text}");
+                }
+                other => panic!("{status} {code}: {other:?}"),
+            }
+        }
+        // Without an account code, a 403 is still about our credentials.
+        assert!(matches!(
+            interpret_error::<()>(StatusCode::FORBIDDEN, None, b"<html>403</html>"),
+            Attempt::Fail(ValidationError::Unauthorized(_))
+        ));
+    }
+
+    #[test]
+    fn a_failed_package_is_judged_by_whose_fault_it_is() {
+        let lti = |code: i64| {
+            format!(
+                r#"{{"valid": true, "line_type_intelligence": {{"type": null, "error_code": {code}}}}}"#
+            )
+        };
+        let open = LineTypePolicy {
+            accept_undetermined: true,
+            ..LineTypePolicy::default()
+        };
+        // The package is off for the account: fatal under any policy.
+        for policy in [policy(), open] {
+            assert!(matches!(
+                interpret_lookup(StatusCode::OK, None, lti(60606).as_bytes(), &policy),
+                Attempt::Fail(ValidationError::Misconfigured(_))
+            ));
+        }
+        // Canadian numbers without access: fatal unless undetermined numbers are texted.
+        assert!(matches!(
+            interpret_lookup(StatusCode::OK, None, lti(60601).as_bytes(), &policy()),
+            Attempt::Fail(ValidationError::Misconfigured(_))
+        ));
+        assert!(matches!(
+            interpret_lookup(StatusCode::OK, None, lti(60601).as_bytes(), &open),
+            Attempt::Done(PhoneVerdict::SmsCapable { .. })
+        ));
+        // The package's rate limit is retried; a number outside coverage is the number's.
+        assert!(matches!(
+            interpret_lookup(StatusCode::OK, None, lti(60616).as_bytes(), &policy()),
+            Attempt::Retry { .. }
+        ));
+        assert!(matches!(
+            interpret_lookup(StatusCode::OK, None, lti(60610).as_bytes(), &policy()),
+            Attempt::Done(PhoneVerdict::NotSmsCapable { .. })
+        ));
+        // An invalid number is invalid, whatever its package said.
+        let invalid = r#"{"valid": false, "validation_errors": ["TOO_SHORT"], "line_type_intelligence": {"type": null, "error_code": 60606}}"#;
+        assert!(matches!(
+            interpret_lookup(StatusCode::OK, None, invalid.as_bytes(), &policy()),
+            Attempt::Done(PhoneVerdict::Invalid { .. })
         ));
     }
 

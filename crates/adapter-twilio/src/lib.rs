@@ -8,9 +8,11 @@
 //! * [`client`]: [`TwilioValidator`], the Lookup v2 adapter.
 //! * [`policy`]: [`LineTypePolicy`], which line types count as SMS-capable.
 //! * [`wire`]: the tolerant decoding of Twilio's JSON.
-//! * [`offline`]: [`OfflineValidator`], no network; [`nanp`] answers it for `+1` numbers.
+//! * [`offline`]: [`OfflineValidator`], no network; [`structure`] says which faults are
+//!   final, [`nanp`] answers the range metadata for `+1` numbers.
 //! * [`prefilter`]: [`PreFilteredValidator`], the offline check in front of Twilio.
 //! * `retry`, `cache`: the retry decision and the once-per-number cache.
+//! * `account`: the Twilio codes that mean our account cannot do the lookup.
 //!
 //! The composition root usually calls [`phone_validator`]:
 //!
@@ -27,8 +29,10 @@ pub mod nanp;
 pub mod offline;
 pub mod policy;
 pub mod prefilter;
+pub mod structure;
 pub mod wire;
 
+mod account;
 mod cache;
 mod retry;
 
@@ -38,7 +42,7 @@ use ca_notify_ports::PhoneValidator;
 
 pub use client::{TwilioStats, TwilioValidator};
 pub use config::{ConfigError, TwilioConfig, DEFAULT_BASE_URL};
-pub use offline::OfflineValidator;
+pub use offline::{Finding, OfflineValidator};
 pub use policy::{LineReading, LineType, LineTypePolicy};
 pub use prefilter::{prefiltered, PreFilterStats, PreFilteredValidator};
 

@@ -1,11 +1,22 @@
-//! The offline validator: libphonenumber's metadata (the `phonenumber` crate), no network.
+//! The offline validator: the numbering plans' structure and libphonenumber's metadata
+//! (the `phonenumber` crate), no network.
 //!
-//! It rejects what is certainly not a textable phone: numbers that are not valid
-//! (`offline:invalid`) and numbers whose range is certainly not a person's mobile
-//! (toll-free, premium rate, shared cost, UAN, voicemail, pager, fixed line, and the
-//! short-number kinds). Everything else passes as SMS-capable, naming the type libphonenumber
-//! saw: `mobile`, `fixedLineOrMobile`, `voip` and `personal` (VoIP and personal "follow-me"
-//! numbers may well reach a phone that takes texts), and `unknown`.
+//! What it knows comes in two kinds ([`Finding`]):
+//!
+//! * a structural fault (the `structure` module: wrong length, not digits, a North American
+//!   area code or exchange starting with 0 or 1 or of the form N11, a length no number of
+//!   the country has): final, `Invalid { "offline:<fault>" }`;
+//! * libphonenumber's range metadata: an opinion that goes stale as new area codes open,
+//!   never final on its own. In front of Twilio (the `prefilter` module) it is not used at
+//!   all: Twilio judges. Alone, this validator still trusts a range the metadata types
+//!   (libphonenumber calls the number valid), and rejects those certainly not a person's
+//!   mobile (toll-free, premium rate, shared cost, UAN, voicemail, pager, fixed line, and the
+//!   short-number kinds); it passes `mobile`, `fixedLineOrMobile`, `voip` and `personal`
+//!   (VoIP and personal "follow-me" numbers may well reach a phone that takes texts) and
+//!   `unknown`. A number in no range it knows, which is what a number of a newly opened
+//!   area code looks like, passes as `unverified`: with no authority to ask, the
+//!   verification server and its SMS provider are the judges, and a number that does not
+//!   exist ends as a failed send there, never as a permanent "invalid" here.
 //!
 //! **Limitation:** in the US and the rest of the North American Numbering Plan, landline
 //! and mobile numbers share the same ranges, so libphonenumber calls almost every US number
@@ -23,6 +34,41 @@ use phonenumber::Type;
 use tokio::time::Instant;
 
 use crate::nanp::{self, RangeVerdict};
+use crate::structure::{self, StructuralFault};
+
+/// The line type of a number the metadata has in no range, passed on unverified.
+pub const UNVERIFIED: &str = "unverified";
+
+/// What offline knowledge says about a number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finding {
+    /// A fault in the number's structure: no plan update can make it valid. Final.
+    Structural(StructuralFault),
+    /// libphonenumber's range metadata: may be stale, never final on its own.
+    Range(RangeVerdict),
+}
+
+/// The finding for an E.164 text: about 1 µs for a North American number (its structure,
+/// then [`crate::nanp`]), 20–30 µs for others (libphonenumber's parse, the possible
+/// lengths, validation and typing).
+pub fn finding_of(e164: &str) -> Finding {
+    if let Some(national) = e164.strip_prefix("+1") {
+        if let Some(fault) = structure::nanp_fault(national) {
+            return Finding::Structural(fault);
+        }
+        if let Some(verdict) = nanp::classify(e164) {
+            return Finding::Range(verdict);
+        }
+    }
+    let Ok(parsed) = phonenumber::parse(None, e164) else {
+        return Finding::Structural(StructuralFault::Unparsable);
+    };
+    let digits = e164.bytes().filter(u8::is_ascii_digit).count();
+    if let Some(fault) = structure::length_fault(parsed.code().value(), digits) {
+        return Finding::Structural(fault);
+    }
+    Finding::Range(nanp::crate_range(&parsed))
+}
 
 /// A [`PhoneValidator`] that needs no network and no credentials.
 #[derive(Debug, Clone, Copy, Default)]
@@ -36,19 +82,29 @@ impl OfflineValidator {
         Self::default()
     }
 
-    /// The verdict for `phone`: about 1 µs for a North American number ([`crate::nanp`]),
-    /// 20–30 µs for others (libphonenumber's parse, validation and typing).
+    /// What offline knowledge says about `phone` ([`finding_of`]).
+    pub fn finding(&self, phone: &PhoneNumber) -> Finding {
+        finding_of(phone.expose_e164())
+    }
+
+    /// The verdict for `phone` when no other validator is asked: a structural fault is
+    /// `Invalid`, a typed range is judged by its type, and a number in no known range is
+    /// SMS-capable as [`UNVERIFIED`].
     pub fn judge(&self, phone: &PhoneNumber) -> PhoneVerdict {
-        let e164 = phone.expose_e164();
-        match nanp::classify(e164).or_else(|| nanp::crate_verdict(e164)) {
-            Some(RangeVerdict::Valid(kind)) => verdict(kind),
-            Some(RangeVerdict::Invalid) => PhoneVerdict::Invalid {
-                detail: "offline:invalid".to_owned(),
-            },
-            None => PhoneVerdict::Invalid {
-                detail: "offline:unparsable".to_owned(),
+        match self.finding(phone) {
+            Finding::Structural(fault) => structural_verdict(fault),
+            Finding::Range(RangeVerdict::Valid(kind)) => verdict(kind),
+            Finding::Range(RangeVerdict::Invalid) => PhoneVerdict::SmsCapable {
+                line_type: UNVERIFIED.to_owned(),
             },
         }
+    }
+}
+
+/// The final verdict on a number with a structural fault.
+pub(crate) fn structural_verdict(fault: StructuralFault) -> PhoneVerdict {
+    PhoneVerdict::Invalid {
+        detail: format!("offline:{}", fault.code()),
     }
 }
 
@@ -133,10 +189,12 @@ mod tests {
         // The contract's German mobile (+49 151…) is not used: the domain parser, given a
         // default region of US, drops its leading 1 (a `phonenumber` quirk, reported).
         assert_eq!(judge("+393123456789"), capable("mobile"));
-        let invalid = PhoneVerdict::Invalid {
-            detail: "offline:invalid".into(),
-        };
-        assert_eq!(judge("+447700900123"), invalid, "Ofcom drama range");
+        // In no range today, but a range can open: not final offline.
+        assert_eq!(
+            judge("+447700900123"),
+            capable(UNVERIFIED),
+            "Ofcom drama range"
+        );
     }
 
     #[test]
@@ -153,13 +211,59 @@ mod tests {
         assert_eq!(judge("+390236618300"), capable("unknown"));
     }
 
+    /// Area codes opened after this build's metadata (357: California, March 2025; 624:
+    /// New York, 2023; 274, 472 and 983 only partly in the metadata) and one not assigned
+    /// yet (555): none may be marked invalid for good.
     #[test]
-    fn invalid_us_area_codes_are_invalid() {
-        // 555 is not an assigned area code.
-        assert!(matches!(
-            judge("+15555550123"),
-            PhoneVerdict::Invalid { .. }
-        ));
+    fn numbers_in_no_known_range_are_never_final() {
+        for raw in [
+            "+12745550123",
+            "+14725550123",
+            "+19835550123",
+            "+13575550123",
+            "+16245550123",
+            "+15555550123",
+        ] {
+            let phone = PhoneParser::default().parse(raw).expect("parses");
+            let validator = OfflineValidator::new();
+            assert_eq!(
+                validator.finding(&phone),
+                Finding::Range(RangeVerdict::Invalid),
+                "{raw}: the metadata has no range for it"
+            );
+            assert_eq!(validator.judge(&phone), capable(UNVERIFIED), "{raw}");
+        }
+    }
+
+    #[test]
+    fn structural_faults_are_final() {
+        for (e164, detail) in [
+            ("+1415555012", "offline:too_short"),
+            ("+141555501234", "offline:too_long"),
+            ("+1415555O123", "offline:not_a_number"),
+            ("+10155550123", "offline:invalid_area_code"),
+            ("+12115550123", "offline:invalid_area_code"),
+            ("+14151550123", "offline:invalid_exchange"),
+            ("+14159110123", "offline:invalid_exchange"),
+            ("+3361234567", "offline:too_short"),
+            ("+336123456789", "offline:too_long"),
+            ("+", "offline:unparsable"),
+        ] {
+            let want = PhoneVerdict::Invalid {
+                detail: detail.into(),
+            };
+            let Finding::Structural(fault) = finding_of(e164) else {
+                panic!("{e164}: structural")
+            };
+            assert_eq!(structural_verdict(fault), want, "{e164}");
+        }
+        // The parser's own output reaches the same rule.
+        assert_eq!(
+            judge("+1 415 211 0123"),
+            PhoneVerdict::Invalid {
+                detail: "offline:invalid_exchange".into()
+            }
+        );
     }
 
     #[test]

@@ -16,6 +16,11 @@
 //! The verdict always names what Lookup said, so the reason written back tells an operator
 //! a landline from an undetermined line (`not_sms_capable:landline`,
 //! `not_sms_capable:lookup_error_60607`, …).
+//!
+//! Only readings about the number reach the policy. A Lookup error about our account
+//! (60606 package not enabled, …; 60601 and 60614 unless `accept_undetermined`) stops the
+//! run before any verdict, and 60616 (the package's rate limit) is retried: the client's
+//! `judge_answer` and the `account` module decide that first.
 
 use ca_notify_ports::PhoneVerdict;
 use serde::{Deserialize, Serialize};
@@ -80,8 +85,9 @@ impl LineType {
 pub enum LineReading {
     /// A line type.
     Type(LineType),
-    /// No type, but a Lookup error code (60601 Canadian number without NPAC approval,
-    /// 60607 country not supported, 60610 outside coverage, …).
+    /// No type, but a Lookup error code about the number (60607 country not supported,
+    /// 60610 outside coverage, …; 60601 and 60614, about the account's access to the
+    /// number's country, when `accept_undetermined` is set).
     LookupError(i64),
     /// No `line_type_intelligence` object, or one without a type or error.
     Missing,

@@ -1,10 +1,15 @@
-//! The offline validator in front of a paid one: obviously bad numbers never cost a lookup.
+//! The offline check in front of a paid validator: numbers that cannot exist never cost a
+//! lookup.
 //!
-//! Each number is judged offline first. If that says `Invalid` or `NotSmsCapable`, the
-//! verdict stands and the inner validator (Twilio) is never asked; otherwise the inner
-//! validator decides, and its verdict is the one returned, since a carrier lookup knows more
-//! than range metadata (a US number is `FixedLineOrMobile` offline, and only Twilio can
-//! tell a landline from a mobile).
+//! Each number is checked offline first. A structural fault (wrong length, not digits, a
+//! North American area code or exchange starting with 0 or 1 or of the form N11, a length
+//! no number of the country has) is final: `Invalid { "offline:<fault>" }`, and the inner
+//! validator (Twilio) is never asked. Everything else goes to the inner validator, and its
+//! verdict is the one returned: range metadata goes stale (a number of an area code opened
+//! after this build looks "invalid" to it), and a carrier lookup knows more than the
+//! metadata anyway (a US number is `FixedLineOrMobile` offline, and only Twilio can tell a
+//! landline from a mobile). So a toll-free or premium number costs a lookup too, which
+//! Twilio answers with its type.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,14 +20,14 @@ use ca_notify_domain::PhoneNumber;
 use ca_notify_ports::{PhoneValidator, PhoneVerdict, ValidationError};
 use tokio::time::Instant;
 
-use crate::offline::OfflineValidator;
+use crate::offline::{structural_verdict, Finding, OfflineValidator};
 
 /// How many numbers the pre-filter saw and how many it settled without a lookup.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PreFilterStats {
     /// Numbers checked.
     pub checked: u64,
-    /// Numbers the offline check rejected (invalid or not SMS-capable).
+    /// Numbers the offline check rejected (a structural fault).
     pub rejected_offline: u64,
 }
 
@@ -77,15 +82,15 @@ impl<V: PhoneValidator + ?Sized> PhoneValidator for PreFilteredValidator<V> {
         deadline: Instant,
     ) -> Result<PhoneVerdict, ValidationError> {
         self.checked.fetch_add(1, Ordering::Relaxed);
-        match self.offline.judge(phone) {
-            PhoneVerdict::SmsCapable { .. } => self.inner.check(phone, deadline).await,
-            rejected => {
+        match self.offline.finding(phone) {
+            Finding::Range(_) => self.inner.check(phone, deadline).await,
+            Finding::Structural(fault) => {
                 self.rejected.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(
-                    verdict = ?rejected,
+                    fault = fault.code(),
                     "The offline pre-filter settled a number without a lookup."
                 );
-                Ok(rejected)
+                Ok(structural_verdict(fault))
             }
         }
     }
@@ -130,27 +135,36 @@ mod tests {
             async move { validator.check(&phone, deadline).await.expect("verdict") }
         };
         assert!(matches!(
-            check("+18005551212").await,
-            PhoneVerdict::NotSmsCapable { ref line_type } if line_type == "tollFree"
+            check("+1 415 155 0123").await,
+            PhoneVerdict::Invalid { ref detail } if detail == "offline:invalid_exchange"
         ));
         assert!(matches!(
-            check("+447700900123").await,
-            PhoneVerdict::Invalid { ref detail } if detail == "offline:invalid"
+            check("+3361234567").await,
+            PhoneVerdict::Invalid { ref detail } if detail == "offline:too_short"
         ));
         assert_eq!(inner.0.load(Ordering::SeqCst), 0, "no lookup spent");
-        // A US number is FixedLineOrMobile offline: only the inner validator can judge it,
-        // and its verdict (not the offline one) is returned.
-        assert_eq!(
-            check("+14159929960").await,
-            PhoneVerdict::SmsCapable {
-                line_type: "mobile".into()
-            }
-        );
-        assert_eq!(inner.0.load(Ordering::SeqCst), 1);
+        // Whatever the metadata says (toll-free, a drama range, an area code opened after
+        // it, a US FixedLineOrMobile), the inner validator judges, and its verdict (not the
+        // offline one) is returned.
+        for raw in [
+            "+18005551212",
+            "+447700900123",
+            "+13575550123",
+            "+14159929960",
+        ] {
+            assert_eq!(
+                check(raw).await,
+                PhoneVerdict::SmsCapable {
+                    line_type: "mobile".into()
+                },
+                "{raw}"
+            );
+        }
+        assert_eq!(inner.0.load(Ordering::SeqCst), 4);
         assert_eq!(
             validator.stats(),
             PreFilterStats {
-                checked: 3,
+                checked: 6,
                 rejected_offline: 2
             }
         );

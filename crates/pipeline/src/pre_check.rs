@@ -139,7 +139,9 @@ pub(crate) async fn pre_check_and_annotate(
             Check::Answered(Ok(PhoneVerdict::Invalid { detail })) => {
                 Outcome::not_sent(NotSentReason::InvalidNumber { detail })
             }
-            Check::Answered(Err(ValidationError::Unauthorized(message))) => {
+            Check::Answered(Err(
+                ValidationError::Unauthorized(message) | ValidationError::Misconfigured(message),
+            )) => {
                 ctx.fail(FatalCause::ValidatorUnauthorized(scrub_phone_numbers(
                     &message,
                 )));

@@ -34,6 +34,11 @@ pub enum ValidationError {
     /// number may be marked invalid because of it.
     #[error("the phone validator refused our credentials: {0}")]
     Unauthorized(String),
+    /// The account cannot do this lookup (Twilio 60606 "not enabled for this account",
+    /// a suspended or closed account, …): a misconfiguration. Fatal: the run stops, and
+    /// no number may be marked because of it.
+    #[error("the phone validator's account cannot do this lookup: {0}")]
+    Misconfigured(String),
     /// Transient failures (429, 5xx, timeouts) outlasted the adapter's retry budget or the
     /// deadline. The record is deferred, never marked 0.
     #[error("the phone validator is unavailable: {0}")]
@@ -51,10 +56,12 @@ pub trait PhoneValidator: Send + Sync {
     /// `deadline`).
     ///
     /// # Errors
-    /// [`ValidationError::Unauthorized`] when the credentials are refused (the adapter
-    /// MUST NOT return a verdict then); [`ValidationError::Unavailable`] once transient
-    /// failures outlast the retry budget or the deadline; [`ValidationError::Unknown`]
-    /// for anything else.
+    /// [`ValidationError::Unauthorized`] when the credentials are refused, and
+    /// [`ValidationError::Misconfigured`] when the account cannot do the lookup (a package
+    /// not enabled, a suspended account); the adapter MUST NOT return a verdict then, nor
+    /// retry, and the message MUST name the setting to fix and hold no phone number.
+    /// [`ValidationError::Unavailable`] once transient failures outlast the retry budget
+    /// or the deadline; [`ValidationError::Unknown`] for anything else.
     async fn check(
         &self,
         phone: &PhoneNumber,

@@ -10,6 +10,10 @@
 //!   `200` with `valid: false`, as in Lookup v2.
 //! * An account concurrency ceiling: a request that would exceed it is answered at once with
 //!   `429` and code 20429, and counted.
+//! * An account state ([`AccountState`], in the config or changed with
+//!   [`RunningTwilioSim::set_account_state`]): credentials that stopped working (`401`,
+//!   20003), a Line Type Intelligence package not enabled (`200` with the package's
+//!   `error_code` 60606), a suspended account (`403`, 20403).
 //!
 //! What it adds for tests: configurable latency (with seeded jitter), fault injection (a
 //! seeded probability of 429 or 500, or faults scripted for the next requests or for one
@@ -22,7 +26,7 @@ pub mod numbers;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -69,6 +73,50 @@ pub enum Fault {
     Stall(Duration),
 }
 
+/// The state of the simulated Twilio account: the answers Twilio documents for an account
+/// that cannot do a lookup (its error catalogue, `twilio.com/docs/api/errors/<code>`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AccountState {
+    /// Everything works.
+    #[default]
+    Active,
+    /// Our credentials stopped working (a rotated Auth Token, a deleted API key): every
+    /// request is `401` with code 20003, as for a wrong token.
+    CredentialsRevoked,
+    /// The account is not enabled for the Line Type Intelligence package: a lookup that asks
+    /// for it is `200` with `line_type_intelligence.error_code` 60606 ("Lookup Package is
+    /// Not Enabled") and no type, the way Lookup v2 reports a package that failed (as 60601
+    /// for Canadian numbers without access, per its Line Type Intelligence docs). The free
+    /// basic lookup still works.
+    LineTypeIntelligenceNotEnabled,
+    /// The account is suspended or closed: every authenticated request is `403` with code
+    /// 20403.
+    Suspended,
+}
+
+impl AccountState {
+    fn to_u8(self) -> u8 {
+        match self {
+            Self::Active => 0,
+            Self::CredentialsRevoked => 1,
+            Self::LineTypeIntelligenceNotEnabled => 2,
+            Self::Suspended => 3,
+        }
+    }
+
+    fn from_u8(value: u8) -> Self {
+        match value {
+            1 => Self::CredentialsRevoked,
+            2 => Self::LineTypeIntelligenceNotEnabled,
+            3 => Self::Suspended,
+            _ => Self::Active,
+        }
+    }
+}
+
+/// Lookup error 60606, "Lookup Package is Not Enabled".
+const PACKAGE_NOT_ENABLED: i64 = 60606;
+
 /// How the simulator behaves.
 #[derive(Debug, Clone)]
 pub struct TwilioSimConfig {
@@ -92,6 +140,8 @@ pub struct TwilioSimConfig {
     pub seed: u64,
     /// Answers that win over the rule in [`numbers`], by E.164 number.
     pub overrides: HashMap<String, SimLine>,
+    /// The account's state at start; [`RunningTwilioSim::set_account_state`] changes it.
+    pub account: AccountState,
 }
 
 impl Default for TwilioSimConfig {
@@ -108,6 +158,7 @@ impl Default for TwilioSimConfig {
             fault_rate_500: 0.0,
             seed: 0x5EED,
             overrides: HashMap::new(),
+            account: AccountState::Active,
         }
     }
 }
@@ -117,8 +168,11 @@ impl Default for TwilioSimConfig {
 pub struct TwilioSimStats {
     /// Every request to the lookup route.
     pub requests: u64,
-    /// Answered 401 (bad or missing credentials).
+    /// Answered 401 (bad or missing credentials, or [`AccountState::CredentialsRevoked`]).
     pub unauthorized: u64,
+    /// Answered with an account error: 403/20403 for a suspended account, or Line Type
+    /// Intelligence's 60606 for a package not enabled.
+    pub account_refusals: u64,
     /// Answered 429 because the concurrency ceiling was exceeded.
     pub concurrency_rejections: u64,
     /// Answered with a scripted or random fault.
@@ -219,6 +273,7 @@ impl RunningTwilioSim {
         TwilioSimStats {
             requests: s.requests.load(Ordering::Relaxed),
             unauthorized: s.unauthorized.load(Ordering::Relaxed),
+            account_refusals: s.account_refusals.load(Ordering::Relaxed),
             concurrency_rejections: s.concurrency_rejections.load(Ordering::Relaxed),
             injected_faults: s.injected_faults.load(Ordering::Relaxed),
             lookups: s.lookups_total.load(Ordering::Relaxed),
@@ -239,6 +294,16 @@ impl RunningTwilioSim {
             .entry(e164.to_owned())
             .or_default()
             .extend(faults);
+    }
+
+    /// Changes the account's state from the next request on.
+    pub fn set_account_state(&self, account: AccountState) {
+        self.state.account.store(account.to_u8(), Ordering::Relaxed);
+    }
+
+    /// The account's state now.
+    pub fn account_state(&self) -> AccountState {
+        AccountState::from_u8(self.state.account.load(Ordering::Relaxed))
     }
 
     /// Changes the latency of answers from now on.
@@ -283,6 +348,7 @@ struct SimState {
     config: TwilioSimConfig,
     expected_authorization: String,
     latency_micros: AtomicU64,
+    account: AtomicU8,
     rng: Mutex<StdRng>,
     script: Mutex<VecDeque<Fault>>,
     script_by_number: Mutex<HashMap<String, VecDeque<Fault>>>,
@@ -290,6 +356,7 @@ struct SimState {
     max_in_flight: AtomicUsize,
     requests: AtomicU64,
     unauthorized: AtomicU64,
+    account_refusals: AtomicU64,
     concurrency_rejections: AtomicU64,
     injected_faults: AtomicU64,
     lookups_total: AtomicU64,
@@ -304,6 +371,7 @@ impl SimState {
         Self {
             expected_authorization: format!("Basic {credentials}"),
             latency_micros: AtomicU64::new(config.latency.as_micros() as u64),
+            account: AtomicU8::new(config.account.to_u8()),
             rng: Mutex::new(StdRng::seed_from_u64(config.seed)),
             script: Mutex::default(),
             script_by_number: Mutex::default(),
@@ -311,6 +379,7 @@ impl SimState {
             max_in_flight: AtomicUsize::new(0),
             requests: AtomicU64::new(0),
             unauthorized: AtomicU64::new(0),
+            account_refusals: AtomicU64::new(0),
             concurrency_rejections: AtomicU64::new(0),
             injected_faults: AtomicU64::new(0),
             lookups_total: AtomicU64::new(0),
@@ -383,11 +452,12 @@ async fn lookup(
     let (_in_flight, now) = InFlight::enter(&state.in_flight, &state.max_in_flight);
     state.requests.fetch_add(1, Ordering::Relaxed);
 
+    let account = AccountState::from_u8(state.account.load(Ordering::Relaxed));
     let authorised = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v == state.expected_authorization);
-    if !authorised {
+    if !authorised || account == AccountState::CredentialsRevoked {
         state.unauthorized.fetch_add(1, Ordering::Relaxed);
         let mut response = twilio_error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
         response.headers_mut().insert(
@@ -395,6 +465,14 @@ async fn lookup(
             HeaderValue::from_static("Basic realm=\"Twilio API\""),
         );
         return response;
+    }
+    if account == AccountState::Suspended {
+        state.account_refusals.fetch_add(1, Ordering::Relaxed);
+        return twilio_error(
+            StatusCode::FORBIDDEN,
+            20403,
+            "The account lacks permission to access the Twilio API",
+        );
     }
     if state
         .config
@@ -427,14 +505,18 @@ async fn lookup(
     let with_line_type = query
         .get("Fields")
         .is_some_and(|f| f.split(',').any(|f| f.trim() == "line_type_intelligence"));
-    let line = state
+    let mut line = state
         .config
         .overrides
         .get(&phone)
         .cloned()
         .unwrap_or_else(|| numbers::line_for(&phone));
     state.lookups_total.fetch_add(1, Ordering::Relaxed);
-    if with_line_type {
+    let package_off = account == AccountState::LineTypeIntelligenceNotEnabled;
+    if with_line_type && package_off && !matches!(line, SimLine::Invalid(_)) {
+        state.account_refusals.fetch_add(1, Ordering::Relaxed);
+        line = SimLine::LookupError(PACKAGE_NOT_ENABLED);
+    } else if with_line_type && !package_off {
         state.line_type_lookups.fetch_add(1, Ordering::Relaxed);
     }
     *lock(&state.lookups).entry(phone.clone()).or_default() += 1;
