@@ -24,6 +24,8 @@ pub enum ValidatorFault {
     Unavailable,
     /// `ValidationError::Unauthorized` (the run stops).
     Unauthorized,
+    /// `ValidationError::Misconfigured`: the account cannot do lookups (the run stops).
+    Misconfigured,
 }
 
 impl ValidatorFault {
@@ -32,6 +34,9 @@ impl ValidatorFault {
             Self::Unavailable => {
                 ValidationError::Unavailable("injected: validator unavailable".into())
             }
+            Self::Misconfigured => ValidationError::Misconfigured(
+                "injected: 60606 line type intelligence is not enabled on the account".into(),
+            ),
             Self::Unauthorized => {
                 ValidationError::Unauthorized("injected: credentials refused".into())
             }
@@ -43,6 +48,7 @@ impl ValidatorFault {
             None => 0,
             Some(Self::Unavailable) => 1,
             Some(Self::Unauthorized) => 2,
+            Some(Self::Misconfigured) => 3,
         }
     }
 
@@ -50,6 +56,7 @@ impl ValidatorFault {
         match code {
             1 => Some(Self::Unavailable),
             2 => Some(Self::Unauthorized),
+            3 => Some(Self::Misconfigured),
             _ => None,
         }
     }

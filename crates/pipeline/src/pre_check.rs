@@ -139,13 +139,17 @@ pub(crate) async fn pre_check_and_annotate(
             Check::Answered(Ok(PhoneVerdict::Invalid { detail })) => {
                 Outcome::not_sent(NotSentReason::InvalidNumber { detail })
             }
-            Check::Answered(Err(
-                ValidationError::Unauthorized(message) | ValidationError::Misconfigured(message),
-            )) => {
+            Check::Answered(Err(ValidationError::Unauthorized(message))) => {
                 ctx.fail(FatalCause::ValidatorUnauthorized(scrub_phone_numbers(
                     &message,
                 )));
                 Outcome::deferred(DeferReason::Unauthorized)
+            }
+            Check::Answered(Err(ValidationError::Misconfigured(message))) => {
+                ctx.fail(FatalCause::ValidatorMisconfigured(scrub_phone_numbers(
+                    &message,
+                )));
+                Outcome::deferred(DeferReason::Misconfigured)
             }
             Check::Answered(Err(error)) => {
                 unavailable += 1;

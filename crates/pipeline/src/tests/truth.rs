@@ -4,7 +4,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ca_notify_adapter_memory::{IssuerFault, MemoryIssuer, MemoryValidator, Scripted};
+use ca_notify_adapter_memory::{
+    IssuerFault, MemoryIssuer, MemoryValidator, Scripted, ValidatorFault,
+};
 use ca_notify_domain::{
     AttemptAnswer, DeferReason, ItemAnswer, KeyHistory, Outcome, RealmFault, RetryBudget,
 };
@@ -430,4 +432,26 @@ fn a_deadline_inside_one_request_is_a_configuration_error() {
     let text = error.to_string();
     assert!(text.contains("pipeline.deadline_secs"), "{text}");
     assert!(text.contains("verification.request_timeout_secs"), "{text}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_validator_account_that_cannot_look_up_stops_the_run_and_marks_nothing() {
+    let validator = MemoryValidator::new();
+    validator.set_fault(Some(ValidatorFault::Misconfigured));
+    let m = memory_with(records(30), validator, MemoryIssuer::new(), one_epoch());
+    let failure = m
+        .pipeline
+        .run(CancellationToken::new())
+        .await
+        .expect_err("misconfigured");
+    assert!(
+        matches!(failure.cause, FatalCause::ValidatorMisconfigured(_)),
+        "{:?}",
+        failure.cause
+    );
+    assert_eq!(failure.report.stop.as_deref(), Some("misconfigured"));
+    assert_eq!(m.issuer.requests(), 0);
+    let counts = m.store.counts();
+    assert_eq!((counts.sent, counts.not_sent), (0, 0), "{counts:?}");
+    assert_nothing_lost(&m.store, &failure.report);
 }
