@@ -218,6 +218,123 @@ async fn faulty_peers_on_sqlite_text_each_person_exactly_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kills_in_the_middle_of_the_servers_sends_leave_nobody_with_two_usable_codes() {
+    // The server's sends run on the request's context: a worker killed mid-send cancels
+    // them. The provider accepts each text 40 ms into a 120 ms send, so a kill in between
+    // leaves a text whose code the server then deletes; the person needs, and must get,
+    // one usable code. Lost answers and a second worker at the same time, too.
+    let world = World::start(
+        400,
+        TwilioSimConfig {
+            latency: Duration::from_millis(5),
+            ..faulty_twilio()
+        },
+        SimConfig {
+            latency: Duration::from_millis(120),
+            sms_accept_after: Duration::from_millis(40),
+            ..faulty_verification()
+        },
+    )
+    .await;
+    let cli = world.cli().env(DEADLINE, "4").env(LEASE_MARGIN, "1");
+    let started = Instant::now();
+    let mut rng = StdRng::seed_from_u64(0x7207_5EED);
+    let mut kills = 0;
+    while kills < 3 && world.next_claimable_in().is_some() {
+        assert!(started.elapsed() < BUDGET, "only {kills} kills in time");
+        if let Some(wait) = world.next_claimable_in() {
+            std::thread::sleep(wait);
+        }
+        let mut victim = cli
+            .command(&["run", "--until-drained"])
+            .stdout(Stdio::null())
+            .stderr(world.log(&format!("killed-{kills}.log")))
+            .spawn()
+            .expect("ca-notify starts");
+        let mut other = cli
+            .command(&["run"])
+            .stdout(Stdio::null())
+            .stderr(world.log(&format!("other-{kills}.log")))
+            .spawn()
+            .expect("a second worker starts");
+        let texts = world.verification.ledger().total() + rng.random_range(1..40);
+        let landed = wait_until(&mut victim, || {
+            world.verification.ledger().total() >= texts || started.elapsed() > BUDGET
+        });
+        if landed.is_none() {
+            victim.kill().expect("SIGKILL");
+        }
+        victim.wait().expect("reaped");
+        wait_for(&mut other, BUDGET).expect("the second worker finishes");
+        kills += 1;
+    }
+    drain(&world, &cli, started);
+    world.assert_exactly_once();
+    let stats = world.verification.stats();
+    eprintln!("{kills} kills, {:?}, {stats:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_a_failed_delete_keeps_are_never_recorded_as_texts() {
+    // Failed sends whose row stays behind (the delete fails), a limiter, and two workers
+    // at once: a 409 after such a failure must end unconfirmed, never sent. (Lost
+    // answers are left out on purpose: a lost answer can hide a failed send, and when
+    // that send's delete failed too, the later 409 is taken for the lost 200 — the one
+    // double fault the truth table cannot see through; `docs/adapters/verification.md`.)
+    let world = World::start(
+        400,
+        TwilioSimConfig {
+            latency: Duration::from_millis(5),
+            ..faulty_twilio()
+        },
+        SimConfig {
+            latency: Duration::from_millis(20),
+            delete_fails: true,
+            rate_limit: Some(RateLimit {
+                tokens: 40,
+                interval: Duration::from_secs(1),
+            }),
+            faults: ca_notify_simulators::verification::Faults {
+                sms_failure: 0.03,
+                ..ca_notify_simulators::verification::Faults::default()
+            },
+            ..SimConfig::default()
+        },
+    )
+    .await;
+    let cli = world.cli().env(DEADLINE, "10").env(LEASE_MARGIN, "1");
+    let started = Instant::now();
+    let mut other = cli
+        .command(&["run", "--until-drained"])
+        .stdout(Stdio::null())
+        .stderr(world.log("other.log"))
+        .spawn()
+        .expect("a second worker starts");
+    drain(&world, &cli, started);
+    let status = wait_for(&mut other, BUDGET).expect("the second worker finishes");
+    assert!(
+        status.success(),
+        "{status}: {}",
+        world.log_tail("other.log")
+    );
+    let unconfirmed = world.assert_truthful();
+    let stats = world.verification.stats();
+    eprintln!(
+        "{unconfirmed} unconfirmed, {:?}, {stats:?}",
+        started.elapsed()
+    );
+    assert!(stats.failed_deletes > 0, "rows stayed behind: {stats:?}");
+    assert!(
+        unconfirmed > 0,
+        "the 409s after failed sends were judged: {stats:?}"
+    );
+    assert!(
+        unconfirmed as u64 <= stats.failed_deletes,
+        "only a row a failed delete kept can make a record unconfirmed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_on_one_file_text_each_person_exactly_once() {
     let world = World::start(
         600,

@@ -242,6 +242,48 @@ impl World {
             .count()
     }
 
+    /// The invariants of a world whose server may keep a code row without texting (a failed
+    /// delete): like [`World::assert_exactly_once`], except that a mobile may end
+    /// `unconfirmed` — and then it must hold no text at all, since an unconfirmed record
+    /// is one the server answered 409 for after an explicit failure of the same uuid.
+    /// Returns how many records ended unconfirmed.
+    pub fn assert_truthful(&self) -> usize {
+        let state = self.state();
+        let ledger = self.verification.ledger();
+        let mut unconfirmed = 0;
+        for p in &self.people {
+            let row = &state[&p.id];
+            let outcome = row.outcome.as_deref().unwrap_or("pending");
+            let live = ledger.live_texts_to(&p.e164());
+            assert!(!row.claimed, "{} is left claimed ({outcome})", p.id);
+            assert!(live <= 1, "{} holds {live} usable texts", p.id);
+            match (p.kind, outcome) {
+                (Kind::Mobile | Kind::Duplicate, "sent" | "already_sent") => {
+                    assert_eq!(live, 1, "{} is {outcome} without a usable text", p.id);
+                }
+                (Kind::Mobile | Kind::Duplicate, "unconfirmed") => {
+                    unconfirmed += 1;
+                    assert_eq!(
+                        ledger.texts_to(&p.e164()),
+                        0,
+                        "{} is unconfirmed but was texted: the 409 came after an explicit failure here",
+                        p.id
+                    );
+                }
+                (Kind::Landline | Kind::Invalid, "not_sent") => {
+                    assert_eq!(ledger.texts_to(&p.e164()), 0, "{} texted", p.id);
+                }
+                (kind, outcome) => panic!("{} ({kind:?}) ends {outcome}", p.id),
+            }
+        }
+        assert_eq!(
+            ledger.phones_with_more_than_one_live_text(),
+            0,
+            "{ledger:?}"
+        );
+        unconfirmed
+    }
+
     /// The invariants every world must end with:
     /// * every recipient has exactly one final outcome, and nothing is left claimed;
     /// * every valid mobile (phone and test date) holds exactly one text with a usable

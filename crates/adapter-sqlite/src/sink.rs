@@ -16,9 +16,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use ca_notify_domain::{
-    ClaimToken, DedupKey, KeyHistory, Outcome, RecordOutcome,
-};
+use ca_notify_domain::{ClaimToken, DedupKey, KeyHistory, Outcome, RecordOutcome};
 use ca_notify_ports::{ResultSink, SinkError, WriteReceipt};
 use rusqlite::{params, Connection, TransactionBehavior};
 
