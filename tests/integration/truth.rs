@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::Duration;
 
-use ca_notify_simulators::twilio::TwilioSimConfig;
+use ca_notify_simulators::twilio::{AccountState, TwilioSimConfig};
 use ca_notify_simulators::verification::{Fault, Faults, SimConfig, SmsProvider};
 
 use crate::harness::{people, Kind, Person, World};
@@ -321,4 +321,28 @@ async fn mobiles_in_recently_opened_area_codes_reach_the_authority() {
         );
     }
     assert!(world.twilio.stats().lookups >= 3, "Twilio was asked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_twilio_account_without_line_type_intelligence_stops_the_run_and_finalises_nothing() {
+    let world = World::start(60, TwilioSimConfig::default(), SimConfig::default()).await;
+    world
+        .twilio
+        .set_account_state(AccountState::LineTypeIntelligenceNotEnabled);
+    let out = world.cli().run(&["run"]);
+    assert_eq!(out.code, Some(EXIT_MISCONFIGURED), "{}", out.all());
+    assert!(out.stderr.contains("60606"), "{}", out.stderr);
+    // Invalid numbers are the records' own fault (the pre-filter's structural checks, or
+    // Lookup's free validity check, which needs no package); nothing else may be final.
+    for (id, row) in world.state() {
+        if let Some(outcome) = row.outcome.as_deref() {
+            let reason = row.reason.as_deref().unwrap_or("");
+            assert!(
+                outcome == "not_sent" && reason.starts_with("invalid_number:"),
+                "{id} was finalised as {outcome} {reason} because of the account"
+            );
+        }
+    }
+    assert_eq!(world.verification.ledger().total(), 0);
+    assert!(world.state().values().all(|row| !row.claimed));
 }
