@@ -135,10 +135,11 @@ fn stop_code(ctx: &RunCtx) -> Option<String> {
     ctx.stop_kind().map(|k| k.code().to_owned())
 }
 
-/// The run's result. A run that claimed records but settled none of them because a peer
-/// could not serve them (the phone validator unavailable, batch-issue requests without an
-/// answer) made no progress, and says so with a failure; the verification server's
-/// refusals are already fatal causes where they happen.
+/// The run's result. A run that claimed records but settled none, and deferred every one
+/// of them because a peer could not serve (the phone validator unavailable, batch-issue
+/// requests without an answer or with an unexpected failure), made no progress, and says
+/// so with a failure; the verification server's refusals are already fatal causes where
+/// they happen. A run that also ran out of time, or was shut down, is not a peer's fault.
 fn finish(ctx: &RunCtx, mut report: RunReport) -> Result<RunReport, RunFailure> {
     if let Some(cause) = ctx.take_fatal() {
         return Err(RunFailure { cause, report });
@@ -146,8 +147,9 @@ fn finish(ctx: &RunCtx, mut report: RunReport) -> Result<RunReport, RunFailure> 
     let deferred = |reason: DeferReason| report.deferred.get(reason.code()).copied().unwrap_or(0);
     let unchecked = deferred(DeferReason::ValidationUnavailable);
     let unanswered = deferred(DeferReason::NoAnswer) + deferred(DeferReason::IssuerUnavailable);
+    let only_peers = report.deferred_total() == unchecked + unanswered;
     let shut_down = ctx.stop_kind() == Some(StopKind::Shutdown);
-    let cause = if report.settled() > 0 || shut_down {
+    let cause = if report.settled() > 0 || !only_peers || shut_down {
         None
     } else if unanswered > 0 {
         Some(FatalCause::IssuerUnavailable(format!(

@@ -392,13 +392,8 @@ async fn the_deadline_cuts_a_slow_validator_and_loses_nothing() {
             ..settings(3)
         },
     );
-    let failure = m
-        .pipeline
-        .run(CancellationToken::new())
-        .await
-        .expect_err("a run that could check no number made no progress");
-    assert!(matches!(failure.cause, FatalCause::ValidatorUnavailable(_)));
-    let report = failure.report;
+    // Nothing settled, but the deadline, not only the validator, is why: not a failure.
+    let report = m.pipeline.run(CancellationToken::new()).await.expect("run");
     assert_eq!(report.sent, 0);
     assert_eq!(report.deferred["validation_unavailable"], 40);
     assert_eq!(report.deferred["deadline"], 60);
