@@ -203,9 +203,15 @@ pub(crate) async fn acquire_data(ctx: &RunCtx) -> Result<Claim, NoClaim> {
             }
             Err(error) => error,
         };
-        let delay = CLAIM_BACKOFF.delay(attempt, rand::random());
-        let retryable = matches!(error, SourceError::Unavailable(_));
-        if retryable && CLAIM_BACKOFF.allows(attempt) && Instant::now() + delay < ctx.deadline {
+        let room = ctx.deadline.saturating_duration_since(Instant::now());
+        let retry = matches!(error, SourceError::Unavailable(_))
+            .then(|| {
+                CLAIM_BACKOFF
+                    .next_retry(attempt, rand::random(), None, room)
+                    .ok()
+            })
+            .flatten();
+        if let Some(delay) = retry {
             warn!(
                 attempt = attempt + 1,
                 error = %scrub_phone_numbers(&error.to_string()),

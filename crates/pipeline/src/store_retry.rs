@@ -1,6 +1,7 @@
-//! One retry policy for the pipeline's calls to the result sink (the ledger read before
-//! issuing and the write-back after): a store that is briefly unavailable is asked again
-//! after a backoff, inside the run's deadline; any other failure is final at once.
+//! Retries of the pipeline's calls to the result sink (the ledger read before issuing and
+//! the write-back after): a store that is briefly unavailable is asked again after a
+//! backoff, inside the run's deadline; any other failure is final at once. The decision
+//! is the domain's [`Backoff::next_retry`], the policy every retry shares.
 
 use std::future::Future;
 use std::time::Duration;
@@ -36,11 +37,17 @@ where
             Ok(value) => return Ok(value),
             Err(error) => error,
         };
-        let retryable = matches!(error, SinkError::Unavailable(_));
-        let delay = SINK_BACKOFF.delay(attempt, rand::random());
-        if !(retryable && SINK_BACKOFF.allows(attempt) && Instant::now() + delay <= ctx.deadline) {
+        let room = ctx.deadline.saturating_duration_since(Instant::now());
+        let retry = matches!(error, SinkError::Unavailable(_))
+            .then(|| {
+                SINK_BACKOFF
+                    .next_retry(attempt, rand::random(), None, room)
+                    .ok()
+            })
+            .flatten();
+        let Some(delay) = retry else {
             return Err(error);
-        }
+        };
         warn!(
             attempt = attempt + 1,
             error = %scrub_phone_numbers(&error.to_string()),
