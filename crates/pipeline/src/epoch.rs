@@ -26,6 +26,7 @@ use crate::context::RunCtx;
 use crate::failure::{FatalCause, StopKind};
 use crate::pre_check::IdList;
 use crate::report::{EpochReport, Tally};
+use crate::store_retry::store_wait;
 
 /// Deferred-map key for records of a batch whose task panicked (an adapter bug); they are
 /// released so another run can take them.
@@ -203,15 +204,8 @@ pub(crate) async fn acquire_data(ctx: &RunCtx) -> Result<Claim, NoClaim> {
             }
             Err(error) => error,
         };
-        let room = ctx.deadline.saturating_duration_since(Instant::now());
-        let retry = matches!(error, SourceError::Unavailable(_))
-            .then(|| {
-                CLAIM_BACKOFF
-                    .next_retry(attempt, rand::random(), None, room)
-                    .ok()
-            })
-            .flatten();
-        if let Some(delay) = retry {
+        let unavailable = matches!(error, SourceError::Unavailable(_));
+        if let Some(delay) = store_wait(ctx, &CLAIM_BACKOFF, attempt, unavailable) {
             warn!(
                 attempt = attempt + 1,
                 error = %scrub_phone_numbers(&error.to_string()),

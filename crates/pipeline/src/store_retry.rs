@@ -20,6 +20,20 @@ const SINK_BACKOFF: Backoff = Backoff {
     max_retries: 4,
 };
 
+/// The wait before store call retry `attempt` (0-based), or `None` when the failure is
+/// final: not an unavailable store, the budget spent, or the wait would pass the deadline.
+pub(crate) fn store_wait(
+    ctx: &RunCtx,
+    policy: &Backoff,
+    attempt: u32,
+    unavailable: bool,
+) -> Option<Duration> {
+    let room = ctx.deadline.saturating_duration_since(Instant::now());
+    unavailable
+        .then(|| policy.next_retry(attempt, rand::random(), None, room).ok())
+        .flatten()
+}
+
 /// Calls `op` until it succeeds, fails for good, or the backoff or the deadline runs out.
 /// `what` names the call in the log ("writing the batch", "reading the ledger").
 pub(crate) async fn retry_sink<T, F, Fut>(
@@ -37,15 +51,8 @@ where
             Ok(value) => return Ok(value),
             Err(error) => error,
         };
-        let room = ctx.deadline.saturating_duration_since(Instant::now());
-        let retry = matches!(error, SinkError::Unavailable(_))
-            .then(|| {
-                SINK_BACKOFF
-                    .next_retry(attempt, rand::random(), None, room)
-                    .ok()
-            })
-            .flatten();
-        let Some(delay) = retry else {
+        let unavailable = matches!(error, SinkError::Unavailable(_));
+        let Some(delay) = store_wait(ctx, &SINK_BACKOFF, attempt, unavailable) else {
             return Err(error);
         };
         warn!(
