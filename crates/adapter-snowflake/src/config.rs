@@ -7,7 +7,6 @@
 //! operator can find it in the configuration file (`snowflake.table.phone_column: …`).
 
 use std::fmt;
-use std::net::IpAddr;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -430,7 +429,7 @@ fn parse_base_url(text: &str) -> Result<Url, ConfigError> {
         .ok_or_else(|| ConfigError::new(key, "has no host"))?;
     match url.scheme() {
         "https" => {}
-        "http" if is_loopback(host) => {}
+        "http" if ca_notify_http::is_loopback_host(host) => {}
         "http" => {
             return Err(ConfigError::new(
                 key,
@@ -448,16 +447,6 @@ fn parse_base_url(text: &str) -> Result<Url, ConfigError> {
         return Err(ConfigError::new(key, "must not have a query or fragment"));
     }
     Ok(url)
-}
-
-fn is_loopback(host: &str) -> bool {
-    if host.eq_ignore_ascii_case("localhost") {
-        return true;
-    }
-    host.trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse::<IpAddr>()
-        .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]

@@ -45,7 +45,7 @@ use crate::account;
 use crate::cache::VerdictCache;
 use crate::config::{ConfigError, TwilioConfig};
 use crate::policy::{LineReading, LineTypePolicy};
-use crate::retry::{parse_retry_after, run_with_retries, Attempt};
+use crate::retry::{run_with_retries, Attempt};
 use crate::wire::{safe_text, LookupResponse, TwilioErrorBody};
 
 /// Lookup answers are about 1 KiB; anything past this is not one.
@@ -117,14 +117,10 @@ impl TwilioValidator {
             base.path().trim_end_matches('/')
         ));
         let authorization = basic_auth(&config.account_sid, &config.auth_token)?;
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
+        let http = ca_notify_http::client_builder(config.connect_timeout)
             .pool_max_idle_per_host(config.concurrency)
             .tcp_nodelay(true)
-            // A redirect would be a misconfiguration; never follow one with our credentials.
-            .redirect(reqwest::redirect::Policy::none())
             .https_only(base.scheme() == "https")
-            .user_agent(concat!("ca-notify/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| {
                 ConfigError::new("twilio", format!("cannot build the HTTP client: {e}"))
@@ -429,7 +425,7 @@ fn error_chain(error: &dyn StdError) -> String {
 
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?;
-    parse_retry_after(value, SystemTime::now())
+    ca_notify_http::retry_after::parse_delay(value, SystemTime::now())
 }
 
 async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {

@@ -5,7 +5,6 @@
 //! the offending key, instead of surfacing later as thousands of deferred records.
 
 use std::fmt;
-use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
@@ -192,7 +191,7 @@ impl TwilioConfig {
         }
         match url.scheme() {
             "https" => {}
-            "http" if is_loopback(&url) => {}
+            "http" if ca_notify_http::is_loopback(&url) => {}
             "http" => {
                 return Err(ConfigError::new(
                     KEY,
@@ -242,15 +241,6 @@ fn validate_sid(sid: &str) -> Result<(), ConfigError> {
         ));
     }
     Ok(())
-}
-
-fn is_loopback(url: &Url) -> bool {
-    let Some(host) = url.host_str() else {
-        return false;
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]

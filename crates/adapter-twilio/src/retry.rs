@@ -1,16 +1,17 @@
 //! The retry decision for Twilio requests, in one place: what one attempt came to, and how
 //! long to wait before the next one.
 //!
-//! Retryable failures (429/20429, 5xx, timeouts, resets) wait a full-jitter exponential
-//! delay from the domain's [`Backoff`]; when Twilio sends `Retry-After` the wait is
-//! `max(Retry-After, backoff)` (Twilio does not promise the header for Lookup, so it is a
-//! floor, never the plan). A wait that would end past the caller's deadline is not taken:
-//! the lookup gives up at once as `Unavailable`, and the pipeline defers the record.
+//! The policy is the domain's [`Backoff::next_retry`]: retryable failures (429/20429,
+//! 5xx, timeouts, resets) wait a full-jitter exponential delay; when Twilio sends
+//! `Retry-After` (parsed by `ca-notify-http`) the wait is `max(Retry-After, backoff)`
+//! (Twilio does not promise the header for Lookup, so it is a floor, never the plan). A
+//! wait that would reach the caller's deadline is not taken: the lookup gives up at once
+//! as `Unavailable`, and the pipeline defers the record.
 
 use std::future::Future;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use ca_notify_domain::Backoff;
+use ca_notify_domain::{Backoff, GiveUp};
 use ca_notify_ports::ValidationError;
 use tokio::time::Instant;
 
@@ -56,29 +57,33 @@ where
                 retry_after,
             } => (reason, retry_after),
         };
-        if !backoff.allows(retries_done) {
-            tracing::warn!(
-                attempts = retries_done + 1,
-                error = %reason,
-                "Twilio Lookup kept failing; giving up on this number for now."
-            );
-            return Err(ValidationError::Unavailable(format!(
-                "gave up after {} attempts; last error: {reason}",
-                retries_done + 1
-            )));
-        }
-        let wait = retry_wait(backoff, retries_done, jitter(), retry_after);
-        if Instant::now() + wait >= deadline {
-            tracing::warn!(
-                attempts = retries_done + 1,
-                wait_ms = wait.as_millis() as u64,
-                error = %reason,
-                "Twilio Lookup failed and the next retry would pass the deadline; giving up on this number for now."
-            );
-            return Err(ValidationError::Unavailable(format!(
-                "the next retry would pass the deadline; last error: {reason}"
-            )));
-        }
+        let now = Instant::now();
+        let room = deadline.saturating_duration_since(now);
+        let wait = match backoff.next_retry(retries_done, jitter(), retry_after, room) {
+            Ok(wait) if now + wait < deadline => wait,
+            Ok(wait) | Err(GiveUp::PastDeadline(wait)) => {
+                tracing::warn!(
+                    attempts = retries_done + 1,
+                    wait_ms = wait.as_millis() as u64,
+                    error = %reason,
+                    "Twilio Lookup failed and the next retry would pass the deadline; giving up on this number for now."
+                );
+                return Err(ValidationError::Unavailable(format!(
+                    "the next retry would pass the deadline; last error: {reason}"
+                )));
+            }
+            Err(GiveUp::BudgetSpent) => {
+                tracing::warn!(
+                    attempts = retries_done + 1,
+                    error = %reason,
+                    "Twilio Lookup kept failing; giving up on this number for now."
+                );
+                return Err(ValidationError::Unavailable(format!(
+                    "gave up after {} attempts; last error: {reason}",
+                    retries_done + 1
+                )));
+            }
+        };
         tracing::debug!(
             attempt = retries_done + 1,
             wait_ms = wait.as_millis() as u64,
@@ -89,28 +94,6 @@ where
         tokio::time::sleep(wait).await;
         retries_done += 1;
     }
-}
-
-/// `max(Retry-After, full-jitter backoff)`.
-pub(crate) fn retry_wait(
-    backoff: &Backoff,
-    retries_done: u32,
-    unit: f64,
-    retry_after: Option<Duration>,
-) -> Duration {
-    let jittered = backoff.delay(retries_done, unit);
-    retry_after.map_or(jittered, |floor| floor.max(jittered))
-}
-
-/// `Retry-After` as delay-seconds or an HTTP date (RFC 9110 §10.2.3); `None` if absent or
-/// unreadable. A date in the past means "now".
-pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 #[cfg(test)]
@@ -209,11 +192,6 @@ mod tests {
         .await;
         assert_eq!(result.expect("succeeds"), "ok");
         assert_eq!(start.elapsed(), Duration::from_secs(3));
-        // A short Retry-After does not shorten the backoff.
-        assert_eq!(
-            retry_wait(&backoff(), 3, 1.0, Some(Duration::from_millis(1))),
-            Duration::from_millis(800)
-        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -280,20 +258,5 @@ mod tests {
         .await;
         assert!(matches!(result, Err(ValidationError::Unauthorized(_))));
         assert_eq!(calls.get(), 1);
-    }
-
-    #[test]
-    fn retry_after_reads_seconds_and_dates() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        assert_eq!(parse_retry_after(" 7 ", now), Some(Duration::from_secs(7)));
-        let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
-        assert_eq!(
-            parse_retry_after(&later, now),
-            Some(Duration::from_secs(30))
-        );
-        let earlier = httpdate::fmt_http_date(now - Duration::from_secs(30));
-        assert_eq!(parse_retry_after(&earlier, now), Some(Duration::ZERO));
-        assert_eq!(parse_retry_after("soon", now), None);
-        assert_eq!(parse_retry_after("-3", now), None);
     }
 }

@@ -17,8 +17,8 @@ use reqwest::StatusCode;
 use tokio::time::Instant;
 
 use crate::pacing::RateLimitHeaders;
-use crate::retry_after::{self, RetryAt};
 use crate::wire::{BatchIssueResponse, IssueCodeResponse};
+use ca_notify_http::retry_after::{self, RetryAt};
 
 /// How long to wait after a limiter 429 that says nothing about when to return: one
 /// window of the server's limiter (`RATE_LIMIT_INTERVAL=1m`, `pkg/ratelimit/config.go:47`).
@@ -234,7 +234,7 @@ fn limiter_until(headers: &HeaderMap, at: ReceivedAt) -> Instant {
     let when = retry_after
         .or_else(reset)
         .unwrap_or(RetryAt::After(DEFAULT_LIMITER_WAIT));
-    when.to_instant(at.wall, at.instant)
+    at.instant + when.delay_from(at.wall)
 }
 
 /// Server text fit for a log line or an error: the JSON `error` if there was one, else

@@ -16,7 +16,7 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ca_notify_domain::{scrub_phone_numbers, Backoff, DedupKey, ItemAnswer, TestType};
+use ca_notify_domain::{scrub_phone_numbers, Backoff, DedupKey, GiveUp, ItemAnswer, TestType};
 use ca_notify_ports::{IssueError, IssueItem, SmsIssuer, MAX_BATCH_ITEMS};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
 use reqwest::{StatusCode, Url};
@@ -94,12 +94,8 @@ impl VerificationClient {
                 "The verification request timeout is under 45 s; the server's own SMS send can take 30 s."
             );
         }
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
+        let http = ca_notify_http::client_builder(config.connect_timeout)
             .timeout(config.request_timeout)
-            // A redirected POST turns into a GET elsewhere; a redirect is a wrong base_url.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("ca-notify/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ConfigError::Client(e.to_string()))?;
         Ok(Self {
@@ -243,23 +239,32 @@ impl VerificationClient {
                     return Err(error);
                 }
                 Judgement::Transient(reason) => {
-                    if !self.backoff.allows(retries) {
-                        tracing::warn!(
-                            attempts = retries + 1,
-                            error = %reason,
-                            "The verification server kept failing; giving the batch back."
-                        );
-                        return Err(IssueError::Unavailable(format!(
-                            "{reason} (gave up after {} attempts)",
-                            retries + 1
-                        )));
-                    }
-                    let delay = self.backoff.delay(retries, rand::random::<f64>());
-                    if Instant::now() + delay > last_start {
-                        return Err(IssueError::Unavailable(format!(
-                            "{reason} (no time left before the deadline to retry)"
-                        )));
-                    }
+                    // No server Retry-After here: a transient failure is a request the
+                    // server never read.
+                    let room = last_start.saturating_duration_since(Instant::now());
+                    let delay =
+                        match self
+                            .backoff
+                            .next_retry(retries, rand::random::<f64>(), None, room)
+                        {
+                            Ok(delay) => delay,
+                            Err(GiveUp::BudgetSpent) => {
+                                tracing::warn!(
+                                    attempts = retries + 1,
+                                    error = %reason,
+                                    "The verification server kept failing; giving the batch back."
+                                );
+                                return Err(IssueError::Unavailable(format!(
+                                    "{reason} (gave up after {} attempts)",
+                                    retries + 1
+                                )));
+                            }
+                            Err(GiveUp::PastDeadline(_)) => {
+                                return Err(IssueError::Unavailable(format!(
+                                    "{reason} (no time left before the deadline to retry)"
+                                )));
+                            }
+                        };
                     tracing::warn!(
                         attempt = retries + 1,
                         delay_ms = delay.as_millis() as u64,

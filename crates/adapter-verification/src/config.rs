@@ -5,7 +5,6 @@
 //! header, and `Debug` of these settings shows `[REDACTED]` in its place.
 
 use std::fmt;
-use std::net::IpAddr;
 use std::time::Duration;
 
 use ca_notify_domain::{Backoff, TestType};
@@ -154,7 +153,7 @@ impl VerificationConfig {
         }
         match url.scheme() {
             "https" => {}
-            "http" if is_loopback(&url) => {}
+            "http" if ca_notify_http::is_loopback(&url) => {}
             "http" => {
                 return Err(invalid(
                     KEY,
@@ -167,17 +166,6 @@ impl VerificationConfig {
             return Err(invalid(KEY, "the URL has no host"));
         }
         Ok(url)
-    }
-}
-
-fn is_loopback(url: &Url) -> bool {
-    let Some(host) = url.host_str() else {
-        return false;
-    };
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    match bare.parse::<IpAddr>() {
-        Ok(ip) => ip.is_loopback(),
-        Err(_) => host.eq_ignore_ascii_case("localhost"),
     }
 }
 

@@ -7,7 +7,10 @@
 //! * [`classify`]: the judgement of one HTTP answer, per item or for the whole request.
 //! * [`wire`]: the serde types of the request and the answers, documented fields only.
 //! * [`pacing`]: the requests-per-minute limiter and the server's `X-RateLimit-*` headers.
-//! * [`retry_after`]: lenient `Retry-After` / `X-RateLimit-Reset` parsing (`… UTC` dates).
+//!
+//! `Retry-After` / `X-RateLimit-Reset` parsing (with the server's `… UTC` dates), the
+//! loopback rule and the HTTP client's defaults are shared with the other HTTP adapters
+//! in `ca-notify-http`.
 //! * [`healthcheck`]: `check_reachable`, which proves access without issuing anything.
 //!
 //! Dates are not checked here: the pipeline settles records whose test or symptom date
@@ -20,7 +23,6 @@ pub mod client;
 pub mod config;
 pub mod healthcheck;
 pub mod pacing;
-pub mod retry_after;
 pub mod wire;
 
 pub use client::VerificationClient;

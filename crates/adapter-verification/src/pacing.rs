@@ -29,7 +29,7 @@ use governor::{Quota, RateLimiter};
 use reqwest::header::HeaderMap;
 use tokio::time::Instant;
 
-use crate::retry_after::{self, RetryAt};
+use ca_notify_http::retry_after::{self, RetryAt};
 
 /// The share of the budget we leave unused, so that arrival jitter at the server cannot
 /// put one request too many into its fixed window.
@@ -77,7 +77,7 @@ impl RateLimitHeaders {
         }
         // Spent, but no readable reset: wait out a whole window rather than guess low.
         let until = self.reset.map_or(now + Duration::from_secs(60), |reset| {
-            reset.to_instant(now_wall, now)
+            now + reset.delay_from(now_wall)
         });
         (until > now).then_some(until)
     }

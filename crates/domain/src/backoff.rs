@@ -1,10 +1,14 @@
-//! Exponential backoff with full jitter: the one retry schedule every adapter and the
-//! pipeline share.
+//! The one retry policy every adapter and the pipeline share: exponential backoff with
+//! full jitter, an attempt budget, a server's `Retry-After`, and the caller's deadline.
 //!
 //! Attempt `n` (from 0) waits a uniformly random time in `[0, min(cap, base · 2ⁿ)]`
 //! ("full jitter", as Twilio's own client and the AWS architecture blog recommend), so
-//! many workers that failed together do not retry together. The randomness is passed in,
-//! which keeps this pure and its tests exact.
+//! many workers that failed together do not retry together. A server's `Retry-After` is a
+//! floor under that wait: never retry before the server said to, never sooner than the
+//! backoff either. [`Backoff::next_retry`] is the whole decision; the callers' loops only
+//! carry it out (sleep on tokio's clock, which tests pause, and watch their stop signals).
+//! The randomness is passed in, which keeps this pure and its tests exact; no crate fits
+//! better (`docs/decisions/0006-one-retry-policy.md`).
 
 use std::time::Duration;
 
@@ -45,6 +49,47 @@ impl Backoff {
     pub fn allows(&self, retries_done: u32) -> bool {
         retries_done < self.max_retries
     }
+
+    /// The wait before retry `retries_done` (0-based): the full-jitter delay for `unit`,
+    /// or the server's `retry_after` when that is longer.
+    pub fn wait(&self, retries_done: u32, unit: f64, retry_after: Option<Duration>) -> Duration {
+        let jittered = self.delay(retries_done, unit);
+        retry_after.map_or(jittered, |floor| floor.max(jittered))
+    }
+
+    /// The retry decision after a retryable failure, when `retries_done` retries have
+    /// already been made: the wait before the next attempt, or why there is none. `room` is
+    /// the time left until the last moment the next attempt may start (for a request that
+    /// must finish before a deadline, the deadline less the request's longest duration).
+    ///
+    /// # Errors
+    /// [`GiveUp::BudgetSpent`] when `max_retries` retries were made;
+    /// [`GiveUp::PastDeadline`] when the wait would end after `room`.
+    pub fn next_retry(
+        &self,
+        retries_done: u32,
+        unit: f64,
+        retry_after: Option<Duration>,
+        room: Duration,
+    ) -> Result<Duration, GiveUp> {
+        if !self.allows(retries_done) {
+            return Err(GiveUp::BudgetSpent);
+        }
+        let wait = self.wait(retries_done, unit, retry_after);
+        if wait > room {
+            return Err(GiveUp::PastDeadline(wait));
+        }
+        Ok(wait)
+    }
+}
+
+/// Why [`Backoff::next_retry`] allows no further attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GiveUp {
+    /// Every retry the budget allows was made.
+    BudgetSpent,
+    /// The wait (carried) would end after the last moment an attempt may start.
+    PastDeadline(Duration),
 }
 
 #[cfg(test)]
@@ -82,5 +127,46 @@ mod tests {
         let b = Backoff::default();
         assert!(b.allows(3));
         assert!(!b.allows(4));
+        let room = Duration::from_secs(3600);
+        assert!(b.next_retry(3, 1.0, None, room).is_ok());
+        assert_eq!(b.next_retry(4, 0.0, None, room), Err(GiveUp::BudgetSpent));
+    }
+
+    #[test]
+    fn retry_after_is_a_floor_under_the_jittered_wait() {
+        let b = Backoff {
+            base: Duration::from_millis(100),
+            cap: Duration::from_secs(1),
+            max_retries: 3,
+        };
+        assert_eq!(
+            b.wait(0, 0.5, Some(Duration::from_secs(3))),
+            Duration::from_secs(3)
+        );
+        // A short Retry-After does not shorten the backoff.
+        assert_eq!(
+            b.wait(3, 1.0, Some(Duration::from_millis(1))),
+            Duration::from_millis(800)
+        );
+        assert_eq!(b.wait(1, 0.5, None), Duration::from_millis(100));
+    }
+
+    #[test]
+    fn no_wait_ends_after_the_room_left() {
+        let b = Backoff::default();
+        let room = Duration::from_secs(2);
+        assert_eq!(
+            b.next_retry(0, 0.0, Some(Duration::from_secs(30)), room),
+            Err(GiveUp::PastDeadline(Duration::from_secs(30)))
+        );
+        assert_eq!(
+            b.next_retry(0, 0.0, Some(room), room),
+            Ok(room),
+            "a wait that ends exactly at the last start is taken"
+        );
+        assert_eq!(
+            b.next_retry(0, 0.0, None, Duration::ZERO),
+            Ok(Duration::ZERO)
+        );
     }
 }

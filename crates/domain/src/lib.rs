@@ -11,7 +11,8 @@
 //! * [`attempt`]: [`AttemptAnswer`] and [`KeyHistory`], what earlier attempts of a uuid proved.
 //! * [`dedup`]: [`DedupKey`], the verification server's `uuid`, derived with a keyed HMAC.
 //! * [`evaluate`]: [`evaluate_response`], the judgement of one batch-issue answer.
-//! * [`backoff`]: [`Backoff`], exponential backoff with full jitter, shared by every retry.
+//! * [`backoff`]: [`Backoff`], the one retry policy (full-jitter backoff, attempt budget,
+//!   `Retry-After`, deadline), shared by every retry.
 //! * [`date_window`]: [`DateWindow`], the server's accepted test/symptom date range.
 //! * [`scrub`]: [`scrub_phone_numbers`], removes phone numbers from outside error text.
 
@@ -26,7 +27,7 @@ pub mod recipient;
 pub mod scrub;
 
 pub use attempt::{AttemptAnswer, KeyHistory, UnknownAttemptAnswer};
-pub use backoff::Backoff;
+pub use backoff::{Backoff, GiveUp};
 pub use date_window::{DateField, DateWindow};
 pub use dedup::{DedupKey, DedupSecret};
 pub use evaluate::{

@@ -1,8 +1,9 @@
 //! The state one run shares between its epochs and batches.
 //!
-//! Limits that must hold across the whole run (validation slots, batches in flight, the
-//! verification server's rate-limit pause, keys in flight) live here rather than per
-//! epoch, so overlapping epochs cannot exceed them. So do the stop signals: `halt` ends
+//! Limits that must hold across the whole run (validation slots, batches in flight, keys
+//! in flight) live here rather than per epoch, so overlapping epochs cannot exceed them.
+//! The verification server's rate limit is not among them: the issuer paces its own
+//! requests and holds them all after a 429 (the `SmsIssuer` contract). So do the stop signals: `halt` ends
 //! claiming and dispatching (shutdown, deadline, any stop), `stop_issuing` also makes
 //! in-flight batches hand their undecided records back (fatal causes, an unavailable
 //! server), while a plain shutdown lets in-flight batches finish.
@@ -56,7 +57,6 @@ pub(crate) struct RunCtx {
     pub validation_slots: Arc<Semaphore>,
     pub batch_slots: Arc<Semaphore>,
     pub dedup: DedupGate,
-    issue_pause: Mutex<Option<Instant>>,
     pub latency: Latencies,
     totals: Mutex<Tally>,
 }
@@ -76,7 +76,6 @@ impl RunCtx {
             validation_slots: Arc::new(Semaphore::new(settings.validation_concurrency)),
             batch_slots: Arc::new(Semaphore::new(settings.max_batches_in_flight)),
             dedup: DedupGate::default(),
-            issue_pause: Mutex::new(None),
             latency: Latencies::default(),
             totals: Mutex::new(Tally::default()),
             parts,
@@ -148,18 +147,6 @@ impl RunCtx {
     pub fn batch_fits(&self) -> bool {
         let now = Instant::now();
         now < self.work_deadline() && now + self.latency.batch.estimate() <= self.deadline
-    }
-
-    /// Pauses all issuing until `until` (the verification server's rate limiter).
-    pub fn pause_issuing(&self, until: Instant) {
-        let mut pause = lock(&self.issue_pause);
-        if pause.is_none_or(|p| p < until) {
-            *pause = Some(until);
-        }
-    }
-
-    pub fn issue_pause(&self) -> Option<Instant> {
-        *lock(&self.issue_pause)
     }
 
     pub fn add_totals(&self, tally: &Tally) {

@@ -26,6 +26,7 @@ use crate::context::RunCtx;
 use crate::failure::{FatalCause, StopKind};
 use crate::pre_check::IdList;
 use crate::report::{EpochReport, Tally};
+use crate::store_retry::store_wait;
 
 /// Deferred-map key for records of a batch whose task panicked (an adapter bug); they are
 /// released so another run can take them.
@@ -203,9 +204,8 @@ pub(crate) async fn acquire_data(ctx: &RunCtx) -> Result<Claim, NoClaim> {
             }
             Err(error) => error,
         };
-        let delay = CLAIM_BACKOFF.delay(attempt, rand::random());
-        let retryable = matches!(error, SourceError::Unavailable(_));
-        if retryable && CLAIM_BACKOFF.allows(attempt) && Instant::now() + delay < ctx.deadline {
+        let unavailable = matches!(error, SourceError::Unavailable(_));
+        if let Some(delay) = store_wait(ctx, &CLAIM_BACKOFF, attempt, unavailable) {
             warn!(
                 attempt = attempt + 1,
                 error = %scrub_phone_numbers(&error.to_string()),

@@ -15,7 +15,9 @@
 //! When another round would not be written before the deadline, the items it would re-send
 //! are deferred (released for the next run), not given up: only a spent retry budget ends
 //! an item as `GaveUp`.
-//! A rate limit pauses every batch's issuing until the server's reset; a spent quota,
+//! A rate limit makes the batch that met it wait for the server's reset and ask again, or
+//! defer its items when the reset comes too late for the deadline; the issuer itself holds
+//! every other request until then (it is the one owner of pacing). A spent quota,
 //! refused credentials or a refused request stop the run; an unavailable server ends
 //! issuing for the rest of the run. In every stopping case the undecided records are
 //! deferred (released), never marked 0.
@@ -177,7 +179,7 @@ async fn issue_round(
     let mut pending = indices.to_vec();
     let mut retries_done = 0u32;
     while !pending.is_empty() {
-        if let Err(reason) = ready_to_issue(ctx).await {
+        if let Err(reason) = ready_to_issue(ctx) {
             defer(entries, &pending, reason);
             return;
         }
@@ -249,12 +251,17 @@ async fn issue_round(
                 tally.item_retries += pending.len() as u64;
                 continue;
             }
-            Err(error) => {
-                if let Some(reason) = react_to_error(ctx, error) {
+            Err(IssueError::RateLimited { until }) => {
+                if let Err(reason) = wait_for_rate_limit(ctx, until).await {
                     defer(entries, &pending, reason);
                     return;
                 }
                 continue;
+            }
+            Err(error) => {
+                let reason = react_to_error(ctx, error);
+                defer(entries, &pending, reason);
+                return;
             }
         };
 
@@ -332,76 +339,74 @@ async fn issue_round(
     }
 }
 
-/// Maps a whole-request error to the run's reaction. `None` means "ask again" (after the
-/// rate-limit pause it set); `Some` is the reason to defer the batch's pending items.
-fn react_to_error(ctx: &RunCtx, error: IssueError) -> Option<DeferReason> {
+/// Maps a whole-request error other than a rate limit to the run's reaction: the reason
+/// to defer the batch's pending items.
+fn react_to_error(ctx: &RunCtx, error: IssueError) -> DeferReason {
     match error {
-        IssueError::RateLimited { until } => {
-            let until = until.max(Instant::now() + MIN_RATE_LIMIT_PAUSE);
-            let wait_ms = until.saturating_duration_since(Instant::now()).as_millis() as u64;
-            warn!(
-                wait_ms,
-                "Verification server rate limit hit; issuing pauses."
-            );
-            ctx.pause_issuing(until);
-            None
+        IssueError::RateLimited { .. } => {
+            // Handled by the caller; kept here so the match stays total.
+            DeferReason::RateLimited
         }
         IssueError::QuotaExhausted => {
             ctx.fail(FatalCause::QuotaExhausted);
-            Some(DeferReason::QuotaExhausted)
+            DeferReason::QuotaExhausted
         }
         IssueError::Unavailable(message) => {
             let message = scrub_phone_numbers(&message);
             warn!(error = %message, "Verification server unavailable; issuing stops for this run.");
             ctx.fail(FatalCause::IssuerUnavailable(message));
-            Some(DeferReason::IssuerUnavailable)
+            DeferReason::IssuerUnavailable
         }
         IssueError::NoAnswer { message, .. } => {
             // Handled by the caller; kept here so the match stays total.
             warn!(error = %scrub_phone_numbers(&message), "Batch-issue request got no answer.");
-            Some(DeferReason::NoAnswer)
+            DeferReason::NoAnswer
         }
         IssueError::Unauthorized(message) => {
             ctx.fail(FatalCause::IssuerUnauthorized(scrub_phone_numbers(
                 &message,
             )));
-            Some(DeferReason::Unauthorized)
+            DeferReason::Unauthorized
         }
         IssueError::Rejected(message) => {
             ctx.fail(FatalCause::IssueRejected(scrub_phone_numbers(&message)));
-            Some(DeferReason::IssuerUnavailable)
+            DeferReason::IssuerUnavailable
         }
         IssueError::Unknown(error) => {
             warn!(error = %scrub_phone_numbers(&format!("{error:#}")), "Batch-issue request failed; the batch is deferred.");
-            Some(DeferReason::IssuerUnavailable)
+            DeferReason::IssuerUnavailable
         }
     }
 }
 
-/// Waits out a rate-limit pause. Refuses when the run is stopping issuing, when the pause
-/// would end too late to issue and write, or when a shutdown cuts the wait.
-async fn ready_to_issue(ctx: &RunCtx) -> Result<(), DeferReason> {
-    loop {
-        if ctx.stop_issuing.is_cancelled() {
-            return Err(ctx.halt_reason());
-        }
-        let now = Instant::now();
-        let pause = ctx.issue_pause().filter(|until| *until > now);
-        let Some(until) = pause else {
-            return if now < ctx.work_deadline() {
-                Ok(())
-            } else {
-                Err(DeferReason::Deadline)
-            };
-        };
-        if until + ctx.latency.issue.estimate() > ctx.work_deadline() {
-            return Err(DeferReason::RateLimited);
-        }
-        tokio::select! {
-            () = sleep_until(until) => {}
-            () = ctx.shutdown.cancelled() => return Err(DeferReason::Shutdown),
-            () = ctx.stop_issuing.cancelled() => return Err(ctx.halt_reason()),
-        }
+/// Whether a request may start: refuses when the run is stopping issuing or the work
+/// deadline has come.
+fn ready_to_issue(ctx: &RunCtx) -> Result<(), DeferReason> {
+    if ctx.stop_issuing.is_cancelled() {
+        Err(ctx.halt_reason())
+    } else if Instant::now() < ctx.work_deadline() {
+        Ok(())
+    } else {
+        Err(DeferReason::Deadline)
+    }
+}
+
+/// Reacts to the issuer's rate limit: waits until `until` and lets the caller ask again,
+/// or refuses when the reset would come too late to issue and write, or a stop cuts the
+/// wait. The issuer holds its other requests meanwhile; nothing is kept here.
+async fn wait_for_rate_limit(ctx: &RunCtx, until: Instant) -> Result<(), DeferReason> {
+    let until = until.max(Instant::now() + MIN_RATE_LIMIT_PAUSE);
+    if until + ctx.latency.issue.estimate() > ctx.work_deadline() {
+        return Err(DeferReason::RateLimited);
+    }
+    warn!(
+        wait_ms = until.saturating_duration_since(Instant::now()).as_millis() as u64,
+        "Verification server rate limit hit; this batch waits for the reset."
+    );
+    tokio::select! {
+        () = sleep_until(until) => Ok(()),
+        () = ctx.shutdown.cancelled() => Err(DeferReason::Shutdown),
+        () = ctx.stop_issuing.cancelled() => Err(ctx.halt_reason()),
     }
 }
 

@@ -1,6 +1,7 @@
-//! One retry policy for the pipeline's calls to the result sink (the ledger read before
-//! issuing and the write-back after): a store that is briefly unavailable is asked again
-//! after a backoff, inside the run's deadline; any other failure is final at once.
+//! Retries of the pipeline's calls to the result sink (the ledger read before issuing and
+//! the write-back after): a store that is briefly unavailable is asked again after a
+//! backoff, inside the run's deadline; any other failure is final at once. The decision
+//! is the domain's [`Backoff::next_retry`], the policy every retry shares.
 
 use std::future::Future;
 use std::time::Duration;
@@ -19,6 +20,20 @@ const SINK_BACKOFF: Backoff = Backoff {
     max_retries: 4,
 };
 
+/// The wait before store call retry `attempt` (0-based), or `None` when the failure is
+/// final: not an unavailable store, the budget spent, or the wait would pass the deadline.
+pub(crate) fn store_wait(
+    ctx: &RunCtx,
+    policy: &Backoff,
+    attempt: u32,
+    unavailable: bool,
+) -> Option<Duration> {
+    let room = ctx.deadline.saturating_duration_since(Instant::now());
+    unavailable
+        .then(|| policy.next_retry(attempt, rand::random(), None, room).ok())
+        .flatten()
+}
+
 /// Calls `op` until it succeeds, fails for good, or the backoff or the deadline runs out.
 /// `what` names the call in the log ("writing the batch", "reading the ledger").
 pub(crate) async fn retry_sink<T, F, Fut>(
@@ -36,11 +51,10 @@ where
             Ok(value) => return Ok(value),
             Err(error) => error,
         };
-        let retryable = matches!(error, SinkError::Unavailable(_));
-        let delay = SINK_BACKOFF.delay(attempt, rand::random());
-        if !(retryable && SINK_BACKOFF.allows(attempt) && Instant::now() + delay <= ctx.deadline) {
+        let unavailable = matches!(error, SinkError::Unavailable(_));
+        let Some(delay) = store_wait(ctx, &SINK_BACKOFF, attempt, unavailable) else {
             return Err(error);
-        }
+        };
         warn!(
             attempt = attempt + 1,
             error = %scrub_phone_numbers(&error.to_string()),

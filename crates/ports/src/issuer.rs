@@ -30,7 +30,8 @@ pub struct IssueItem {
 /// Why a whole batch request failed (per-item failures are [`ItemAnswer`]s instead).
 #[derive(Debug, thiserror::Error)]
 pub enum IssueError {
-    /// The server's request limiter said 429; nothing was issued. Retry at `until`.
+    /// The server's request limiter said 429, or its reset comes after the caller's
+    /// deadline; nothing was issued. Ask again no sooner than `until`.
     #[error("the verification server is rate limiting us")]
     RateLimited {
         /// When the limiter resets (from `Retry-After`).
@@ -81,6 +82,11 @@ pub trait SmsIssuer: Send + Sync {
     /// uuids, inside `deadline`; a request that may have reached the server and got no
     /// answer for its items is never retried ([`IssueError::NoAnswer`]). A request once
     /// started runs to its own timeout, whatever `deadline` says.
+    ///
+    /// The issuer alone decides when its requests may leave: it paces them to the
+    /// server's budget and, after a 429 or a spent window, holds every caller's request
+    /// until the reset, waiting inside the call when the reset comes in time and returning
+    /// [`IssueError::RateLimited`] when it does not. Callers keep no pause of their own.
     ///
     /// # Errors
     /// [`IssueError::RateLimited`] for the limiter's 429; [`IssueError::QuotaExhausted`]

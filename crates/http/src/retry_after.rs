@@ -1,16 +1,16 @@
-//! Lenient parsing of the server's `Retry-After` and `X-RateLimit-Reset` values, and
-//! their conversion to a tokio [`Instant`].
+//! Lenient parsing of `Retry-After` and `X-RateLimit-Reset` values (RFC 9110 §10.2.3),
+//! and their conversion to a delay.
 //!
-//! The server writes both as Go `time.RFC1123` of a UTC time, which ends in `UTC`, not
-//! the `GMT` of an IMF-fixdate (`pkg/ratelimit/limitware/middleware.go:129-141`), so a
-//! strict HTTP-date parser rejects them. We accept that form, the standard `GMT` forms
-//! and plain delta-seconds. The dates have whole-second precision and are truncated, so
-//! the real reset lies up to a second later: [`RetryAt::to_instant`] rounds up.
+//! The verification server writes both as Go `time.RFC1123` of a UTC time, which ends in
+//! `UTC`, not the `GMT` of an IMF-fixdate (`pkg/ratelimit/limitware/middleware.go:129-141`),
+//! so a strict HTTP-date parser rejects them. We accept that form, the standard `GMT`
+//! forms and plain delta-seconds. HTTP dates have whole-second precision and servers
+//! truncate them, so the real reset lies up to a second later: [`RetryAt::delay_from`]
+//! rounds up.
 
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use tokio::time::Instant;
 
 /// When the server says to come back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,16 +63,21 @@ fn parse_rfc1123_any_zone(text: &str) -> Option<SystemTime> {
     Some(SystemTime::from(naive.and_utc()))
 }
 
+/// Parses a value and turns it into a delay from `now_wall`; `None` if unreadable.
+pub fn parse_delay(value: &str, now_wall: SystemTime) -> Option<Duration> {
+    parse(value).map(|at| at.delay_from(now_wall))
+}
+
 impl RetryAt {
-    /// The tokio instant this value names, given the wall clock and the tokio clock
-    /// read at the same moment. A date in the past gives `now_instant`.
-    pub fn to_instant(self, now_wall: SystemTime, now_instant: Instant) -> Instant {
+    /// How long from `now_wall` (the wall clock when the answer arrived) until this
+    /// value. A date in the past gives zero, or what is left of its truncated second.
+    pub fn delay_from(self, now_wall: SystemTime) -> Duration {
         match self {
-            Self::After(delay) => now_instant + delay,
+            Self::After(delay) => delay,
             Self::Date(at) => match at.duration_since(now_wall) {
-                Ok(ahead) => now_instant + ahead + TRUNCATION,
+                Ok(ahead) => ahead + TRUNCATION,
                 // Already past by our clock; the truncation may still hold it briefly.
-                Err(past) => now_instant + TRUNCATION.saturating_sub(past.duration()),
+                Err(past) => TRUNCATION.saturating_sub(past.duration()),
             },
         }
     }
@@ -125,20 +130,28 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn converts_to_an_instant_rounding_the_truncated_second_up() {
-        let now = Instant::now();
+    #[test]
+    fn converts_to_a_delay_rounding_the_truncated_second_up() {
         let wall = at(FIXTURE_SECS - 30);
         let date = RetryAt::Date(at(FIXTURE_SECS));
-        assert_eq!(date.to_instant(wall, now), now + Duration::from_secs(31));
+        assert_eq!(date.delay_from(wall), Duration::from_secs(31));
         let delta = RetryAt::After(Duration::from_secs(7));
-        assert_eq!(delta.to_instant(wall, now), now + Duration::from_secs(7));
+        assert_eq!(delta.delay_from(wall), Duration::from_secs(7));
         let past = RetryAt::Date(at(FIXTURE_SECS - 60));
-        assert_eq!(past.to_instant(wall, now), now);
+        assert_eq!(past.delay_from(wall), Duration::ZERO);
         let just_past = RetryAt::Date(at(FIXTURE_SECS - 30) - Duration::from_millis(400));
-        assert_eq!(
-            just_past.to_instant(wall, now),
-            now + Duration::from_millis(600)
-        );
+        assert_eq!(just_past.delay_from(wall), Duration::from_millis(600));
+    }
+
+    #[test]
+    fn parse_delay_reads_seconds_and_dates() {
+        let now = at(1_700_000_000);
+        assert_eq!(parse_delay(" 7 ", now), Some(Duration::from_secs(7)));
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
+        assert_eq!(parse_delay(&later, now), Some(Duration::from_secs(31)));
+        let earlier = httpdate::fmt_http_date(now - Duration::from_secs(30));
+        assert_eq!(parse_delay(&earlier, now), Some(Duration::ZERO));
+        assert_eq!(parse_delay("soon", now), None);
+        assert_eq!(parse_delay("-3", now), None);
     }
 }
