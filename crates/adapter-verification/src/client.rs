@@ -177,9 +177,15 @@ impl VerificationClient {
         let latest_start = deadline.checked_sub(self.request_timeout);
         loop {
             let Some(last_start) = latest_start.filter(|t| Instant::now() <= *t) else {
-                return Err(IssueError::Unavailable(
-                    "no time left before the deadline for a request to finish".to_owned(),
-                ));
+                // Before any attempt this is the caller's clock running out, not the
+                // server failing; after failed attempts, the server stayed unreachable.
+                return Err(if retries == 0 {
+                    IssueError::NoTimeLeft
+                } else {
+                    IssueError::Unavailable(
+                        "no time left before the deadline to try again".to_owned(),
+                    )
+                });
             };
             self.pacer
                 .acquire(last_start)

@@ -487,6 +487,6 @@ async fn no_request_starts_that_could_outlive_the_deadline() {
         .issue_batch(&items(1300, 1), Instant::now() + Duration::from_millis(100))
         .await
         .expect_err("no time to finish");
-    assert!(matches!(error, IssueError::Unavailable(_)), "{error:?}");
+    assert!(matches!(error, IssueError::NoTimeLeft), "{error:?}");
     assert_eq!(sim.stats().requests, 0, "nothing was sent");
 }

@@ -467,7 +467,7 @@ async fn no_request_is_sent_for_an_empty_or_oversized_batch_or_a_passed_deadline
         .issue_batch(&items(1, 2), Instant::now())
         .await
         .expect_err("deadline passed");
-    assert!(matches!(error, IssueError::Unavailable(_)), "{error:?}");
+    assert!(matches!(error, IssueError::NoTimeLeft), "{error:?}");
 }
 
 #[tokio::test]

@@ -357,6 +357,7 @@ fn react_to_error(ctx: &RunCtx, error: IssueError) -> DeferReason {
             ctx.fail(FatalCause::IssuerUnavailable(message));
             DeferReason::IssuerUnavailable
         }
+        IssueError::NoTimeLeft => DeferReason::Deadline,
         IssueError::NoAnswer { message, .. } => {
             // Handled by the caller; kept here so the match stays total.
             warn!(error = %scrub_phone_numbers(&message), "Batch-issue request got no answer.");

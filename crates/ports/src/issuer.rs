@@ -59,6 +59,10 @@ pub enum IssueError {
         /// when the server itself answered, and so has finished.
         may_still_run: bool,
     },
+    /// No attempt could start early enough to finish before `deadline` (a request once
+    /// sent is never cut short); nothing was sent. The records are deferred to a later run.
+    #[error("no batch-issue request could finish before the deadline; nothing was sent")]
+    NoTimeLeft,
     /// 401/403: the API key is wrong, or we are outside the realm's IP allow-list. The
     /// run stops with nothing marked.
     #[error("the verification server refused our API key (check the key and the realm's IP allow-list): {0}")]
