@@ -14,6 +14,9 @@ use ca_notify_ports::{
 use chrono::NaiveDate;
 
 use crate::{Pipeline, RunReport, Settings};
+// The report's typed keys, for every test module.
+pub(super) use crate::{DeferredKind, StopReason};
+pub(super) use ca_notify_domain::{DeferReason, NotSentKind};
 
 mod checks;
 mod issuing;
