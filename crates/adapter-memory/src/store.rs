@@ -361,7 +361,11 @@ fn source_error(fault: StoreFault) -> SourceError {
 #[async_trait]
 impl PhoneSource for MemoryStore {
     async fn claim(&self, max: usize, lease: Duration) -> Result<Claim, SourceError> {
-        self.claims.fetch_add(1, Ordering::Relaxed);
+        // Unique within this store, which is all a token must be here; no randomness.
+        let token = ClaimToken::new(format!(
+            "memory-claim-{}",
+            self.claims.fetch_add(1, Ordering::Relaxed) + 1
+        ));
         if !self.claim_latency.is_zero() {
             sleep(self.claim_latency).await;
         }
@@ -369,7 +373,6 @@ impl PhoneSource for MemoryStore {
             return Err(source_error(fault));
         }
         let now = Instant::now();
-        let token = ClaimToken::generate();
         let mut state = self.lock();
         let picked = Self::claimable_indices(&state, max, now);
         let mut records = Vec::with_capacity(picked.len());
@@ -563,7 +566,7 @@ mod tests {
             ),
             outcome("r2", Outcome::deferred(DeferReason::ValidationUnavailable)),
         ];
-        let stranger = ClaimToken::generate();
+        let stranger = ClaimToken::new("a stranger");
         let refused = s.write_back(&stranger, &batch).await.expect("write");
         assert_eq!(refused.not_owned, 3);
         let receipt = s.write_back(&claim.token, &batch).await.expect("write");

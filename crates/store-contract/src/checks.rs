@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ca_notify_domain::{
-    AttemptAnswer, ClaimToken, DeferReason, KeyHistory, NotSentReason, Outcome, RecipientRecord,
-    RecordId, RecordOutcome,
+    AttemptAnswer, DeferReason, KeyHistory, NotSentReason, Outcome, RecipientRecord, RecordId,
+    RecordOutcome,
 };
 use ca_notify_ports::{Claim, WriteReceipt};
 
@@ -310,7 +310,7 @@ pub async fn write_back_applies_only_where_the_token_holds<H: StoreHarness>(h: &
         "an expired token released by write-back"
     );
     release(&store, &old.token, &ids).await;
-    let made_up = ClaimToken::generate();
+    let made_up = support::stranger_token();
     let receipt = write(&store, &made_up, &stale).await;
     assert_eq!(receipt.not_owned, 3, "a made-up token wrote");
     for id in &ids {
@@ -376,7 +376,7 @@ pub async fn release_returns_records_untouched<H: StoreHarness>(h: &H) {
     let store = h.fresh(records(8001, 5)).await;
     let c = claim(&store, 5, LONG_LEASE).await;
     let ids = ids(&c.records);
-    release(&store, &ClaimToken::generate(), &ids).await;
+    release(&store, &support::stranger_token(), &ids).await;
     for id in &ids {
         assert_eq!(
             h.inspect(&store, id).await.claim_token.as_ref(),
@@ -635,7 +635,7 @@ pub async fn attempts_are_summed_per_key_across_write_backs_and_records<H: Store
     ];
     write(&store, &c.token, &fourth).await;
     let late = [keyed(&ids[1], person, Outcome::Sent).with_attempts(&[FailedAfterCommit])];
-    let receipt = write(&store, &ClaimToken::generate(), &late).await;
+    let receipt = write(&store, &support::stranger_token(), &late).await;
     assert_eq!(receipt.not_owned, 1);
     assert_eq!(
         h.inspect(&store, &ids[1]).await.outcome.as_deref(),
@@ -710,7 +710,7 @@ pub async fn a_repeated_write_back_does_not_double_the_attempt_log<H: StoreHarne
     );
     assert_eq!(states(h, &store, &ids).await, before);
 
-    let stranger = ClaimToken::generate();
+    let stranger = support::stranger_token();
     let foreign = [keyed(&ids[0], keys[0], Outcome::Sent).with_attempts(&[NoAnswer])];
     for _ in 0..2 {
         assert_eq!(write(&store, &stranger, &foreign).await.not_owned, 1);

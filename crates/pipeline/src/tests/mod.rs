@@ -127,7 +127,7 @@ pub(super) fn scripted_source(claims: Vec<Vec<RecipientRecord>>) -> MockPhoneSou
     source.expect_claim().returning(move |_, _| {
         let records = queue.lock().expect("lock").next().unwrap_or_default();
         Ok(Claim {
-            token: ClaimToken::generate(),
+            token: ClaimToken::new("claim"),
             records,
         })
     });

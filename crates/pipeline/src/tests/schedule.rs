@@ -26,7 +26,7 @@ async fn one_claim_per_epoch_and_one_write_per_batch() {
         .returning(move |_, _| {
             let epoch = n.fetch_add(1, Ordering::SeqCst);
             Ok(Claim {
-                token: ClaimToken::generate(),
+                token: ClaimToken::new("claim"),
                 records: records(75)[epoch * 25..(epoch + 1) * 25].to_vec(),
             })
         });
@@ -123,7 +123,7 @@ async fn epochs_are_paced_but_never_past_the_deadline() {
     source.expect_claim().times(2).returning(move |_, _| {
         log.lock().expect("lock").push(Instant::now());
         Ok(Claim {
-            token: ClaimToken::generate(),
+            token: ClaimToken::new("claim"),
             records: records(10),
         })
     });
