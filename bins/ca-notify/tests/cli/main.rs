@@ -9,7 +9,7 @@
 //! * `truth`: the outcome is the truth under servers that fail as the real one does.
 //! * `harness`: the world those runs share (simulators, a SQLite store, the invariants).
 
-use ca_notify_integration_tests::Cli;
+use ca_notify_integration_tests::{Cli, CliOutput};
 
 mod chaos;
 mod cli;
@@ -21,4 +21,17 @@ mod truth;
 /// The command under test, with a clean environment.
 pub fn ca_notify() -> Cli {
     Cli::new(env!("CARGO_BIN_EXE_ca-notify"))
+}
+
+/// Runs `cli` to its end on a blocking thread, so the simulators, which serve from the
+/// test's runtime, keep its workers while the command runs.
+pub async fn run(cli: &Cli, args: &[&str]) -> CliOutput {
+    let cli = cli.clone();
+    let args: Vec<String> = args.iter().map(|&a| a.to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        cli.run(&args)
+    })
+    .await
+    .expect("the command ran")
 }
