@@ -1,13 +1,15 @@
-//! Shared helpers of the workspace integration suite.
+//! Shared helpers of the workspace integration suite (`tests/integration`), the command's
+//! integration tests (`bins/ca-notify/tests/cli`) and the end-to-end benchmark.
 //!
-//! * [`binary`]: the built `ca-notify` command (built once per test run).
-//! * [`Cli`]: runs the command with a clean environment and captures what it printed, or
-//!   hands back the [`Command`] for tests that signal or kill it mid-run.
+//! * [`people`]: recipients whose fate the simulators decide by their last digit.
+//! * [`faulty_twilio`], [`faulty_verification`]: simulators that fail now and then.
+//! * [`Cli`]: runs a built command with a clean environment and captures what it printed,
+//!   or hands back the [`Command`] for tests that signal or kill it mid-run. The caller
+//!   names the program: the command's tests get it from cargo (`CARGO_BIN_EXE_ca-notify`).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
 use ca_notify_simulators::twilio::TwilioSimConfig;
 use ca_notify_simulators::verification::{Faults, SimConfig};
@@ -35,38 +37,66 @@ pub fn faulty_verification() -> SimConfig {
     }
 }
 
-/// The `ca-notify` binary of this workspace, built (once per test process) with the same
-/// profile as the tests, so a CLI test always runs the code under test.
-pub fn binary() -> &'static Path {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let exe = std::env::current_exe().expect("test executable path");
-        // target/<profile>/deps/integration-… → target/<profile>
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("test executable lives in target/<profile>/deps")
-            .to_path_buf();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let mut build = Command::new(cargo);
-        build.args(["build", "--quiet", "-p", "ca-notify", "--bin", "ca-notify"]);
-        if profile_dir.file_name().is_some_and(|p| p == "release") {
-            build.arg("--release");
-        }
-        if let Some(target_dir) = profile_dir.parent() {
-            build.env("CARGO_TARGET_DIR", target_dir);
-        }
-        let status = build.status().expect("cargo build of ca-notify starts");
-        assert!(status.success(), "cargo build -p ca-notify failed");
-        let path = profile_dir.join(format!("ca-notify{}", std::env::consts::EXE_SUFFIX));
-        assert!(path.exists(), "{} was not built", path.display());
-        path
-    })
+/// The dedup secret of every world.
+pub const SECRET: &str = "integration-test-dedup-secret";
+
+/// What the Twilio simulator will say about a recipient's phone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A mobile: must be texted exactly once.
+    Mobile,
+    /// The same phone and test date as an earlier mobile: shares its one text.
+    Duplicate,
+    /// A landline: never texted.
+    Landline,
+    /// An invalid number: never texted.
+    Invalid,
+}
+
+/// One recipient of a world.
+#[derive(Debug, Clone)]
+pub struct Person {
+    /// The record id.
+    pub id: String,
+    /// The ten-digit national number as the file holds it.
+    pub national: String,
+    /// What the simulator will say about it.
+    pub kind: Kind,
+}
+
+impl Person {
+    /// The number as the verification server's ledger holds it.
+    pub fn e164(&self) -> String {
+        format!("+1{}", self.national)
+    }
+}
+
+/// `count` recipients: mostly mobiles, every tenth a landline, an invalid number, and a
+/// duplicate of an earlier mobile (same phone and test date). The Twilio simulator answers
+/// by the last digit (0–4 mobile, 5 landline, 9 invalid).
+pub fn people(count: usize) -> Vec<Person> {
+    let number = |serial: usize, last: usize| format!("415{:06}{last}", 300_000 + serial);
+    (0..count)
+        .map(|i| {
+            let (national, kind) = match i % 10 {
+                7 => (number(i, 5), Kind::Landline),
+                8 => (number(i, 9), Kind::Invalid),
+                9 => (number(i - 3, 1), Kind::Duplicate),
+                _ => (number(i, 1), Kind::Mobile),
+            };
+            Person {
+                id: format!("r{i:05}"),
+                national,
+                kind,
+            }
+        })
+        .collect()
 }
 
 /// A `ca-notify` invocation with a clean environment (no inherited `CA_NOTIFY__*`).
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct Cli {
+    program: PathBuf,
     env: HashMap<String, String>,
     dir: Option<PathBuf>,
 }
@@ -90,9 +120,13 @@ impl CliOutput {
 }
 
 impl Cli {
-    /// A fresh invocation.
-    pub fn new() -> Self {
-        Self::default()
+    /// A fresh invocation of `program` (the built `ca-notify`).
+    pub fn new(program: impl Into<PathBuf>) -> Self {
+        Self {
+            program: program.into(),
+            env: HashMap::new(),
+            dir: None,
+        }
     }
 
     /// Sets an environment variable.
@@ -112,7 +146,7 @@ impl Cli {
     /// The command with these arguments and this invocation's environment, not started:
     /// for tests that spawn it, signal it or kill it.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(binary());
+        let mut command = Command::new(&self.program);
         command.args(args).env_clear();
         for key in ["PATH", "HOME", "TMPDIR"] {
             if let Ok(value) = std::env::var(key) {

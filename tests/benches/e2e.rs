@@ -21,18 +21,59 @@
 //!   5 % 500 after issuing, 3 % dropped after, 3 % dropped before, a limiter of 15
 //!   requests a second); runs until drained, then checks the exactly-once invariants.
 //!   Its limit is the limiter's 150 codes/s.
+//!
+//! Cargo hands a built binary (`CARGO_BIN_EXE_ca-notify`) only to the tests and benches
+//! of the package that defines it, and this bench lives with the workspace suite, so it
+//! builds the release binary itself, once, before anything is timed. It shares the
+//! command's test harness (`bins/ca-notify/tests/cli/harness.rs`).
 
 #[allow(dead_code)]
-#[path = "../integration/harness.rs"]
+#[path = "../../bins/ca-notify/tests/cli/harness.rs"]
 mod harness;
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use ca_notify_integration_tests::{faulty_twilio, faulty_verification, Cli};
 use ca_notify_simulators::twilio::TwilioSimConfig;
 use ca_notify_simulators::verification::{RateLimit, SimConfig};
 use harness::{Kind, Person, World};
+
+/// The `ca-notify` binary of this workspace, built (once) with the bench's profile, so
+/// the figures are those of the code under measure.
+fn binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let exe = std::env::current_exe().expect("bench executable path");
+        // target/<profile>/deps/e2e-… → target/<profile>
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("bench executable lives in target/<profile>/deps")
+            .to_path_buf();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let mut build = Command::new(cargo);
+        build.args(["build", "--quiet", "-p", "ca-notify", "--bin", "ca-notify"]);
+        if profile_dir.file_name().is_some_and(|p| p == "release") {
+            build.arg("--release");
+        }
+        if let Some(target_dir) = profile_dir.parent() {
+            build.env("CARGO_TARGET_DIR", target_dir);
+        }
+        let status = build.status().expect("cargo build of ca-notify starts");
+        assert!(status.success(), "cargo build -p ca-notify failed");
+        let path = profile_dir.join(format!("ca-notify{}", std::env::consts::EXE_SUFFIX));
+        assert!(path.exists(), "{} was not built", path.display());
+        path
+    })
+}
+
+/// The command to measure, with a clean environment (the harness runs it through this).
+fn ca_notify() -> Cli {
+    Cli::new(binary())
+}
 
 /// One table row.
 struct Row {
@@ -374,7 +415,7 @@ fn main() {
     let only = std::env::var("E2E_ONLY").unwrap_or_default();
     let wanted = |name: &str| only.is_empty() || only.split(',').any(|o| o == name);
     // Builds the release binary before anything is timed.
-    let _ = ca_notify_integration_tests::binary();
+    let _ = binary();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -9,8 +9,10 @@ use std::time::Duration;
 use ca_notify_adapter_memory::{
     IssuerFault, MemoryIssuer, MemoryStore, MemoryValidator, Scripted, StoreFault,
 };
-use ca_notify_domain::{DedupSecret, Outcome, PhoneParser, RawPhone, RecipientRecord, RecordId};
-use ca_notify_pipeline::{FatalCause, Pipeline, RunReport, Settings};
+use ca_notify_domain::{
+    DedupSecret, DeferReason, Outcome, PhoneParser, RawPhone, RecipientRecord, RecordId,
+};
+use ca_notify_pipeline::{FatalCause, Pipeline, RunReport, Settings, StopReason};
 use ca_notify_ports::PhoneSource;
 use chrono::NaiveDate;
 use tokio_util::sync::CancellationToken;
@@ -236,7 +238,7 @@ async fn stops_and_outages_defer_and_a_later_run_picks_up() {
         .expect_err("an outage is a failure a scheduler sees");
     assert!(matches!(failure.cause, FatalCause::IssuerUnavailable(_)));
     let report = failure.report;
-    assert_eq!(report.stop.as_deref(), Some("issuer_unavailable"));
+    assert_eq!(report.stop, Some(StopReason::IssuerUnavailable));
     adds_up(&report);
     world.assert_exactly_once();
     // The first batch: four records settled by their own fault (a landline, garbage, two
@@ -326,9 +328,9 @@ async fn shutdown_mid_run_loses_nothing() {
         stopper.cancel();
     });
     let report = pipeline.run(shutdown).await.expect("run");
-    assert_eq!(report.stop.as_deref(), Some("shutdown"));
+    assert_eq!(report.stop, Some(StopReason::Shutdown));
     assert!(
-        report.sent > 0 && report.deferred["shutdown"] > 0,
+        report.sent > 0 && report.deferred_for(DeferReason::Shutdown) > 0,
         "{report:?}"
     );
     adds_up(&report);

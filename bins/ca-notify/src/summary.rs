@@ -30,7 +30,7 @@ pub fn table(report: &RunReport) -> String {
         ("records/s".into(), format!("{:.1}", report.records_per_sec)),
     ]);
     if let Some(stop) = &report.stop {
-        rows.push(("stopped".into(), stop.clone()));
+        rows.push(("stopped".into(), stop.to_string()));
     }
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     let mut out = String::new();

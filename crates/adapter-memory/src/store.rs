@@ -17,8 +17,9 @@
 //! the engine's exactly-once promises.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -138,9 +139,33 @@ struct Faults {
     releases: VecDeque<StoreFault>,
 }
 
+/// Where a [`MemoryStore`] reads "now" for its leases.
+pub type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
+
+/// The store's clock: tokio's unless one was handed in.
+#[derive(Clone, Default)]
+struct StoreClock(Option<Clock>);
+
+impl StoreClock {
+    fn now(&self) -> Instant {
+        self.0.as_ref().map_or_else(Instant::now, |clock| clock())
+    }
+}
+
+impl fmt::Debug for StoreClock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "injected"
+        } else {
+            "tokio"
+        })
+    }
+}
+
 /// An in-memory phone source and result sink.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
+    clock: StoreClock,
     state: Mutex<State>,
     faults: Mutex<Faults>,
     claim_latency: Duration,
@@ -175,6 +200,15 @@ impl MemoryStore {
     #[must_use]
     pub fn with_write_latency(mut self, latency: Duration) -> Self {
         self.write_latency = latency;
+        self
+    }
+
+    /// Reads "now" for leases from `clock` instead of tokio's clock (which a paused
+    /// runtime already lets a test move), for tests on a multi-threaded runtime that move
+    /// time forward instead of waiting.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = StoreClock(Some(clock));
         self
     }
 
@@ -361,15 +395,18 @@ fn source_error(fault: StoreFault) -> SourceError {
 #[async_trait]
 impl PhoneSource for MemoryStore {
     async fn claim(&self, max: usize, lease: Duration) -> Result<Claim, SourceError> {
-        self.claims.fetch_add(1, Ordering::Relaxed);
+        // Unique within this store, which is all a token must be here; no randomness.
+        let token = ClaimToken::new(format!(
+            "memory-claim-{}",
+            self.claims.fetch_add(1, Ordering::Relaxed) + 1
+        ));
         if !self.claim_latency.is_zero() {
             sleep(self.claim_latency).await;
         }
         if let Some(fault) = self.faults().claims.pop_front() {
             return Err(source_error(fault));
         }
-        let now = Instant::now();
-        let token = ClaimToken::generate();
+        let now = self.clock.now();
         let mut state = self.lock();
         let picked = Self::claimable_indices(&state, max, now);
         let mut records = Vec::with_capacity(picked.len());
@@ -406,7 +443,7 @@ impl PhoneSource for MemoryStore {
     async fn peek(&self, max: usize) -> Result<Vec<RecipientRecord>, SourceError> {
         self.peeks.fetch_add(1, Ordering::Relaxed);
         let state = self.lock();
-        let picked = Self::claimable_indices(&state, max, Instant::now());
+        let picked = Self::claimable_indices(&state, max, self.clock.now());
         Ok(picked
             .into_iter()
             .map(|i| state.entries[i].record.clone())
@@ -563,7 +600,7 @@ mod tests {
             ),
             outcome("r2", Outcome::deferred(DeferReason::ValidationUnavailable)),
         ];
-        let stranger = ClaimToken::generate();
+        let stranger = ClaimToken::new("a stranger");
         let refused = s.write_back(&stranger, &batch).await.expect("write");
         assert_eq!(refused.not_owned, 3);
         let receipt = s.write_back(&claim.token, &batch).await.expect("write");

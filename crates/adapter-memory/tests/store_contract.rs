@@ -10,7 +10,7 @@ use ca_notify_domain::{
     ClaimToken, DedupKey, KeyHistory, RecipientRecord, RecordId, RecordOutcome,
 };
 use ca_notify_ports::{Claim, PhoneSource, ResultSink, SinkError, SourceError, WriteReceipt};
-use ca_notify_store_contract::{RecordState, StoreHarness};
+use ca_notify_store_contract::{ClockOffset, RecordState, StoreHarness};
 
 /// A handle on a shared memory store: a "second worker" is another handle on the same
 /// store, as a second process would hold another connection.
@@ -47,14 +47,21 @@ impl ResultSink for Handle {
     }
 }
 
-struct Memory;
+/// Stores on one clock the checks move forward instead of waiting out leases.
+#[derive(Default)]
+struct Memory {
+    offset: ClockOffset,
+}
 
 #[async_trait]
 impl StoreHarness for Memory {
     type Store = Handle;
 
     async fn fresh(&self, records: Vec<RecipientRecord>) -> Handle {
-        Handle(Arc::new(MemoryStore::with_records(records)))
+        let offset = self.offset.clone();
+        let store = MemoryStore::with_records(records)
+            .with_clock(Arc::new(move || tokio::time::Instant::now() + offset.get()));
+        Handle(Arc::new(store))
     }
 
     async fn second_handle(&self, store: &Handle) -> Handle {
@@ -63,6 +70,10 @@ impl StoreHarness for Memory {
 
     fn short_lease(&self) -> Duration {
         Duration::from_millis(100)
+    }
+
+    async fn pass(&self, d: Duration) {
+        self.offset.advance(d);
     }
 
     async fn inspect(&self, store: &Handle, id: &RecordId) -> RecordState {
@@ -81,9 +92,15 @@ impl StoreHarness for Memory {
     }
 }
 
-ca_notify_store_contract::store_contract_tests!(Memory);
+ca_notify_store_contract::store_contract_tests!(Memory::default());
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_workers_never_overlap() {
-    ca_notify_store_contract::concurrent_claimers_never_overlap_with(&Memory, 8, 2_000, 13).await;
+    ca_notify_store_contract::concurrent_claimers_never_overlap_with(
+        &Memory::default(),
+        8,
+        2_000,
+        13,
+    )
+    .await;
 }

@@ -404,7 +404,7 @@ mod tests {
     #[test]
     fn every_statement_binds_as_many_values_as_it_has_placeholders() {
         let n = names();
-        let token = ClaimToken::generate();
+        let token = ClaimToken::new("3f0c6a52-6c1e-4a55-9a43-2b1d8e0f7c11");
         let ids = [RecordId::new("1"), RecordId::new("2")];
         let rows = vec![
             OutcomeRow {
@@ -484,7 +484,7 @@ mod tests {
     #[test]
     fn merge_placeholders_sit_inside_the_using_subquery() {
         let n = names();
-        let token = ClaimToken::generate();
+        let token = ClaimToken::new("3f0c6a52-6c1e-4a55-9a43-2b1d8e0f7c11");
         let rows = vec![OutcomeRow {
             id: RecordId::new("1"),
             sent: Some(1),
@@ -517,7 +517,12 @@ mod tests {
 
     #[test]
     fn a_hold_keeps_the_lease_and_every_other_write_clears_it() {
-        let sql = write_back(&names(), &ClaimToken::generate(), &[]).text;
+        let sql = write_back(
+            &names(),
+            &ClaimToken::new("3f0c6a52-6c1e-4a55-9a43-2b1d8e0f7c11"),
+            &[],
+        )
+        .text;
         let clause = |action: WriteAction| -> &str {
             let start = format!("WHEN MATCHED AND o.ACTION = {} THEN", action.code());
             let (_, rest) = sql.split_once(&start).expect("a clause per action");
@@ -543,7 +548,7 @@ mod tests {
         let mut c = config();
         c.table.test_date_column = None;
         let n = c.names().expect("valid");
-        let sql = read_claimed(&n, &ClaimToken::generate());
+        let sql = read_claimed(&n, &ClaimToken::new("3f0c6a52-6c1e-4a55-9a43-2b1d8e0f7c11"));
         assert!(sql.text.contains("NULL AS TEST_DATE"), "{}", sql.text);
         assert!(sql.text.contains("src.\"PHONE\" AS PHONE"), "{}", sql.text);
     }

@@ -483,7 +483,8 @@ fn add_ledger_row(
 #[async_trait]
 impl PhoneSource for SnowflakeStore {
     async fn claim(&self, max: usize, lease: Duration) -> Result<Claim, SourceError> {
-        let token = ClaimToken::generate();
+        // Random, because workers in other processes claim from the same table.
+        let token = ClaimToken::new(uuid::Uuid::new_v4().to_string());
         if max == 0 {
             return Ok(Claim {
                 token,

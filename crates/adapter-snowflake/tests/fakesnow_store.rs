@@ -434,7 +434,7 @@ mod store {
             }
             other => panic!("expected a misconfiguration, got {other:?}"),
         }
-        let token = ClaimToken::generate();
+        let token = ClaimToken::new("3f0c6a52-6c1e-4a55-9a43-2b1d8e0f7c11");
         assert!(matches!(
             store
                 .write_back(&token, &[invalid(&RecordId::new("1"))])

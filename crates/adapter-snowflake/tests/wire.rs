@@ -185,7 +185,7 @@ async fn an_expired_session_logs_in_again_and_the_statement_is_sent_again() {
         .expect("connect");
     store
         .release(
-            &ClaimToken::generate(),
+            &ClaimToken::new("3f0c6a52-6c1e-4a55-9a43-2b1d8e0f7c11"),
             &[RecordId::new("1"), RecordId::new("2")],
         )
         .await
@@ -211,7 +211,7 @@ async fn write_back_counts_from_the_merge_answer_and_tallies_a_partial_one() {
     let store = SnowflakeStore::connect(config(&server))
         .await
         .expect("connect");
-    let token = ClaimToken::generate();
+    let token = ClaimToken::new("3f0c6a52-6c1e-4a55-9a43-2b1d8e0f7c11");
 
     let full = store
         .write_back(&token, &[invalid("1"), invalid("2")])
@@ -284,7 +284,7 @@ async fn lock_waits_and_outages_are_retryable_and_missing_objects_are_not() {
     let store = SnowflakeStore::connect(config(&server))
         .await
         .expect("connect");
-    let token = ClaimToken::generate();
+    let token = ClaimToken::new("3f0c6a52-6c1e-4a55-9a43-2b1d8e0f7c11");
 
     assert!(matches!(
         store.claim(5, LEASE).await,

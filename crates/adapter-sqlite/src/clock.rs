@@ -5,7 +5,19 @@
 //! exactly. A clock stepped back only lengthens leases; one stepped forward can end them
 //! early, which the claim token (write-back) and the dedup uuid (no second SMS) absorb.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Where a store reads "now" for its leases, in Unix milliseconds. The default is the
+/// system clock ([`SqliteStore::open`](crate::SqliteStore::open)); tests hand in one they
+/// can move forward, so lease expiry needs no waiting
+/// ([`SqliteStore::open_with_clock`](crate::SqliteStore::open_with_clock)).
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The system clock, in Unix milliseconds.
+pub fn system_clock() -> Clock {
+    Arc::new(now_ms)
+}
 
 /// Now, in Unix milliseconds.
 pub(crate) fn now_ms() -> i64 {

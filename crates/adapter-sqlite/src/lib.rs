@@ -12,7 +12,7 @@
 //! * [`schema`]: the state tables, their migrations, adoption of source rows.
 //! * [`import`] / [`export`]: CSV in (recipients) and out (outcomes, no phones).
 
-mod clock;
+pub mod clock;
 pub mod config;
 mod csv_lines;
 mod error;
@@ -25,6 +25,7 @@ mod source;
 mod statements;
 mod store;
 
+pub use clock::Clock;
 pub use config::{SourceTable, SqliteConfig};
 pub use error::StoreError;
 pub use export::{export_csv, ExportError, ExportReport};

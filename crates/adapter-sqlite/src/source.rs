@@ -14,7 +14,7 @@ use ca_notify_ports::{Claim, PhoneSource, SourceError};
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, TransactionBehavior};
 
-use crate::clock::{lease_until, now_ms};
+use crate::clock::lease_until;
 use crate::error::StoreError;
 use crate::statements::{CLAIM, RELEASE};
 use crate::store::{Inner, SqliteStore};
@@ -22,7 +22,8 @@ use crate::store::{Inner, SqliteStore};
 #[async_trait]
 impl PhoneSource for SqliteStore {
     async fn claim(&self, max: usize, lease: Duration) -> Result<Claim, SourceError> {
-        let token = ClaimToken::generate();
+        // Random, because workers in other processes claim from the same table.
+        let token = ClaimToken::new(uuid::Uuid::new_v4().to_string());
         if max == 0 {
             return Ok(Claim {
                 token,
@@ -68,7 +69,7 @@ impl PhoneSource for SqliteStore {
         let records = self
             .run(move |conn, inner| {
                 let mut stmt = conn.prepare_cached(&inner.sql.peek)?;
-                let rows = stmt.query(params![now_ms(), limit(max)])?;
+                let rows = stmt.query(params![inner.now_ms(), limit(max)])?;
                 let mut records = distinct_records(rows)?;
                 records.truncate(max);
                 Ok(records)
@@ -86,7 +87,7 @@ fn claim_blocking(
     lease: Duration,
 ) -> Result<Vec<RecipientRecord>, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let now = now_ms();
+    let now = inner.now_ms();
     let stamped: Vec<String> = {
         let mut stmt = tx.prepare_cached(CLAIM)?;
         let ids = stmt.query_map(

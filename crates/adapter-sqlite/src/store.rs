@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::clock::now_ms;
+use crate::clock::{system_clock, Clock};
 use crate::config::{SqliteConfig, ValidTable};
 use crate::error::StoreError;
 use crate::schema;
@@ -29,6 +29,14 @@ pub(crate) struct Inner {
     pub config: SqliteConfig,
     pub table: ValidTable,
     pub sql: SourceSql,
+    clock: Clock,
+}
+
+impl Inner {
+    /// Now on this store's clock, in Unix milliseconds.
+    pub fn now_ms(&self) -> i64 {
+        (self.clock)()
+    }
 }
 
 /// What [`SqliteStore::check`] found.
@@ -75,11 +83,24 @@ impl SqliteStore {
     /// source table; [`StoreError::Unavailable`] when another process held the write lock
     /// past the busy timeout.
     pub async fn open(config: SqliteConfig) -> Result<Self, StoreError> {
-        let table = config.table.validated()?;
-        tokio::task::spawn_blocking(move || Self::open_blocking(config, table)).await?
+        Self::open_with_clock(config, system_clock()).await
     }
 
-    fn open_blocking(config: SqliteConfig, table: ValidTable) -> Result<Self, StoreError> {
+    /// [`SqliteStore::open`], with leases read from and written on `clock` instead of the
+    /// system clock (for tests that move time forward instead of waiting).
+    ///
+    /// # Errors
+    /// As [`SqliteStore::open`].
+    pub async fn open_with_clock(config: SqliteConfig, clock: Clock) -> Result<Self, StoreError> {
+        let table = config.table.validated()?;
+        tokio::task::spawn_blocking(move || Self::open_blocking(config, table, clock)).await?
+    }
+
+    fn open_blocking(
+        config: SqliteConfig,
+        table: ValidTable,
+        clock: Clock,
+    ) -> Result<Self, StoreError> {
         let in_file = |e: StoreError| match e {
             StoreError::Misconfigured(text) => {
                 StoreError::Misconfigured(format!("{}: {text}", config.path.display()))
@@ -119,6 +140,7 @@ impl SqliteStore {
                 config,
                 table,
                 sql,
+                clock,
             }),
         })
     }
@@ -178,8 +200,8 @@ impl SqliteStore {
     /// # Errors
     /// As [`SqliteStore::check`].
     pub async fn counts(&self) -> Result<StoreCounts, StoreError> {
-        self.run(|conn, _| {
-            let now = now_ms();
+        self.run(|conn, inner| {
+            let now = inner.now_ms();
             let counts = conn.prepare_cached(COUNTS)?.query_row([now], |row| {
                 let n = |i| row.get::<_, i64>(i).map(|v| u64::try_from(v).unwrap_or(0));
                 Ok(StoreCounts {

@@ -425,7 +425,7 @@ async fn a_held_write_lock_makes_the_store_unavailable_not_broken() {
     assert!(matches!(err, SourceError::Unavailable(_)), "{err}");
     let err = store
         .write_back(
-            &ca_notify_domain::ClaimToken::generate(),
+            &ca_notify_domain::ClaimToken::new("any"),
             &[sent(&"1".into())],
         )
         .await

@@ -33,7 +33,7 @@ pub use dedup::{DedupKey, DedupSecret};
 pub use evaluate::{
     evaluate_response, Evaluation, ItemAnswer, RealmFault, RetryBudget, StopSignal,
 };
-pub use outcome::{DeferReason, NotSentReason, Outcome, RecordOutcome};
+pub use outcome::{DeferReason, NotSentKind, NotSentReason, Outcome, RecordOutcome};
 pub use phone::{PhoneError, PhoneNumber, PhoneParser, RawPhone};
 pub use recipient::{
     ClaimToken, DateError, LocallyChecked, Recipient, RecipientRecord, RecordId, TestType,

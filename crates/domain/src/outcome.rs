@@ -161,16 +161,73 @@ impl NotSentReason {
         }
     }
 
-    /// The short kind, for counting (`invalid_number`, `not_sms_capable`, …).
-    pub fn kind(&self) -> &'static str {
+    /// The short kind, for counting.
+    pub fn kind(&self) -> NotSentKind {
         match self {
-            Self::InvalidNumber { .. } => "invalid_number",
-            Self::NotSmsCapable { .. } => "not_sms_capable",
-            Self::Rejected { .. } => "rejected",
-            Self::GaveUp { .. } => "gave_up",
-            Self::InvalidDate { .. } => "invalid_date",
-            Self::InvalidTestType => "invalid_test_type",
+            Self::InvalidNumber { .. } => NotSentKind::InvalidNumber,
+            Self::NotSmsCapable { .. } => NotSentKind::NotSmsCapable,
+            Self::Rejected { .. } => NotSentKind::Rejected,
+            Self::GaveUp { .. } => NotSentKind::GaveUp,
+            Self::InvalidDate { .. } => NotSentKind::InvalidDate,
+            Self::InvalidTestType => NotSentKind::InvalidTestType,
         }
+    }
+}
+
+/// Why a record counts as not texted, for good, without the details: a
+/// [`NotSentReason`]'s kind, or [`Outcome::Unconfirmed`]. What reports count by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum NotSentKind {
+    /// [`NotSentReason::InvalidNumber`].
+    InvalidNumber,
+    /// [`NotSentReason::NotSmsCapable`].
+    NotSmsCapable,
+    /// [`NotSentReason::Rejected`].
+    Rejected,
+    /// [`NotSentReason::GaveUp`].
+    GaveUp,
+    /// [`NotSentReason::InvalidDate`].
+    InvalidDate,
+    /// [`NotSentReason::InvalidTestType`].
+    InvalidTestType,
+    /// [`Outcome::Unconfirmed`]: written as not sent, but nobody knows whether a text
+    /// went out (an operator decides).
+    Unconfirmed,
+}
+
+impl NotSentKind {
+    /// A stable code (`invalid_number`, `not_sms_capable`, …, `unconfirmed`).
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::InvalidNumber => "invalid_number",
+            Self::NotSmsCapable => "not_sms_capable",
+            Self::Rejected => "rejected",
+            Self::GaveUp => "gave_up",
+            Self::InvalidDate => "invalid_date",
+            Self::InvalidTestType => "invalid_test_type",
+            Self::Unconfirmed => "unconfirmed",
+        }
+    }
+}
+
+impl fmt::Display for NotSentKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// Ordered by code, so counts keyed by kind list alphabetically.
+impl Ord for NotSentKind {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.code().cmp(other.code())
+    }
+}
+
+impl PartialOrd for NotSentKind {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
     }
 }
 
@@ -221,6 +278,25 @@ impl DeferReason {
     /// releasing it at once.
     pub fn holds_the_claim(self) -> bool {
         matches!(self, Self::NoAnswer)
+    }
+}
+
+impl fmt::Display for DeferReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// Ordered by code, so counts keyed by reason list alphabetically.
+impl Ord for DeferReason {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.code().cmp(other.code())
+    }
+}
+
+impl PartialOrd for DeferReason {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
     }
 }
 

@@ -10,6 +10,7 @@
 //! Run with `cargo run -p ca-notify-pipeline --example embed`.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -39,6 +40,8 @@ struct LabResults {
     rows: Mutex<Vec<LabResult>>,
     /// The ledger by dedup key: who was texted, and what each attempt proved.
     ledger: Mutex<HashMap<DedupKey, KeyHistory>>,
+    /// Claims made, which numbers each claim's token.
+    claims: AtomicU64,
 }
 
 impl LabResults {
@@ -70,7 +73,10 @@ impl LabResults {
 impl PhoneSource for LabResults {
     async fn claim(&self, max: usize, lease: Duration) -> Result<Claim, SourceError> {
         let now = Instant::now();
-        let token = ClaimToken::generate();
+        let token = ClaimToken::new(format!(
+            "lab-claim-{}",
+            self.claims.fetch_add(1, Ordering::Relaxed)
+        ));
         let mut rows = self.rows.lock().expect("lock");
         let records = rows
             .iter_mut()

@@ -20,7 +20,7 @@ use crate::context::RunCtx;
 use crate::failure::FatalCause;
 use crate::issue::call_verification_server;
 use crate::pre_check::pre_check_and_annotate;
-use crate::report::{BatchReport, Tally, WRITE_FAILED};
+use crate::report::{BatchReport, Counts, DeferredKind};
 use crate::store_retry::retry_sink;
 
 /// Runs one batch to its write-back and returns its counts (already added to the run's).
@@ -29,11 +29,11 @@ pub(crate) async fn execute_single_batch(
     epoch: u32,
     token: ClaimToken,
     records: Vec<RecipientRecord>,
-) -> Tally {
+) -> Counts {
     let started = Instant::now();
-    let mut tally = Tally {
+    let mut tally = Counts {
         batches: 1,
-        ..Tally::default()
+        ..Counts::default()
     };
     let mut entries = pre_check_and_annotate(&ctx, records, &mut tally).await;
     call_verification_server(&ctx, epoch, &mut entries, &mut tally).await;
@@ -83,7 +83,7 @@ pub(crate) async fn execute_single_batch(
                 observer.on_batch_written(&report);
             }
         }
-        None => tally.defer(WRITE_FAILED, outcomes.len()),
+        None => tally.defer(DeferredKind::WriteFailed, outcomes.len()),
     }
     ctx.add_totals(&tally);
     tally

@@ -19,10 +19,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::dedup_gate::DedupGate;
-use crate::failure::{FatalCause, StopKind};
+use crate::failure::{FatalCause, StopReason};
 use crate::latency::Latencies;
 use crate::observer::RunObserver;
-use crate::report::Tally;
+use crate::report::Counts;
 use crate::settings::Settings;
 
 /// Shortest time kept back for the last write-back of a batch.
@@ -52,13 +52,13 @@ pub(crate) struct RunCtx {
     pub shutdown: CancellationToken,
     pub halt: CancellationToken,
     pub stop_issuing: CancellationToken,
-    stop: Mutex<Option<StopKind>>,
+    stop: Mutex<Option<StopReason>>,
     fatal: Mutex<Option<FatalCause>>,
     pub validation_slots: Arc<Semaphore>,
     pub batch_slots: Arc<Semaphore>,
     pub dedup: DedupGate,
     pub latency: Latencies,
-    totals: Mutex<Tally>,
+    totals: Mutex<Counts>,
 }
 
 impl RunCtx {
@@ -77,7 +77,7 @@ impl RunCtx {
             batch_slots: Arc::new(Semaphore::new(settings.max_batches_in_flight)),
             dedup: DedupGate::default(),
             latency: Latencies::default(),
-            totals: Mutex::new(Tally::default()),
+            totals: Mutex::new(Counts::default()),
             parts,
         }
     }
@@ -88,7 +88,7 @@ impl RunCtx {
 
     /// Ends claiming and dispatching, and for most kinds issuing too. The first stop is
     /// the one reported, except that a fatal cause outranks an earlier benign stop.
-    pub fn stop_with(&self, kind: StopKind) {
+    pub fn stop_with(&self, kind: StopReason) {
         {
             let mut stop = lock(&self.stop);
             match *stop {
@@ -105,22 +105,22 @@ impl RunCtx {
 
     /// Records a fatal cause (the first one wins) and stops the run.
     pub fn fail(&self, cause: FatalCause) {
-        let kind = cause.kind();
+        let kind = cause.stop_reason();
         lock(&self.fatal).get_or_insert(cause);
         self.stop_with(kind);
     }
 
     /// Why the run is stopping, as far as it is. A halt without a recorded kind is the
     /// caller's shutdown.
-    pub fn stop_kind(&self) -> Option<StopKind> {
+    pub fn stop_kind(&self) -> Option<StopReason> {
         let recorded = *lock(&self.stop);
-        recorded.or_else(|| self.shutdown.is_cancelled().then_some(StopKind::Shutdown))
+        recorded.or_else(|| self.shutdown.is_cancelled().then_some(StopReason::Shutdown))
     }
 
     /// The reason for records handed back because the run is stopping now.
     pub fn halt_reason(&self) -> DeferReason {
         self.stop_kind()
-            .map_or(DeferReason::Shutdown, StopKind::defer_reason)
+            .map_or(DeferReason::Shutdown, StopReason::defer_reason)
     }
 
     pub fn take_fatal(&self) -> Option<FatalCause> {
@@ -149,11 +149,11 @@ impl RunCtx {
         now < self.work_deadline() && now + self.latency.batch.estimate() <= self.deadline
     }
 
-    pub fn add_totals(&self, tally: &Tally) {
+    pub fn add_totals(&self, tally: &Counts) {
         lock(&self.totals).merge(tally);
     }
 
-    pub fn totals(&self) -> Tally {
+    pub fn totals(&self) -> Counts {
         lock(&self.totals).clone()
     }
 }

@@ -23,14 +23,10 @@ use tracing::{error, info, info_span, warn, Instrument, Span};
 
 use crate::batch::execute_single_batch;
 use crate::context::RunCtx;
-use crate::failure::{FatalCause, StopKind};
+use crate::failure::{FatalCause, StopReason};
 use crate::pre_check::IdList;
-use crate::report::{EpochReport, Tally};
+use crate::report::{Counts, DeferredKind, EpochReport};
 use crate::store_retry::store_wait;
-
-/// Deferred-map key for records of a batch whose task panicked (an adapter bug); they are
-/// released so another run can take them.
-const BATCH_PANICKED: &str = "batch_panicked";
 
 /// Claims again while the store is unavailable.
 const CLAIM_BACKOFF: Backoff = Backoff {
@@ -74,7 +70,7 @@ pub(crate) async fn orchestrate_epochs(ctx: &Arc<RunCtx>) -> u32 {
         }
         if claim.records.is_empty() {
             if !settings.until_drained {
-                ctx.stop_with(StopKind::Drained);
+                ctx.stop_with(StopReason::Drained);
             }
             break;
         }
@@ -112,9 +108,9 @@ pub(crate) async fn orchestrate_epochs(ctx: &Arc<RunCtx>) -> u32 {
 
 /// Releases a whole claim that no epoch will run (prefetched when the run halted).
 async fn release_claim(ctx: &RunCtx, claim: Claim) {
-    let mut tally = Tally {
+    let mut tally = Counts {
         claimed: claim.records.len() as u64,
-        ..Tally::default()
+        ..Counts::default()
     };
     let ids = claim.records.into_iter().map(|r| r.id).collect();
     release_untouched(ctx, &claim.token, ids, &mut tally).await;
@@ -127,7 +123,7 @@ pub(crate) enum NoClaim {
     /// The run halted before claiming.
     Halted,
     /// The run must stop (no time left for another epoch).
-    Stop(StopKind),
+    Stop(StopReason),
     /// The source failed for good.
     Failed(FatalCause),
 }
@@ -152,7 +148,7 @@ async fn prefetch(ctx: &RunCtx, next_start: Instant) -> Result<Claim, NoClaim> {
     if next_start > Instant::now() {
         if next_start + ctx.latency.batch.estimate() > ctx.deadline {
             info!("The next paced epoch would not finish before the deadline; the run ends after this one.");
-            return Err(NoClaim::Stop(StopKind::Deadline));
+            return Err(NoClaim::Stop(StopReason::Deadline));
         }
         tokio::select! {
             () = sleep_until(claim_at) => {}
@@ -180,7 +176,7 @@ async fn acquire_when_fit(ctx: &RunCtx) -> Result<Claim, NoClaim> {
     let needed = ctx.latency.claim.estimate() + ctx.latency.batch.estimate();
     if Instant::now() + needed > ctx.deadline || Instant::now() >= ctx.work_deadline() {
         info!("No time left for another epoch before the deadline; the run ends.");
-        return Err(NoClaim::Stop(StopKind::Deadline));
+        return Err(NoClaim::Stop(StopReason::Deadline));
     }
     acquire_data(ctx).await
 }
@@ -245,8 +241,8 @@ pub(crate) async fn execute_single_epoch(
 /// An epoch whose batches are all dispatched (or released).
 pub(crate) struct Dispatched {
     token: ClaimToken,
-    own: Tally,
-    batches: Vec<(JoinHandle<Tally>, Vec<RecordId>)>,
+    own: Counts,
+    batches: Vec<(JoinHandle<Counts>, Vec<RecordId>)>,
 }
 
 impl Dispatched {
@@ -258,11 +254,11 @@ impl Dispatched {
                 Ok(batch) => tally.merge(&batch),
                 Err(e) => {
                     error!(error = %e, records = ids.len(), "A batch task panicked; releasing its records.");
-                    let mut lost = Tally {
+                    let mut lost = Counts {
                         batches: 1,
-                        ..Tally::default()
+                        ..Counts::default()
                     };
-                    lost.defer(BATCH_PANICKED, ids.len());
+                    lost.defer(DeferredKind::BatchPanicked, ids.len());
                     if let Err(e) = ctx.parts.source.release(&self.token, &ids).await {
                         warn!(error = %scrub_phone_numbers(&e.to_string()), "Could not release the records of a panicked batch; they come back when the lease ends.");
                     }
@@ -272,11 +268,7 @@ impl Dispatched {
             }
         }
         ctx.dedup.forget_epoch(epoch);
-        let report = tally.epoch_report(
-            epoch,
-            started.elapsed(),
-            ctx.stop_kind().map(|k| k.code().to_owned()),
-        );
+        let report = tally.epoch_report(epoch, started.elapsed(), ctx.stop_kind());
         info!(
             claimed = report.claimed,
             sent = report.sent,
@@ -295,9 +287,9 @@ impl Dispatched {
 pub(crate) async fn orchestrate_batches(ctx: &Arc<RunCtx>, epoch: u32, claim: Claim) -> Dispatched {
     let Claim { token, records } = claim;
     let batch_size = ctx.settings().batch_size;
-    let mut own = Tally {
+    let mut own = Counts {
         claimed: records.len() as u64,
-        ..Tally::default()
+        ..Counts::default()
     };
     ctx.add_totals(&own);
     let mut batches = Vec::with_capacity(records.len().div_ceil(batch_size));
@@ -312,7 +304,7 @@ pub(crate) async fn orchestrate_batches(ctx: &Arc<RunCtx>, epoch: u32, claim: Cl
             biased;
             () = ctx.halt.cancelled() => None,
             () = sleep_until(ctx.work_deadline()) => {
-                ctx.stop_with(StopKind::Deadline);
+                ctx.stop_with(StopReason::Deadline);
                 None
             }
             permit = Arc::clone(&ctx.batch_slots).acquire_owned() => permit.ok(),
@@ -323,13 +315,13 @@ pub(crate) async fn orchestrate_batches(ctx: &Arc<RunCtx>, epoch: u32, claim: Cl
                 let fits = ctx.batch_fits();
                 if !fits {
                     info!("The next batch would not be written before the deadline; releasing the rest of the claim.");
-                    ctx.stop_with(StopKind::Deadline);
+                    ctx.stop_with(StopReason::Deadline);
                 }
                 fits
             };
         if !startable {
             let ids = chunk.into_iter().chain(records).map(|r| r.id).collect();
-            let mut released = Tally::default();
+            let mut released = Counts::default();
             release_untouched(ctx, &token, ids, &mut released).await;
             ctx.add_totals(&released);
             own.merge(&released);
@@ -367,7 +359,7 @@ async fn release_untouched(
     ctx: &RunCtx,
     token: &ClaimToken,
     ids: Vec<RecordId>,
-    tally: &mut Tally,
+    tally: &mut Counts,
 ) {
     if ids.is_empty() {
         return;
@@ -385,5 +377,5 @@ async fn release_untouched(
             "Could not release records; they come back when the lease ends."
         );
     }
-    tally.defer(reason.code(), ids.len());
+    tally.defer(reason, ids.len());
 }

@@ -8,8 +8,12 @@
 //! exit. Early stops that are not failures (deadline, shutdown, a drained source) end the
 //! run with a normal report whose `stop` says why.
 
+use std::fmt;
+
 use ca_notify_domain::{scrub_phone_numbers, DeferReason, RealmFault};
 use ca_notify_ports::{SinkError, SourceError};
+
+use serde::{Serialize, Serializer};
 
 use crate::report::RunReport;
 
@@ -70,22 +74,25 @@ pub enum FatalCause {
 }
 
 impl FatalCause {
-    /// A stable code, used as the report's `stop`.
+    /// A stable code, the report's `stop`.
     pub fn code(&self) -> &'static str {
-        self.kind().code()
+        self.stop_reason().code()
     }
 
-    pub(crate) fn kind(&self) -> StopKind {
+    /// The report's `stop` for this cause.
+    pub fn stop_reason(&self) -> StopReason {
         match self {
-            Self::ValidatorUnauthorized(_) => StopKind::ValidatorUnauthorized,
-            Self::IssuerUnauthorized(_) => StopKind::IssuerUnauthorized,
-            Self::ValidatorMisconfigured(_) | Self::Misconfigured { .. } => StopKind::Misconfigured,
-            Self::IssuerUnavailable(_) => StopKind::IssuerUnavailable,
-            Self::ValidatorUnavailable(_) => StopKind::ValidatorUnavailable,
-            Self::QuotaExhausted => StopKind::QuotaExhausted,
-            Self::IssueRejected(_) => StopKind::IssueRejected,
-            Self::Source(_) => StopKind::Source,
-            Self::Sink(_) => StopKind::Sink,
+            Self::ValidatorUnauthorized(_) => StopReason::ValidatorUnauthorized,
+            Self::IssuerUnauthorized(_) => StopReason::IssuerUnauthorized,
+            Self::ValidatorMisconfigured(_) | Self::Misconfigured { .. } => {
+                StopReason::Misconfigured
+            }
+            Self::IssuerUnavailable(_) => StopReason::IssuerUnavailable,
+            Self::ValidatorUnavailable(_) => StopReason::ValidatorUnavailable,
+            Self::QuotaExhausted => StopReason::QuotaExhausted,
+            Self::IssueRejected(_) => StopReason::IssueRejected,
+            Self::Source(_) => StopReason::Source,
+            Self::Sink(_) => StopReason::Sink,
         }
     }
 }
@@ -100,24 +107,41 @@ pub struct RunFailure {
     pub report: RunReport,
 }
 
-/// Every way a run can end early.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum StopKind {
+/// Why a run (or an epoch) ended early: the report's `stop`. Serialised as its
+/// [`code`](StopReason::code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StopReason {
+    /// The run's deadline came.
     Deadline,
+    /// The caller's shutdown signal came.
     Shutdown,
+    /// The source had nothing left to claim (`until_drained`).
     Drained,
+    /// [`FatalCause::IssuerUnavailable`].
     IssuerUnavailable,
+    /// [`FatalCause::ValidatorUnavailable`].
     ValidatorUnavailable,
+    /// [`FatalCause::Misconfigured`] or [`FatalCause::ValidatorMisconfigured`].
     Misconfigured,
+    /// [`FatalCause::QuotaExhausted`].
     QuotaExhausted,
+    /// [`FatalCause::ValidatorUnauthorized`].
     ValidatorUnauthorized,
+    /// [`FatalCause::IssuerUnauthorized`].
     IssuerUnauthorized,
+    /// [`FatalCause::IssueRejected`].
     IssueRejected,
+    /// [`FatalCause::Source`].
     Source,
+    /// [`FatalCause::Sink`].
     Sink,
+    /// The epoch's task panicked (only in [`crate::Pipeline::run_epoch`]'s report).
+    Panicked,
 }
 
-impl StopKind {
+impl StopReason {
+    /// A stable code: `deadline`, `shutdown`, `drained`, or a fatal cause's code.
     pub fn code(self) -> &'static str {
         match self {
             Self::Deadline => "deadline",
@@ -132,24 +156,27 @@ impl StopKind {
             Self::IssueRejected => "issue_rejected",
             Self::Source => "source_failed",
             Self::Sink => "sink_failed",
+            Self::Panicked => "panicked",
         }
     }
 
     /// Whether in-flight batches must stop issuing (and validating): everything but a
     /// shutdown, a deadline, a drained source or a failing source lets them finish.
-    pub fn stops_issuing(self) -> bool {
+    pub(crate) fn stops_issuing(self) -> bool {
         !matches!(
             self,
             Self::Deadline | Self::Shutdown | Self::Drained | Self::Source
         )
     }
 
+    /// Whether the run ends with a [`RunFailure`] (everything but a deadline, a shutdown
+    /// or a drained source).
     pub fn is_fatal(self) -> bool {
         !matches!(self, Self::Deadline | Self::Shutdown | Self::Drained)
     }
 
     /// The reason written for records this stop hands back.
-    pub fn defer_reason(self) -> DeferReason {
+    pub(crate) fn defer_reason(self) -> DeferReason {
         match self {
             Self::Deadline => DeferReason::Deadline,
             Self::QuotaExhausted => DeferReason::QuotaExhausted,
@@ -158,8 +185,22 @@ impl StopKind {
             Self::IssuerUnavailable | Self::IssueRejected => DeferReason::IssuerUnavailable,
             Self::ValidatorUnavailable => DeferReason::ValidationUnavailable,
             Self::Misconfigured => DeferReason::Misconfigured,
-            Self::Shutdown | Self::Drained | Self::Source | Self::Sink => DeferReason::Shutdown,
+            Self::Shutdown | Self::Drained | Self::Source | Self::Sink | Self::Panicked => {
+                DeferReason::Shutdown
+            }
         }
+    }
+}
+
+impl fmt::Display for StopReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+impl Serialize for StopReason {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.code())
     }
 }
 
@@ -188,5 +229,6 @@ mod tests {
         };
         assert_eq!(failure.to_string(), text, "Display is the one-line cause");
         assert_eq!(failure.cause.code(), "sink_failed");
+        assert_eq!(failure.cause.stop_reason(), StopReason::Sink);
     }
 }

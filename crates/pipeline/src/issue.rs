@@ -36,7 +36,7 @@ use crate::context::RunCtx;
 use crate::dedup_gate::{self, Entry, Ownership, Resolution};
 use crate::failure::FatalCause;
 use crate::pre_check::BatchEntry;
-use crate::report::Tally;
+use crate::report::Counts;
 use crate::store_retry::retry_sink;
 
 /// Shortest pause after a 429, so a limiter that names a reset in the past cannot make
@@ -49,7 +49,7 @@ pub(crate) async fn call_verification_server(
     ctx: &RunCtx,
     epoch: u32,
     entries: &mut [BatchEntry],
-    tally: &mut Tally,
+    tally: &mut Counts,
 ) {
     if !consult_ledger(ctx, entries).await {
         return;
@@ -171,7 +171,7 @@ async fn issue_round(
     ctx: &RunCtx,
     entries: &mut [BatchEntry],
     indices: &[usize],
-    tally: &mut Tally,
+    tally: &mut Counts,
 ) {
     let settings = ctx.settings();
     let backoff = settings.issue_retry_backoff;

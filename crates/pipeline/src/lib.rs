@@ -49,8 +49,8 @@
 //!
 //! * [`settings`]: [`Settings`] and their checks.
 //! * [`pipeline`]: [`Pipeline`], [`PipelineBuilder`].
-//! * [`report`]: [`RunReport`], [`EpochReport`], [`BatchReport`].
-//! * [`failure`]: [`RunFailure`], [`FatalCause`].
+//! * [`report`]: [`RunReport`], [`EpochReport`], their [`Counts`], [`BatchReport`].
+//! * [`failure`]: [`RunFailure`], [`FatalCause`], [`StopReason`].
 //! * [`observer`]: [`RunObserver`], progress hooks.
 
 mod batch;
@@ -67,10 +67,10 @@ pub mod report;
 pub mod settings;
 mod store_retry;
 
-pub use failure::{FatalCause, RunFailure};
+pub use failure::{FatalCause, RunFailure, StopReason};
 pub use observer::RunObserver;
 pub use pipeline::{BuildError, Pipeline, PipelineBuilder};
-pub use report::{BatchReport, EpochReport, RunReport};
+pub use report::{BatchReport, Counts, DeferredKind, EpochReport, RunReport};
 pub use settings::{Settings, SettingsError};
 
 #[cfg(test)]

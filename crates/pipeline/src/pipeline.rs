@@ -21,9 +21,9 @@ use tracing::{info, info_span, Instrument};
 
 use crate::context::{Parts, RunCtx, Today};
 use crate::epoch::{acquire_data, execute_single_epoch, orchestrate_epochs};
-use crate::failure::{FatalCause, RunFailure, StopKind};
+use crate::failure::{FatalCause, RunFailure, StopReason};
 use crate::observer::RunObserver;
-use crate::report::{EpochReport, RunReport, Tally};
+use crate::report::{Counts, EpochReport, RunReport};
 use crate::settings::{Settings, SettingsError};
 
 /// The engine, ready to run.
@@ -68,11 +68,9 @@ impl Pipeline {
             until_drained = self.parts.settings.until_drained
         );
         let epochs = orchestrate_epochs(&ctx).instrument(span.clone()).await;
-        let report = ctx.totals().run_report(
-            epochs,
-            ctx.started.elapsed(),
-            ctx.stop_kind().map(|k| k.code().to_owned()),
-        );
+        let report = ctx
+            .totals()
+            .run_report(epochs, ctx.started.elapsed(), ctx.stop_kind());
         span.in_scope(|| {
             info!(
                 epochs = report.epochs,
@@ -82,7 +80,7 @@ impl Pipeline {
                 not_sent = report.not_sent_total(),
                 deferred = report.deferred_total(),
                 records_per_sec = report.records_per_sec,
-                stop = report.stop.as_deref().unwrap_or(""),
+                stop = report.stop.map_or("", StopReason::code),
                 "Run finished."
             );
         });
@@ -107,16 +105,16 @@ impl Pipeline {
                     let handle = execute_single_epoch(&ctx, 1, claim).await;
                     handle.await.unwrap_or_else(|_| {
                         ctx.totals()
-                            .epoch_report(1, started.elapsed(), Some("panicked".to_owned()))
+                            .epoch_report(1, started.elapsed(), Some(StopReason::Panicked))
                     })
                 }
                 Ok(_) => {
-                    ctx.stop_with(StopKind::Drained);
-                    Tally::default().epoch_report(1, ctx.started.elapsed(), stop_code(&ctx))
+                    ctx.stop_with(StopReason::Drained);
+                    Counts::default().epoch_report(1, ctx.started.elapsed(), ctx.stop_kind())
                 }
                 Err(no_claim) => {
                     no_claim.apply(&ctx);
-                    Tally::default().epoch_report(1, ctx.started.elapsed(), stop_code(&ctx))
+                    Counts::default().epoch_report(1, ctx.started.elapsed(), ctx.stop_kind())
                 }
             }
         }
@@ -125,14 +123,10 @@ impl Pipeline {
         let run_report = ctx.totals().run_report(
             u32::from(epoch.claimed > 0),
             ctx.started.elapsed(),
-            stop_code(&ctx),
+            ctx.stop_kind(),
         );
         finish(&ctx, run_report).map(|_| epoch)
     }
-}
-
-fn stop_code(ctx: &RunCtx) -> Option<String> {
-    ctx.stop_kind().map(|k| k.code().to_owned())
 }
 
 /// The run's result. A run that claimed records but settled none, and deferred every one
@@ -144,11 +138,11 @@ fn finish(ctx: &RunCtx, mut report: RunReport) -> Result<RunReport, RunFailure> 
     if let Some(cause) = ctx.take_fatal() {
         return Err(RunFailure { cause, report });
     }
-    let deferred = |reason: DeferReason| report.deferred.get(reason.code()).copied().unwrap_or(0);
-    let unchecked = deferred(DeferReason::ValidationUnavailable);
-    let unanswered = deferred(DeferReason::NoAnswer) + deferred(DeferReason::IssuerUnavailable);
+    let unchecked = report.deferred_for(DeferReason::ValidationUnavailable);
+    let unanswered = report.deferred_for(DeferReason::NoAnswer)
+        + report.deferred_for(DeferReason::IssuerUnavailable);
     let only_peers = report.deferred_total() == unchecked + unanswered;
-    let shut_down = ctx.stop_kind() == Some(StopKind::Shutdown);
+    let shut_down = ctx.stop_kind() == Some(StopReason::Shutdown);
     let cause = if report.settled() > 0 || !only_peers || shut_down {
         None
     } else if unanswered > 0 {
@@ -164,7 +158,7 @@ fn finish(ctx: &RunCtx, mut report: RunReport) -> Result<RunReport, RunFailure> 
     };
     match cause {
         Some(cause) => {
-            report.stop = Some(cause.code().to_owned());
+            report.stop = Some(cause.stop_reason());
             Err(RunFailure { cause, report })
         }
         None => Ok(report),

@@ -20,7 +20,7 @@ use tracing::warn;
 
 use crate::context::RunCtx;
 use crate::failure::FatalCause;
-use crate::report::Tally;
+use crate::report::Counts;
 
 /// One record of a batch on its way through the steps.
 #[derive(Debug)]
@@ -57,7 +57,7 @@ impl BatchEntry {
 pub(crate) async fn pre_check_and_annotate(
     ctx: &RunCtx,
     records: Vec<RecipientRecord>,
-    tally: &mut Tally,
+    tally: &mut Counts,
 ) -> Vec<BatchEntry> {
     let parts = &ctx.parts;
     let today = (parts.today)();

@@ -315,8 +315,12 @@ async fn a_uuid_another_request_is_still_sending_is_409_as_its_row_is_committed(
                 .map(|r| r.status().as_u16())
         })
     };
-    // Wait until the first request has committed and is in its sends.
-    while sim.stats().batches == 0 {
+    // Wait (at most 10 s) until the first request has committed and is in its sends.
+    for waited in 0.. {
+        if sim.stats().batches > 0 {
+            break;
+        }
+        assert!(waited < 2_000, "the first request never committed");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let second = post(&sim, vec![item("+12065550100", &uuid(1))]).await;

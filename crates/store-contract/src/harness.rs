@@ -1,5 +1,7 @@
 //! What a store crate provides so the contract suite can run against it.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -32,6 +34,29 @@ pub struct RecordState {
     pub processed: bool,
 }
 
+/// Time a harness has moved its stores' clock forward: a store built on it reads its own
+/// clock plus this offset. Clones share the offset.
+#[derive(Debug, Clone, Default)]
+pub struct ClockOffset(Arc<AtomicU64>);
+
+impl ClockOffset {
+    /// A zero offset.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Moves the clock forward by `d` (to the millisecond).
+    pub fn advance(&self, d: Duration) {
+        let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        self.0.fetch_add(ms, Ordering::SeqCst);
+    }
+
+    /// How far the clock was moved.
+    pub fn get(&self) -> Duration {
+        Duration::from_millis(self.0.load(Ordering::SeqCst))
+    }
+}
+
 /// Builds stores for the suite. Each call to [`StoreHarness::fresh`] must give a store
 /// that shares nothing with earlier ones (a new file, schema or table name).
 #[async_trait]
@@ -47,9 +72,17 @@ pub trait StoreHarness: Send + Sync {
     /// process would have. Used by the concurrency and lease checks.
     async fn second_handle(&self, store: &Self::Store) -> Self::Store;
 
-    /// A lease short enough to wait out in a test (real time), long enough that one
-    /// claim statement finishes well inside it.
+    /// A lease short enough to wait out in a test, long enough that one claim statement
+    /// finishes well inside it (in real time).
     fn short_lease(&self) -> Duration;
+
+    /// Lets `d` pass on the clock the stores read their leases from. The default sleeps
+    /// in real time, for a store whose clock nobody can move (a database server's); a
+    /// harness whose stores read an injected clock moves it forward instead (see
+    /// [`ClockOffset`]), so lease expiry costs no waiting.
+    async fn pass(&self, d: Duration) {
+        tokio::time::sleep(d).await;
+    }
 
     /// The pipeline state of `id` (all `None`/0 when the store has no state for it).
     async fn inspect(&self, store: &Self::Store, id: &RecordId) -> RecordState;

@@ -19,8 +19,11 @@
 //! }
 //! ```
 //!
-//! Checks panic with a message naming the broken promise. They use real time for lease
-//! expiry (the stores read their own clocks), so run them on a runtime without
+//! Checks panic with a message naming the broken promise. They wait out leases with
+//! [`StoreHarness::pass`]: a harness whose stores take an injected clock (the in-memory
+//! and SQLite stores do, moved by a [`ClockOffset`]) moves it forward at once; one whose
+//! store reads a clock nobody can move (Snowflake's `SYSDATE()`) sleeps in real time. The
+//! stores' own clocks keep running either way, so run the checks on a runtime without
 //! `tokio::time::pause()`.
 //!
 //! [`PhoneSource`]: ca_notify_ports::PhoneSource
@@ -32,7 +35,7 @@ pub mod harness;
 mod support;
 
 pub use checks::*;
-pub use harness::{RecordState, StoreHarness};
+pub use harness::{ClockOffset, RecordState, StoreHarness};
 
 /// Declares one `#[tokio::test]` per check of the suite, so a failure names the promise it
 /// broke. `$harness` is an expression evaluated inside each (async) test, so it may

@@ -10,6 +10,11 @@ use ca_notify_ports::{Claim, PhoneSource, ResultSink, SinkError, SourceError, Wr
 const ATTEMPTS: usize = 200;
 const PAUSE: Duration = Duration::from_millis(25);
 
+/// A token no store ever hands out (stores make random or numbered ones).
+pub fn stranger_token() -> ClaimToken {
+    ClaimToken::new("a token no store issued")
+}
+
 /// A lease no check ever waits out.
 pub const LONG_LEASE: Duration = Duration::from_secs(600);
 

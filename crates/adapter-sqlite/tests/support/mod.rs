@@ -5,18 +5,21 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ca_notify_adapter_sqlite::{SqliteConfig, SqliteStore};
+use ca_notify_adapter_sqlite::{Clock, SqliteConfig, SqliteStore};
 use ca_notify_domain::{ClaimToken, RecipientRecord, RecordId};
-use ca_notify_store_contract::{RecordState, StoreHarness};
+use ca_notify_store_contract::{ClockOffset, RecordState, StoreHarness};
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// Fresh stores in one temporary directory.
 pub struct Harness {
     dir: tempfile::TempDir,
     next: AtomicUsize,
+    /// How far the contract checks moved the stores' clock instead of waiting.
+    offset: ClockOffset,
 }
 
 impl Harness {
@@ -24,6 +27,7 @@ impl Harness {
         Self {
             dir: tempfile::tempdir().expect("temp dir"),
             next: AtomicUsize::new(0),
+            offset: ClockOffset::new(),
         }
     }
 
@@ -34,6 +38,24 @@ impl Harness {
 
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// A handle on `path` whose leases run on the system clock plus the checks' offset.
+    async fn open_on_clock(&self, path: &Path, worker: &str) -> SqliteStore {
+        let offset = self.offset.clone();
+        let system = ca_notify_adapter_sqlite::clock::system_clock();
+        let clock: Clock = Arc::new(move || {
+            system() + i64::try_from(offset.get().as_millis()).unwrap_or(i64::MAX)
+        });
+        SqliteStore::open_with_clock(
+            SqliteConfig {
+                worker_id: worker.to_owned(),
+                ..SqliteConfig::at(path)
+            },
+            clock,
+        )
+        .await
+        .expect("open store")
     }
 }
 
@@ -102,18 +124,23 @@ impl StoreHarness for Harness {
 
     async fn fresh(&self, records: Vec<RecipientRecord>) -> SqliteStore {
         let path = self.new_path();
-        let store = open(&path, "worker-a").await;
+        let store = self.open_on_clock(&path, "worker-a").await;
         seed(&path, &records);
         store
     }
 
     async fn second_handle(&self, store: &SqliteStore) -> SqliteStore {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        open(store.path(), &format!("worker-{n}")).await
+        self.open_on_clock(store.path(), &format!("worker-{n}"))
+            .await
     }
 
     fn short_lease(&self) -> Duration {
         Duration::from_millis(300)
+    }
+
+    async fn pass(&self, d: Duration) {
+        self.offset.advance(d);
     }
 
     async fn inspect(&self, store: &SqliteStore, id: &RecordId) -> RecordState {

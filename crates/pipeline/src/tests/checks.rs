@@ -95,7 +95,7 @@ async fn invalid_and_landline_numbers_never_reach_the_issuer() {
     assert!(good.dedup_key.is_some(), "the uuid sent is recorded");
     assert_eq!(report.sent, 1);
     assert_eq!(report.not_sent_total(), 5);
-    assert_eq!(report.not_sent["invalid_number"], 2);
+    assert_eq!(report.not_sent_for(NotSentKind::InvalidNumber), 2);
     assert_eq!(report.validator_calls, 3);
     assert_eq!(report.issue_requests, 1);
     assert_eq!(report.stop, None);
@@ -117,7 +117,7 @@ async fn an_unavailable_validator_defers_only_the_records_it_failed() {
     );
     let report = m.pipeline.run(CancellationToken::new()).await.expect("run");
     assert_eq!(report.sent, 8);
-    assert_eq!(report.deferred["validation_unavailable"], 2);
+    assert_eq!(report.deferred_for(DeferReason::ValidationUnavailable), 2);
     assert_nothing_lost(&m.store, &report);
     let deferred: Vec<_> = m
         .store
@@ -186,7 +186,7 @@ async fn a_duplicate_follows_its_deferred_twin() {
         .expect_err("a run that settled nothing because of the issuer is a failure");
     let report = failure.report;
     assert_eq!(m.issuer.requests(), 1, "the twin was not issued on its own");
-    assert_eq!(report.deferred["issuer_unavailable"], 2);
+    assert_eq!(report.deferred_for(DeferReason::IssuerUnavailable), 2);
     assert_nothing_lost(&m.store, &report);
 }
 
@@ -211,7 +211,7 @@ async fn a_duplicate_whose_twin_was_rejected_is_issued_itself() {
     assert_eq!(m.issuer.requests(), 2, "one at a time");
     assert_eq!(m.issuer.items_received(), 2);
     assert_eq!(report.sent, 1);
-    assert_eq!(report.not_sent["rejected"], 1);
+    assert_eq!(report.not_sent_for(NotSentKind::Rejected), 1);
     assert_nothing_lost(&m.store, &report);
 }
 

@@ -120,8 +120,15 @@ async fn transient_failures_are_deferred_when_the_deadline_leaves_no_room_to_re_
         1,
         "a second 4 s request would end past the deadline"
     );
-    assert!(!report.not_sent.contains_key("gave_up"), "{report:?}");
-    assert_eq!(report.deferred["deadline"], 1, "the next run tries again");
+    assert!(
+        !report.not_sent.contains_key(&NotSentKind::GaveUp),
+        "{report:?}"
+    );
+    assert_eq!(
+        report.deferred_for(DeferReason::Deadline),
+        1,
+        "the next run tries again"
+    );
     assert_eq!(m.store.outcome(&"r0".into()), None);
     assert_nothing_lost(&m.store, &report);
 }
@@ -176,7 +183,7 @@ async fn a_rate_limit_past_the_deadline_defers_instead_of_waiting() {
     let started = Instant::now();
     let report = m.pipeline.run(CancellationToken::new()).await.expect("run");
     assert_eq!(m.issuer.requests(), 1);
-    assert_eq!(report.deferred["rate_limited"], 10);
+    assert_eq!(report.deferred_for(DeferReason::RateLimited), 10);
     assert!(
         started.elapsed() < Duration::from_secs(1),
         "no pointless wait"
@@ -203,7 +210,7 @@ async fn an_unknown_issue_error_defers_the_batch_and_the_run_goes_on() {
         },
     );
     let report = m.pipeline.run(CancellationToken::new()).await.expect("run");
-    assert_eq!(report.deferred["issuer_unavailable"], 10);
+    assert_eq!(report.deferred_for(DeferReason::IssuerUnavailable), 10);
     assert_eq!(report.sent, 20);
     assert_eq!(report.stop, None);
     assert_nothing_lost(&m.store, &report);

@@ -14,6 +14,9 @@ use ca_notify_ports::{
 use chrono::NaiveDate;
 
 use crate::{Pipeline, RunReport, Settings};
+// The report's typed keys, for every test module.
+pub(super) use crate::{DeferredKind, StopReason};
+pub(super) use ca_notify_domain::{DeferReason, NotSentKind};
 
 mod checks;
 mod issuing;
@@ -124,7 +127,7 @@ pub(super) fn scripted_source(claims: Vec<Vec<RecipientRecord>>) -> MockPhoneSou
     source.expect_claim().returning(move |_, _| {
         let records = queue.lock().expect("lock").next().unwrap_or_default();
         Ok(Claim {
-            token: ClaimToken::generate(),
+            token: ClaimToken::new("claim"),
             records,
         })
     });

@@ -26,7 +26,7 @@ async fn one_claim_per_epoch_and_one_write_per_batch() {
         .returning(move |_, _| {
             let epoch = n.fetch_add(1, Ordering::SeqCst);
             Ok(Claim {
-                token: ClaimToken::generate(),
+                token: ClaimToken::new("claim"),
                 records: records(75)[epoch * 25..(epoch + 1) * 25].to_vec(),
             })
         });
@@ -123,7 +123,7 @@ async fn epochs_are_paced_but_never_past_the_deadline() {
     source.expect_claim().times(2).returning(move |_, _| {
         log.lock().expect("lock").push(Instant::now());
         Ok(Claim {
-            token: ClaimToken::generate(),
+            token: ClaimToken::new("claim"),
             records: records(10),
         })
     });
@@ -150,7 +150,7 @@ async fn epochs_are_paced_but_never_past_the_deadline() {
         claims[1] - started
     );
     assert_eq!(report.epochs, 2, "a third epoch would start at 120 s");
-    assert_eq!(report.stop.as_deref(), Some("deadline"));
+    assert_eq!(report.stop, Some(StopReason::Deadline));
     assert!(started.elapsed() < Duration::from_secs(110));
 }
 
@@ -178,7 +178,7 @@ async fn a_short_source_stops_the_run_as_drained() {
     let m = memory(records(150), Settings::default());
     let report = m.pipeline.run(CancellationToken::new()).await.expect("run");
     assert_eq!(report.epochs, 2);
-    assert_eq!(report.stop.as_deref(), Some("drained"));
+    assert_eq!(report.stop, Some(StopReason::Drained));
     assert_eq!(report.sent, 150);
 }
 
@@ -190,7 +190,7 @@ async fn run_epoch_drains_deterministically() {
     loop {
         let epoch = m.pipeline.run_epoch(&shutdown).await.expect("epoch");
         if epoch.claimed == 0 {
-            assert_eq!(epoch.stop.as_deref(), Some("drained"));
+            assert_eq!(epoch.stop, Some(StopReason::Drained));
             break;
         }
         assert_eq!(
@@ -341,7 +341,7 @@ async fn deciding_there_is_no_time_for_the_next_epoch_does_not_cut_the_current_o
     let report = m.pipeline.run(CancellationToken::new()).await.expect("run");
     assert_eq!(report.epochs, 2);
     assert_eq!(report.sent, 200, "{report:?}");
-    assert_eq!(report.stop.as_deref(), Some("deadline"));
+    assert_eq!(report.stop, Some(StopReason::Deadline));
     assert_eq!(report.claimed, 200, "no third claim");
     assert_nothing_lost(&m.store, &report);
 }

@@ -45,14 +45,11 @@ async fn an_unauthorized_validator_stops_the_run_without_marking_zeros() {
         failure.cause,
         FatalCause::ValidatorUnauthorized(_)
     ));
-    assert_eq!(
-        failure.report.stop.as_deref(),
-        Some("validator_unauthorized")
-    );
+    assert_eq!(failure.report.stop, Some(StopReason::ValidatorUnauthorized));
     assert_eq!(m.issuer.requests(), 0);
     assert_no_zeros(&m);
     assert_nothing_lost(&m.store, &failure.report);
-    assert!(failure.report.deferred["unauthorized"] > 0);
+    assert!(failure.report.deferred_for(DeferReason::Unauthorized) > 0);
     assert!(
         m.store.calls().claims <= 2,
         "no claims after the stop but a prefetch"
@@ -88,7 +85,7 @@ async fn an_unauthorized_issuer_stops_the_run_and_says_what_to_check() {
     assert_eq!(m.store.counts().sent, 0);
     assert_nothing_lost(&m.store, &failure.report);
     // The batch in flight was written back deferred, the rest released untouched.
-    assert_eq!(failure.report.deferred["unauthorized"], 100);
+    assert_eq!(failure.report.deferred_for(DeferReason::Unauthorized), 100);
     assert_eq!(failure.report.deferred_total(), 100);
     let written_back = m
         .store
@@ -118,7 +115,10 @@ async fn an_exhausted_quota_releases_the_rest() {
         .await
         .expect_err("stops");
     assert!(matches!(failure.cause, FatalCause::QuotaExhausted));
-    assert_eq!(failure.report.deferred["quota_exhausted"], 100);
+    assert_eq!(
+        failure.report.deferred_for(DeferReason::QuotaExhausted),
+        100
+    );
     assert_eq!(failure.report.deferred_total(), 100);
     assert_no_zeros(&m);
     assert_nothing_lost(&m.store, &failure.report);
@@ -153,7 +153,7 @@ async fn a_per_item_quota_exceeded_stops_issuing_too() {
     assert!(matches!(failure.cause, FatalCause::QuotaExhausted));
     assert_eq!(failure.report.sent, 15);
     // Five answered quota_exceeded, ten were never started.
-    assert_eq!(failure.report.deferred["quota_exhausted"], 15);
+    assert_eq!(failure.report.deferred_for(DeferReason::QuotaExhausted), 15);
     assert_eq!(failure.report.deferred_total(), 15);
     assert_no_zeros(&m);
     assert_nothing_lost(&m.store, &failure.report);
@@ -182,7 +182,7 @@ async fn an_unavailable_server_stops_the_run_with_a_failure_a_scheduler_sees() {
         .expect_err("the run could not make progress");
     assert!(matches!(failure.cause, FatalCause::IssuerUnavailable(_)));
     let report = failure.report;
-    assert_eq!(report.stop.as_deref(), Some("issuer_unavailable"));
+    assert_eq!(report.stop, Some(StopReason::IssuerUnavailable));
     assert_eq!(m.issuer.requests(), 1);
     assert_eq!(report.sent, 1);
     assert_eq!(report.deferred_total(), 99);
@@ -224,7 +224,7 @@ async fn a_misconfigured_source_fails_the_run_before_anything_happens() {
     let failure = p.run(CancellationToken::new()).await.expect_err("fails");
     assert!(matches!(failure.cause, FatalCause::Source(_)));
     assert_eq!(failure.report.claimed, 0);
-    assert_eq!(failure.report.stop.as_deref(), Some("source_failed"));
+    assert_eq!(failure.report.stop, Some(StopReason::Source));
 }
 
 #[tokio::test(start_paused = true)]
@@ -286,7 +286,7 @@ async fn a_failing_sink_stops_the_run_and_releases_the_batch() {
         .await
         .expect_err("fails");
     assert!(matches!(failure.cause, FatalCause::Sink(_)));
-    assert_eq!(failure.report.deferred["write_failed"], 10);
+    assert_eq!(failure.report.deferred_for(DeferredKind::WriteFailed), 10);
     assert_eq!(failure.report.deferred_total(), 30);
     assert_eq!(
         m.store.calls().writes,
@@ -322,11 +322,14 @@ async fn shutdown_finishes_in_flight_batches_and_releases_the_rest() {
         .build()
         .expect("pipeline");
     let report = p.run(shutdown).await.expect("a shutdown is not a failure");
-    assert_eq!(report.stop.as_deref(), Some("shutdown"));
+    assert_eq!(report.stop, Some(StopReason::Shutdown));
     // The four batches in flight finished; nothing else started.
     assert_eq!(report.batches, 4);
     assert_eq!(report.sent, 40);
-    assert_eq!(report.deferred["shutdown"], report.claimed - 40);
+    assert_eq!(
+        report.deferred_for(DeferReason::Shutdown),
+        report.claimed - 40
+    );
     assert_eq!(store.counts().sent, 40);
     assert!(store.claimed_ids().is_empty());
     assert_eq!(report.claimed, report.settled() + report.deferred_total());
@@ -344,7 +347,7 @@ async fn shutdown_before_the_run_claims_nothing() {
     let report = m.pipeline.run(shutdown).await.expect("run");
     assert_eq!(report.claimed, 0);
     assert_eq!(m.store.calls().claims, 0);
-    assert_eq!(report.stop.as_deref(), Some("shutdown"));
+    assert_eq!(report.stop, Some(StopReason::Shutdown));
 }
 
 #[tokio::test(start_paused = true)]
@@ -366,12 +369,12 @@ async fn the_deadline_starts_no_batch_that_cannot_be_written_in_time() {
         "{:?}",
         started.elapsed()
     );
-    assert_eq!(report.stop.as_deref(), Some("deadline"));
+    assert_eq!(report.stop, Some(StopReason::Deadline));
     assert_eq!(
         report.sent, 20,
         "batches at 0 s and 2 s fit, one at 4 s would not"
     );
-    assert_eq!(report.deferred["deadline"], 80);
+    assert_eq!(report.deferred_for(DeferReason::Deadline), 80);
     assert_no_zeros(&m);
     assert_nothing_lost(&m.store, &report);
     assert!(m
@@ -395,8 +398,8 @@ async fn the_deadline_cuts_a_slow_validator_and_loses_nothing() {
     // Nothing settled, but the deadline, not only the validator, is why: not a failure.
     let report = m.pipeline.run(CancellationToken::new()).await.expect("run");
     assert_eq!(report.sent, 0);
-    assert_eq!(report.deferred["validation_unavailable"], 40);
-    assert_eq!(report.deferred["deadline"], 60);
+    assert_eq!(report.deferred_for(DeferReason::ValidationUnavailable), 40);
+    assert_eq!(report.deferred_for(DeferReason::Deadline), 60);
     assert_no_zeros(&m);
     assert_nothing_lost(&m.store, &report);
 }
@@ -428,7 +431,7 @@ async fn a_panicking_adapter_costs_its_batch_not_the_run() {
         settings(1),
     );
     let report = p.run(CancellationToken::new()).await.expect("run");
-    assert_eq!(report.deferred["batch_panicked"], 10);
+    assert_eq!(report.deferred_for(DeferredKind::BatchPanicked), 10);
     assert_eq!(report.sent, 20);
     assert_nothing_lost(&store, &report);
 }

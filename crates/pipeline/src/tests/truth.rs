@@ -87,7 +87,7 @@ async fn a_409_after_an_explicit_failure_is_unconfirmed_and_never_sent() {
         "both attempts are kept for the uuid"
     );
     assert_eq!(outcome_of(&writes, "r1"), Outcome::Sent);
-    assert_eq!(report.not_sent["unconfirmed"], 1);
+    assert_eq!(report.not_sent_for(NotSentKind::Unconfirmed), 1);
     assert_eq!(report.sent, 1);
 }
 
@@ -167,14 +167,14 @@ async fn a_realm_without_an_sms_provider_stops_the_run_and_finalises_nothing() {
         failure.cause
     );
     assert!(failure.cause.to_string().contains("SMS provider"));
-    assert_eq!(failure.report.stop.as_deref(), Some("misconfigured"));
+    assert_eq!(failure.report.stop, Some(StopReason::Misconfigured));
     let counts = m.store.counts();
     assert_eq!(
         (counts.sent, counts.not_sent),
         (0, 0),
         "nothing finalised: {counts:?}"
     );
-    assert!(failure.report.deferred["misconfigured"] >= 10);
+    assert!(failure.report.deferred_for(DeferReason::Misconfigured) >= 10);
     assert_nothing_lost(&m.store, &failure.report);
 }
 
@@ -229,7 +229,7 @@ async fn no_request_starts_that_could_end_past_the_deadline() {
     // a third wave would end at 120 s.
     assert_eq!(m.issuer.requests(), 8, "{report:?}");
     assert_eq!(report.sent, 80);
-    assert_eq!(report.deferred["deadline"], 20);
+    assert_eq!(report.deferred_for(DeferReason::Deadline), 20);
     assert!(
         started.elapsed() <= Duration::from_secs(110),
         "every request finished in time"
@@ -312,7 +312,7 @@ async fn a_shutdown_while_a_request_may_still_run_leaves_its_records_claimed() {
     );
     assert!(DeferReason::NoAnswer.holds_the_claim());
     assert_eq!(attempts_of(&writes, "r0"), vec![AttemptAnswer::NoAnswer]);
-    assert_eq!(report.deferred["no_answer"], 3);
+    assert_eq!(report.deferred_for(DeferReason::NoAnswer), 3);
 }
 
 #[tokio::test(start_paused = true)]
@@ -449,7 +449,7 @@ async fn a_validator_account_that_cannot_look_up_stops_the_run_and_marks_nothing
         "{:?}",
         failure.cause
     );
-    assert_eq!(failure.report.stop.as_deref(), Some("misconfigured"));
+    assert_eq!(failure.report.stop, Some(StopReason::Misconfigured));
     assert_eq!(m.issuer.requests(), 0);
     let counts = m.store.counts();
     assert_eq!((counts.sent, counts.not_sent), (0, 0), "{counts:?}");

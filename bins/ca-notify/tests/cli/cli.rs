@@ -12,14 +12,14 @@ use crate::harness::{Kind, World};
 
 fn fixture(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/csv")
+        .join("tests/fixtures/csv")
         .join(name)
         .display()
         .to_string()
 }
 
 fn store_env(dir: &Path) -> Cli {
-    Cli::new().env(
+    crate::ca_notify().env(
         "CA_NOTIFY__STORE__PATH",
         dir.join("store.db").display().to_string(),
     )
@@ -115,7 +115,7 @@ fn import_of_a_malformed_csv_changes_nothing_and_names_the_line() {
 fn demo_succeeds_and_its_summary_adds_up() {
     let dir = tempfile::tempdir().expect("tempdir");
     let summary = dir.path().join("summary.json");
-    let out = Cli::new().current_dir(dir.path()).run(&[
+    let out = crate::ca_notify().current_dir(dir.path()).run(&[
         "demo",
         "--recipients",
         "600",

@@ -1,7 +1,9 @@
 //! A world for runs of the built `ca-notify` binary against the in-process simulators on a
-//! SQLite file: the recipients, the simulators, the environment that points the command
-//! at them, the state table as the store left it, and the exactly-once invariants checked
-//! against the simulator's SMS ledger.
+//! SQLite file: the recipients (from `ca_notify_integration_tests::people`), the
+//! simulators, the environment that points the command at them, the state table as the
+//! store left it, and the exactly-once invariants checked against the simulator's SMS
+//! ledger. Whoever includes it provides `crate::ca_notify()`, the command to run (the
+//! tests get it from cargo, the end-to-end benchmark builds it).
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
@@ -10,65 +12,10 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use ca_notify_integration_tests::Cli;
+pub use ca_notify_integration_tests::{people, Kind, Person, SECRET};
 use ca_notify_simulators::twilio::{RunningTwilioSim, TwilioSimConfig, TwilioSimulator};
 use ca_notify_simulators::verification::{RunningSim, SimConfig, VerificationSimulator};
 use tempfile::TempDir;
-
-/// The dedup secret of every world.
-pub const SECRET: &str = "integration-test-dedup-secret";
-
-/// What the Twilio simulator will say about a recipient's phone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// A mobile: must be texted exactly once.
-    Mobile,
-    /// The same phone and test date as an earlier mobile: shares its one text.
-    Duplicate,
-    /// A landline: never texted.
-    Landline,
-    /// An invalid number: never texted.
-    Invalid,
-}
-
-/// One recipient of a world.
-#[derive(Debug, Clone)]
-pub struct Person {
-    /// The record id.
-    pub id: String,
-    /// The ten-digit national number as the file holds it.
-    pub national: String,
-    /// What the simulator will say about it.
-    pub kind: Kind,
-}
-
-impl Person {
-    /// The number as the verification server's ledger holds it.
-    pub fn e164(&self) -> String {
-        format!("+1{}", self.national)
-    }
-}
-
-/// `count` recipients: mostly mobiles, every tenth a landline, an invalid number, and a
-/// duplicate of an earlier mobile (same phone and test date). The Twilio simulator answers
-/// by the last digit (0–4 mobile, 5 landline, 9 invalid).
-pub fn people(count: usize) -> Vec<Person> {
-    let number = |serial: usize, last: usize| format!("415{:06}{last}", 300_000 + serial);
-    (0..count)
-        .map(|i| {
-            let (national, kind) = match i % 10 {
-                7 => (number(i, 5), Kind::Landline),
-                8 => (number(i, 9), Kind::Invalid),
-                9 => (number(i - 3, 1), Kind::Duplicate),
-                _ => (number(i, 1), Kind::Mobile),
-            };
-            Person {
-                id: format!("r{i:05}"),
-                national,
-                kind,
-            }
-        })
-        .collect()
-}
 
 /// One row of the state table.
 #[derive(Debug, Clone)]
@@ -172,7 +119,7 @@ impl World {
             ("CA_NOTIFY__DEDUP__SECRET", SECRET.to_owned()),
         ]
         .into_iter()
-        .fold(Cli::new(), |cli, (k, v)| cli.env(k, v))
+        .fold(crate::ca_notify(), |cli, (k, v)| cli.env(k, v))
     }
 
     /// A log file in the world's directory, for a spawned command's stderr (a pipe

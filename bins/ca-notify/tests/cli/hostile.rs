@@ -86,7 +86,7 @@ const REJECTED: &[(&str, &str)] = &[
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/hostile")
+        .join("tests/fixtures/hostile")
         .join(name)
 }
 
@@ -156,7 +156,7 @@ impl Hostile {
             ("CA_NOTIFY__DEDUP__SECRET", SECRET.to_owned()),
         ]
         .into_iter()
-        .fold(Cli::new(), |cli, (k, v)| cli.env(k, v));
+        .fold(crate::ca_notify(), |cli, (k, v)| cli.env(k, v));
         Self {
             _twilio: twilio,
             verification,

@@ -12,17 +12,19 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
-use ca_notify_integration_tests::{faulty_twilio, faulty_verification};
+use ca_notify_integration_tests::{faulty_twilio, faulty_verification, Cli};
 
 use crate::harness::{Kind, World};
+use crate::run;
 
 const DEADLINE: &str = "CA_NOTIFY__PIPELINE__DEADLINE_SECS";
 const LEASE_MARGIN: &str = "CA_NOTIFY__PIPELINE__LEASE_MARGIN_SECS";
 /// Every test stops trying after this, well under CI's minute.
 const BUDGET: Duration = Duration::from_secs(50);
 
-/// Waits up to `limit` for the child to exit.
-fn wait_for(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+/// Waits up to `limit` for the child to exit. The waits in this file sleep on the
+/// runtime, never the thread: the simulators serve from the same runtime.
+async fn wait_for(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     let until = Instant::now() + limit;
     loop {
         if let Some(status) = child.try_wait().expect("child status") {
@@ -31,12 +33,13 @@ fn wait_for(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
         if Instant::now() >= until {
             return None;
         }
-        std::thread::sleep(Duration::from_millis(5));
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
-/// Waits until `done` holds (then `None`) or the child exits.
-fn wait_until(child: &mut Child, done: impl Fn() -> bool) -> Option<ExitStatus> {
+/// Waits until `done` holds (then `None`) or the child exits; every `done` here also
+/// holds once the test's budget is spent.
+async fn wait_until(child: &mut Child, done: impl Fn() -> bool) -> Option<ExitStatus> {
     loop {
         if let Some(status) = child.try_wait().expect("child status") {
             return Some(status);
@@ -44,13 +47,13 @@ fn wait_until(child: &mut Child, done: impl Fn() -> bool) -> Option<ExitStatus> 
         if done() {
             return None;
         }
-        std::thread::sleep(Duration::from_millis(2));
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
 
 /// Runs the command again until every record has a final outcome, waiting out the
 /// leases of killed workers in between.
-fn drain(world: &World, cli: &ca_notify_integration_tests::Cli, started: Instant) -> usize {
+async fn drain(world: &World, cli: &Cli, started: Instant) -> usize {
     let mut runs = 0;
     while let Some(wait) = world.next_claimable_in() {
         assert!(
@@ -59,8 +62,8 @@ fn drain(world: &World, cli: &ca_notify_integration_tests::Cli, started: Instant
             world.written(),
             world.people.len()
         );
-        std::thread::sleep(wait);
-        let out = cli.run(&["run", "--until-drained"]);
+        tokio::time::sleep(wait).await;
+        let out = run(cli, &["run", "--until-drained"]).await;
         assert_eq!(out.code, Some(0), "{}", out.all());
         runs += 1;
     }
@@ -98,7 +101,7 @@ async fn killed_and_restarted_workers_text_each_person_exactly_once() {
             break;
         }
         if let Some(wait) = world.next_claimable_in() {
-            std::thread::sleep(wait);
+            tokio::time::sleep(wait).await;
         }
         let log = format!("run-{kills}-{completed_runs}.log");
         let mut child = cli
@@ -112,12 +115,13 @@ async fn killed_and_restarted_workers_text_each_person_exactly_once() {
         // or written back), so both kinds of kill happen whatever the machine's speed.
         let landed = if kills % 2 == 0 {
             let at = Duration::from_millis(rng.random_range(50..600));
-            wait_for(&mut child, at)
+            wait_for(&mut child, at).await
         } else {
             let texts = world.verification.ledger().total() + rng.random_range(1..80);
             wait_until(&mut child, || {
                 world.verification.ledger().total() >= texts || started.elapsed() > BUDGET
             })
+            .await
         };
         match landed {
             None => {
@@ -132,7 +136,7 @@ async fn killed_and_restarted_workers_text_each_person_exactly_once() {
         }
     }
     assert!(kills >= 5, "only {kills} kills landed mid-run");
-    let runs = drain(&world, &cli, started);
+    let runs = drain(&world, &cli, started).await;
     eprintln!(
         "{kills} kills, {completed_runs} runs finished between them, {runs} to drain, {:?}",
         started.elapsed()
@@ -195,7 +199,7 @@ async fn faulty_peers_on_sqlite_text_each_person_exactly_once() {
     .await;
     let cli = world.cli().env(DEADLINE, "30").env(LEASE_MARGIN, "2");
     let started = Instant::now();
-    let runs = drain(&world, &cli, started);
+    let runs = drain(&world, &cli, started).await;
     let stats = world.verification.stats();
     eprintln!("{runs} runs, {:?}, {stats:?}", started.elapsed());
     world.assert_exactly_once();
@@ -244,7 +248,7 @@ async fn kills_in_the_middle_of_the_servers_sends_leave_nobody_with_two_usable_c
     while kills < 3 && world.next_claimable_in().is_some() {
         assert!(started.elapsed() < BUDGET, "only {kills} kills in time");
         if let Some(wait) = world.next_claimable_in() {
-            std::thread::sleep(wait);
+            tokio::time::sleep(wait).await;
         }
         let mut victim = cli
             .command(&["run", "--until-drained"])
@@ -261,15 +265,18 @@ async fn kills_in_the_middle_of_the_servers_sends_leave_nobody_with_two_usable_c
         let texts = world.verification.ledger().total() + rng.random_range(1..40);
         let landed = wait_until(&mut victim, || {
             world.verification.ledger().total() >= texts || started.elapsed() > BUDGET
-        });
+        })
+        .await;
         if landed.is_none() {
             victim.kill().expect("SIGKILL");
         }
         victim.wait().expect("reaped");
-        wait_for(&mut other, BUDGET).expect("the second worker finishes");
+        wait_for(&mut other, BUDGET)
+            .await
+            .expect("the second worker finishes");
         kills += 1;
     }
-    drain(&world, &cli, started);
+    drain(&world, &cli, started).await;
     world.assert_exactly_once();
     let stats = world.verification.stats();
     eprintln!("{kills} kills, {:?}, {stats:?}", started.elapsed());
@@ -311,8 +318,10 @@ async fn rows_a_failed_delete_keeps_are_never_recorded_as_texts() {
         .stderr(world.log("other.log"))
         .spawn()
         .expect("a second worker starts");
-    drain(&world, &cli, started);
-    let status = wait_for(&mut other, BUDGET).expect("the second worker finishes");
+    drain(&world, &cli, started).await;
+    let status = wait_for(&mut other, BUDGET)
+        .await
+        .expect("the second worker finishes");
     assert!(
         status.success(),
         "{status}: {}",
@@ -373,7 +382,7 @@ async fn two_workers_on_one_file_text_each_person_exactly_once() {
         .collect();
     let mut claimed = 0;
     for (name, mut child, json) in workers {
-        let status = wait_for(&mut child, BUDGET).expect("worker finishes");
+        let status = wait_for(&mut child, BUDGET).await.expect("worker finishes");
         assert!(
             status.success(),
             "{name}: {status}: {}",
@@ -419,7 +428,7 @@ async fn sigterm_writes_in_flight_batches_releases_the_rest_and_exits_zero() {
     while world.verification.ledger().total() < 30 {
         assert!(started.elapsed() < deadline, "the run never got going");
         assert!(child.try_wait().expect("status").is_none(), "ended early");
-        std::thread::sleep(Duration::from_millis(5));
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let term = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -427,7 +436,9 @@ async fn sigterm_writes_in_flight_batches_releases_the_rest_and_exits_zero() {
         .expect("kill runs");
     assert!(term.success());
     let signalled = Instant::now();
-    let status = wait_for(&mut child, deadline).expect("exits within the deadline");
+    let status = wait_for(&mut child, deadline)
+        .await
+        .expect("exits within the deadline");
     let stopping = signalled.elapsed();
     assert!(status.success(), "{status}: {}", world.log_tail("term.log"));
     assert!(
@@ -472,12 +483,16 @@ async fn sigterm_writes_in_flight_batches_releases_the_rest_and_exits_zero() {
 
     // Released, not leased: an immediate second run claims everything not finished.
     let json = world.dir.path().join("second.json");
-    let second = cli.run(&[
-        "run",
-        "--until-drained",
-        "--summary-json",
-        &json.display().to_string(),
-    ]);
+    let second = run(
+        &cli,
+        &[
+            "run",
+            "--until-drained",
+            "--summary-json",
+            &json.display().to_string(),
+        ],
+    )
+    .await;
     assert_eq!(second.code, Some(0), "{}", second.all());
     assert_eq!(
         summary(&json)["claimed"].as_u64(),
