@@ -44,18 +44,16 @@ pub fn pipeline_settings(config: &AppConfig, until_drained: bool) -> Result<Sett
     };
     settings.validate().map_err(|e| {
         // The engine names its own fields; durations are configured in seconds here.
-        let key = match e.key {
+        let key = match e.key() {
             "pipeline.deadline" => "pipeline.deadline_secs",
             "pipeline.min_epoch_duration" => "pipeline.min_epoch_duration_secs",
             other => other,
         };
-        Failure::new(
-            exit::CONFIG,
-            format!(
-                "configuration: {key}: {} (allowed: {})",
-                e.problem, e.allowed
-            ),
-        )
+        let e = ca_notify_ports::ConfigError {
+            value: None,
+            ..e.clone().with_key(key.to_owned())
+        };
+        Failure::new(exit::CONFIG, format!("configuration: {e}"))
     })?;
     Ok(settings)
 }

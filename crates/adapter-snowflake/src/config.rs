@@ -13,6 +13,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
+pub use ca_notify_ports::config::ConfigError;
+
 use crate::ident::{Ident, ObjectName};
 
 /// The state table's default name, created in the configured database and schema.
@@ -181,25 +183,6 @@ impl fmt::Debug for SnowflakeConfig {
             .field("lock_timeout_secs", &self.lock_timeout_secs)
             .field("statement_timeout_secs", &self.statement_timeout_secs)
             .finish()
-    }
-}
-
-/// A setting that cannot work, named by its configuration key.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{key}: {message}")]
-pub struct ConfigError {
-    /// The key, e.g. `snowflake.table.phone_column`.
-    pub key: String,
-    /// What is wrong with it.
-    pub message: String,
-}
-
-impl ConfigError {
-    fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            key: key.into(),
-            message: message.into(),
-        }
     }
 }
 
@@ -385,7 +368,7 @@ impl SnowflakeConfig {
 }
 
 fn ident(key: &str, text: &str) -> Result<Ident, ConfigError> {
-    Ident::parse(text).map_err(|e| ConfigError::new(key, e))
+    Ident::parse(text).map_err(|e| ConfigError::new(key.to_owned(), e))
 }
 
 fn validate_account(account: &str) -> Result<(), ConfigError> {
@@ -407,14 +390,17 @@ fn validate_account(account: &str) -> Result<(), ConfigError> {
 
 fn validate_text(key: &str, text: &str, max: usize) -> Result<(), ConfigError> {
     if text.trim().is_empty() {
-        return Err(ConfigError::new(key, "must not be empty"));
+        return Err(ConfigError::new(key.to_owned(), "must not be empty"));
     }
     if text.chars().any(char::is_control) {
-        return Err(ConfigError::new(key, "must not contain control characters"));
+        return Err(ConfigError::new(
+            key.to_owned(),
+            "must not contain control characters",
+        ));
     }
     if text.chars().count() > max {
         return Err(ConfigError::new(
-            key,
+            key.to_owned(),
             format!("must be at most {max} characters"),
         ));
     }
@@ -490,7 +476,7 @@ pub(crate) mod tests {
     }
 
     fn error_key(config: &SnowflakeConfig) -> String {
-        config.validate().expect_err("invalid").key
+        config.validate().expect_err("invalid").key.into_owned()
     }
 
     #[test]

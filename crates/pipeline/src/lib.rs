@@ -71,7 +71,7 @@ pub use failure::{FatalCause, RunFailure};
 pub use observer::RunObserver;
 pub use pipeline::{BuildError, Pipeline, PipelineBuilder};
 pub use report::{BatchReport, EpochReport, RunReport};
-pub use settings::{Settings, SettingsError};
+pub use settings::Settings;
 
 #[cfg(test)]
 mod tests;

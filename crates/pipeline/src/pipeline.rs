@@ -24,7 +24,8 @@ use crate::epoch::{acquire_data, execute_single_epoch, orchestrate_epochs};
 use crate::failure::{FatalCause, RunFailure, StopKind};
 use crate::observer::RunObserver;
 use crate::report::{EpochReport, RunReport, Tally};
-use crate::settings::{Settings, SettingsError};
+use crate::settings::{out_of_range, Settings};
+use ca_notify_ports::ConfigError;
 
 /// The engine, ready to run.
 #[derive(Clone)]
@@ -180,7 +181,7 @@ pub enum BuildError {
     MissingDedupSecret,
     /// A setting is out of range.
     #[error(transparent)]
-    Settings(#[from] SettingsError),
+    Settings(#[from] ConfigError),
 }
 
 /// Assembles a [`Pipeline`].
@@ -281,7 +282,7 @@ impl PipelineBuilder {
             // inside one request would never issue anything.
             let longest = issuer.max_request_duration();
             if self.settings.deadline <= longest {
-                return Err(BuildError::Settings(SettingsError::new(
+                return Err(BuildError::Settings(out_of_range(
                     "pipeline.deadline_secs",
                     self.settings.deadline,
                     "a batch-issue request could never finish inside it",
