@@ -219,7 +219,7 @@ pub async fn sqlite_only(
 pub async fn open_sqlite(config: &AppConfig) -> Result<SqliteStore, Failure> {
     let sqlite = SqliteConfig {
         path: config.store.path.clone(),
-        table: sqlite_table(config),
+        table: source_table(config),
         worker_id: config.worker_id(),
         ..SqliteConfig::default()
     };
@@ -236,15 +236,13 @@ fn optional_column(name: &str) -> Option<String> {
     (!name.is_empty()).then(|| name.to_owned())
 }
 
-fn sqlite_table(config: &AppConfig) -> ca_notify_adapter_sqlite::SourceTable {
+fn source_table(config: &AppConfig) -> ca_notify_ports::SourceTable {
     let s = &config.source;
-    ca_notify_adapter_sqlite::SourceTable {
-        name: s.table.clone(),
-        id: s.id_column.clone(),
-        phone: s.phone_column.clone(),
-        test_date: optional_column(&s.test_date_column),
-        symptom_date: optional_column(&s.symptom_date_column),
-        test_type: optional_column(&s.test_type_column),
+    ca_notify_ports::SourceTable {
+        test_date_column: optional_column(&s.test_date_column),
+        symptom_date_column: optional_column(&s.symptom_date_column),
+        test_type_column: optional_column(&s.test_type_column),
+        ..ca_notify_ports::SourceTable::new(&s.table, &s.id_column, &s.phone_column)
     }
 }
 
@@ -275,7 +273,6 @@ fn snowflake_config(config: &AppConfig) -> Result<SnowflakeConfig, Failure> {
             passphrase: sf.private_key_passphrase.clone(),
         }
     };
-    let s = &config.source;
     let built = SnowflakeConfig {
         account: sf.account.clone(),
         user: sf.user.clone(),
@@ -285,15 +282,7 @@ fn snowflake_config(config: &AppConfig) -> Result<SnowflakeConfig, Failure> {
         schema: sf.schema.clone(),
         role: sf.role.clone(),
         base_url: sf.base_url.clone(),
-        table: ca_notify_adapter_snowflake::SourceTable {
-            name: s.table.clone(),
-            id_column: s.id_column.clone(),
-            phone_column: s.phone_column.clone(),
-            test_date_column: optional_column(&s.test_date_column),
-            symptom_date_column: optional_column(&s.symptom_date_column),
-            test_type_column: optional_column(&s.test_type_column),
-            tz_offset_column: None,
-        },
+        table: source_table(config),
         state_table: sf.state_table.clone(),
         worker_id: config.worker_id(),
         lock_timeout_secs: sf.lock_timeout_secs,

@@ -13,7 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
-pub use ca_notify_ports::config::ConfigError;
+pub use ca_notify_ports::config::{ConfigError, SourceTable};
 
 use crate::ident::{Ident, ObjectName};
 
@@ -70,51 +70,6 @@ impl fmt::Debug for SnowflakeAuth {
     }
 }
 
-/// The recipients' table and its columns. Names follow Snowflake's rules: unquoted names
-/// are case-insensitive (stored upper-case), `"Quoted"` names keep their case. The table
-/// may be qualified (`SCHEMA.TABLE`, `DATABASE.SCHEMA.TABLE`); otherwise it lives in the
-/// configured database and schema.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct SourceTable {
-    /// The table (or view) holding the recipients.
-    pub name: String,
-    /// A column whose value identifies a row; rows with a NULL id are never claimed.
-    pub id_column: String,
-    /// The phone column, read as text.
-    pub phone_column: String,
-    /// The test date column (`DATE`, timestamp or `YYYY-MM-DD` text), if any.
-    #[serde(default)]
-    pub test_date_column: Option<String>,
-    /// The symptom onset date column, if any.
-    #[serde(default)]
-    pub symptom_date_column: Option<String>,
-    /// The test type column (`confirmed`, `likely`, …), if any.
-    #[serde(default)]
-    pub test_type_column: Option<String>,
-    /// The user's time-zone offset in minutes, if any.
-    #[serde(default)]
-    pub tz_offset_column: Option<String>,
-}
-
-impl SourceTable {
-    /// A table with only the required id and phone columns.
-    pub fn new(
-        name: impl Into<String>,
-        id_column: impl Into<String>,
-        phone_column: impl Into<String>,
-    ) -> Self {
-        Self {
-            name: name.into(),
-            id_column: id_column.into(),
-            phone_column: phone_column.into(),
-            test_date_column: None,
-            symptom_date_column: None,
-            test_type_column: None,
-            tz_offset_column: None,
-        }
-    }
-}
-
 /// Everything the Snowflake store needs.
 #[derive(Clone, Deserialize)]
 pub struct SnowflakeConfig {
@@ -139,7 +94,9 @@ pub struct SnowflakeConfig {
     /// server). Must be `https` unless it points at a loopback address.
     #[serde(default)]
     pub base_url: Option<String>,
-    /// The recipients' table.
+    /// The recipients' table. Names follow Snowflake's rules: unquoted names are
+    /// case-insensitive (stored upper-case), `"Quoted"` names keep their case; the table may
+    /// be qualified (`SCHEMA.TABLE`, `DATABASE.SCHEMA.TABLE`).
     pub table: SourceTable,
     /// The pipeline's state table, created and migrated by the store.
     #[serde(default = "default_state_table")]

@@ -25,7 +25,7 @@ mod source;
 mod statements;
 mod store;
 
-pub use config::{SourceTable, SqliteConfig};
+pub use config::{validate_table, SourceTable, SqliteConfig};
 pub use error::StoreError;
 pub use export::{export_csv, ExportError, ExportReport};
 pub use identifier::InvalidIdentifier;

@@ -75,7 +75,7 @@ impl SqliteStore {
     /// source table; [`StoreError::Unavailable`] when another process held the write lock
     /// past the busy timeout.
     pub async fn open(config: SqliteConfig) -> Result<Self, StoreError> {
-        let table = config.table.validated()?;
+        let table = ValidTable::new(&config.table)?;
         tokio::task::spawn_blocking(move || Self::open_blocking(config, table)).await?
     }
 

@@ -147,6 +147,64 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
+/// The recipients' table and its columns, as every store reads it (the operator's
+/// `[source]` section names them). Optional columns are `None` when the table has none;
+/// the records then carry `None` for them. Each store checks the names by its own SQL
+/// rules (SQLite: plain identifiers; Snowflake: unquoted or `"Quoted"`, maybe qualified).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+pub struct SourceTable {
+    /// The table (or view) holding the recipients.
+    pub name: String,
+    /// A column whose value identifies a row: opaque, unique per record.
+    pub id_column: String,
+    /// The phone column, read as text.
+    pub phone_column: String,
+    /// The test date column (`DATE`, timestamp or `YYYY-MM-DD` text), if any.
+    #[serde(default)]
+    pub test_date_column: Option<String>,
+    /// The symptom onset date column, if any.
+    #[serde(default)]
+    pub symptom_date_column: Option<String>,
+    /// The test type column (`confirmed`, `likely`, `negative`, `user-report`), if any.
+    #[serde(default)]
+    pub test_type_column: Option<String>,
+    /// The user's time-zone offset in minutes, if any (Snowflake only).
+    #[serde(default)]
+    pub tz_offset_column: Option<String>,
+}
+
+impl SourceTable {
+    /// A table with only the required id and phone columns.
+    pub fn new(
+        name: impl Into<String>,
+        id_column: impl Into<String>,
+        phone_column: impl Into<String>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            id_column: id_column.into(),
+            phone_column: phone_column.into(),
+            test_date_column: None,
+            symptom_date_column: None,
+            test_type_column: None,
+            tz_offset_column: None,
+        }
+    }
+}
+
+impl Default for SourceTable {
+    /// `recipients (id, phone, test_date, symptom_date, test_type)`, the defaults of
+    /// `[source]`.
+    fn default() -> Self {
+        Self {
+            test_date_column: Some("test_date".to_owned()),
+            symptom_date_column: Some("symptom_date".to_owned()),
+            test_type_column: Some("test_type".to_owned()),
+            ..Self::new("recipients", "id", "phone")
+        }
+    }
+}
+
 /// How a secret is shown.
 pub const REDACTED: &str = "[REDACTED]";
 

@@ -20,7 +20,7 @@ pub mod sink;
 pub mod source;
 pub mod validator;
 
-pub use config::{ConfigError, ConfigErrors};
+pub use config::{ConfigError, ConfigErrors, SourceTable};
 pub use issuer::{IssueError, IssueItem, SmsIssuer, MAX_BATCH_ITEMS};
 pub use sink::{ResultSink, SinkError, WriteReceipt};
 pub use source::{Claim, PhoneSource, SourceError};
