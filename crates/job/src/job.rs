@@ -182,3 +182,81 @@ impl JobBuilder {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use ca_notify_adapter_memory::{MemoryIssuer, MemoryStore, MemoryValidator};
+    use ca_notify_domain::RecipientRecord;
+    use secrecy::SecretString;
+
+    use super::*;
+
+    fn with_secret() -> JobConfig {
+        let mut config = JobConfig::default();
+        config.dedup.secret = Some(SecretString::from("a-secret-of-16-bytes-or-more"));
+        config
+    }
+
+    fn unwrap_err(result: Result<Job, JobError>) -> JobError {
+        match result {
+            Ok(_) => panic!("the job was built"),
+            Err(e) => e,
+        }
+    }
+
+    /// From a configuration, every missing value is named at once, before anything is
+    /// opened.
+    #[tokio::test]
+    async fn from_config_names_every_missing_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = JobConfig::default();
+        config.store.path = dir.path().join("never.db");
+        let text = unwrap_err(Job::from_config(&config).await).to_string();
+        for key in [
+            "dedup.secret",
+            "verification.base_url",
+            "verification.api_key",
+        ] {
+            assert!(text.contains(key), "{text}");
+        }
+        assert!(!config.store.path.exists(), "nothing was opened");
+    }
+
+    /// With the embedder's own ports the configuration need not name the systems it
+    /// replaces, and the job runs on them.
+    #[tokio::test]
+    async fn own_ports_need_only_the_settings_and_run() {
+        let today = chrono::Utc::now().date_naive().to_string();
+        let store = Arc::new(MemoryStore::with_records([
+            RecipientRecord::new("a", "4152000011").with_test_date(&today),
+            RecipientRecord::new("b", "not a phone").with_test_date(&today),
+        ]));
+        let report = Job::builder(with_secret())
+            .store(Arc::clone(&store))
+            .validator(Arc::new(MemoryValidator::new()))
+            .issuer(Arc::new(MemoryIssuer::new()))
+            .build()
+            .await
+            .expect("built")
+            .run(CancellationToken::new())
+            .await
+            .expect("ran");
+        assert_eq!((report.claimed, report.sent), (2, 1));
+        assert_eq!(store.counts().open, 0);
+    }
+
+    /// A port left out is built from the configuration, which must then name it.
+    #[tokio::test]
+    async fn a_port_left_out_is_built_from_the_configuration() {
+        let err = unwrap_err(
+            Job::builder(with_secret())
+                .store(Arc::new(MemoryStore::new()))
+                .validator(Arc::new(MemoryValidator::new()))
+                .build()
+                .await,
+        );
+        let text = err.to_string();
+        assert!(matches!(err, JobError::Config(_)), "{text}");
+        assert!(text.contains("verification.base_url"), "{text}");
+    }
+}
