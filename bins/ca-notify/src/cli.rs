@@ -9,7 +9,13 @@ use crate::telemetry::LogFormat;
 /// Texts a verification code to each person with a positive COVID-19 test, exactly once,
 /// so they can warn their contacts through Exposure Notifications.
 #[derive(Debug, Parser)]
-#[command(name = "ca-notify", version, propagate_version = true)]
+#[command(
+    name = "ca-notify",
+    version,
+    propagate_version = true,
+    subcommand_required = true,
+    arg_required_else_help = true
+)]
 pub struct Cli {
     /// A TOML configuration file (layered over the defaults, under the environment).
     #[arg(long, global = true, value_name = "PATH")]
@@ -19,9 +25,9 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Auto)]
     pub log_format: LogFormat,
 
-    /// What to do; without one, `demo --in-memory` runs.
+    /// What to do; without one, this help.
     #[command(subcommand)]
-    pub command: Option<Command>,
+    pub command: Command,
 }
 
 /// The subcommands.
@@ -29,6 +35,7 @@ pub struct Cli {
 pub enum Command {
     /// One scheduled run: EPOCH_COUNT epochs within the deadline.
     Run(RunArgs),
+    #[cfg(feature = "demo")]
     /// The whole job on embedded defaults: a fresh SQLite file with synthetic recipients,
     /// the local Twilio and verification-server simulators, a full run and its summary.
     Demo(DemoArgs),
@@ -49,6 +56,7 @@ pub enum Command {
         #[arg(long)]
         print_config: bool,
     },
+    #[cfg(feature = "demo")]
     /// Runs the Twilio Lookup and verification-server simulators for manual testing.
     Simulate {
         /// Port of the Twilio Lookup simulator.
@@ -76,6 +84,7 @@ pub struct RunArgs {
 }
 
 /// `demo` options.
+#[cfg(feature = "demo")]
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
     /// How many synthetic recipients to seed.
@@ -89,6 +98,7 @@ pub struct DemoArgs {
     pub summary_json: Option<PathBuf>,
 }
 
+#[cfg(feature = "demo")]
 impl Default for DemoArgs {
     fn default() -> Self {
         Self {

@@ -2,9 +2,7 @@
 
 use std::fmt;
 
-use ca_notify_pipeline::{FatalCause, RunFailure};
-
-use crate::settings::ConfigError;
+use ca_notify_job::{FatalCause, JobError, RunFailure};
 
 /// An unexpected internal error.
 pub const INTERNAL: u8 = 1;
@@ -53,9 +51,13 @@ impl fmt::Display for Failure {
     }
 }
 
-impl From<ConfigError> for Failure {
-    fn from(e: ConfigError) -> Self {
-        Self::new(CONFIG, e.to_string())
+impl From<JobError> for Failure {
+    fn from(e: JobError) -> Self {
+        let code = match &e {
+            JobError::Store(_) => STORE,
+            _ => CONFIG,
+        };
+        Self::new(code, e.to_string())
     }
 }
 

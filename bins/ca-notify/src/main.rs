@@ -1,16 +1,17 @@
-//! `ca-notify`: the composition root and command line.
+//! `ca-notify`: the command line over the `ca-notify-job` library.
 //!
-//! Reads the layered configuration, builds the adapters it names (SQLite or Snowflake;
-//! the offline validator or Twilio; the verification server), hands them to the pipeline,
-//! and turns the result into a summary and an exit code (see `docs/operations.md`).
+//! Parses the arguments, calls the job crate (which reads the layered configuration and
+//! builds the adapters it names), prints what happened and turns the result into an exit
+//! code (see `docs/operations.md`). Nothing else lives here. The `demo` feature (on by
+//! default) adds `demo` and `simulate`, with the simulators and the in-memory adapters.
 
 mod cli;
 mod commands;
-mod compose;
 mod exit;
 mod progress;
-mod settings;
+mod signals;
 mod summary;
+#[cfg(feature = "demo")]
 mod synthetic;
 mod telemetry;
 
@@ -47,19 +48,16 @@ fn main() -> ExitCode {
 
 async fn dispatch(cli: Cli, env: HashMap<String, String>) -> Result<(), Failure> {
     let config_path = cli.config.as_deref();
-    // Without a subcommand: the demo on the in-memory adapters (nothing to set up at all).
-    let command = cli.command.unwrap_or(Command::Demo(cli::DemoArgs {
-        in_memory: true,
-        ..cli::DemoArgs::default()
-    }));
-    match command {
+    match cli.command {
         Command::Run(args) => commands::run::execute(config_path, &env, &args).await,
+        #[cfg(feature = "demo")]
         Command::Demo(args) => commands::demo::execute(&args).await,
         Command::Import { file } => commands::import::execute(config_path, &env, &file).await,
         Command::Export { file } => commands::export::execute(config_path, &env, &file).await,
         Command::Check { print_config } => {
             commands::check::execute(config_path, &env, print_config).await
         }
+        #[cfg(feature = "demo")]
         Command::Simulate {
             twilio_port,
             verification_port,

@@ -12,6 +12,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
+pub use ca_notify_ports::config::{ConfigError, SourceTable};
+
 use crate::ident::{Ident, ObjectName};
 
 /// The state table's default name, created in the configured database and schema.
@@ -67,51 +69,6 @@ impl fmt::Debug for SnowflakeAuth {
     }
 }
 
-/// The recipients' table and its columns. Names follow Snowflake's rules: unquoted names
-/// are case-insensitive (stored upper-case), `"Quoted"` names keep their case. The table
-/// may be qualified (`SCHEMA.TABLE`, `DATABASE.SCHEMA.TABLE`); otherwise it lives in the
-/// configured database and schema.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct SourceTable {
-    /// The table (or view) holding the recipients.
-    pub name: String,
-    /// A column whose value identifies a row; rows with a NULL id are never claimed.
-    pub id_column: String,
-    /// The phone column, read as text.
-    pub phone_column: String,
-    /// The test date column (`DATE`, timestamp or `YYYY-MM-DD` text), if any.
-    #[serde(default)]
-    pub test_date_column: Option<String>,
-    /// The symptom onset date column, if any.
-    #[serde(default)]
-    pub symptom_date_column: Option<String>,
-    /// The test type column (`confirmed`, `likely`, …), if any.
-    #[serde(default)]
-    pub test_type_column: Option<String>,
-    /// The user's time-zone offset in minutes, if any.
-    #[serde(default)]
-    pub tz_offset_column: Option<String>,
-}
-
-impl SourceTable {
-    /// A table with only the required id and phone columns.
-    pub fn new(
-        name: impl Into<String>,
-        id_column: impl Into<String>,
-        phone_column: impl Into<String>,
-    ) -> Self {
-        Self {
-            name: name.into(),
-            id_column: id_column.into(),
-            phone_column: phone_column.into(),
-            test_date_column: None,
-            symptom_date_column: None,
-            test_type_column: None,
-            tz_offset_column: None,
-        }
-    }
-}
-
 /// Everything the Snowflake store needs.
 #[derive(Clone, Deserialize)]
 pub struct SnowflakeConfig {
@@ -136,7 +93,9 @@ pub struct SnowflakeConfig {
     /// server). Must be `https` unless it points at a loopback address.
     #[serde(default)]
     pub base_url: Option<String>,
-    /// The recipients' table.
+    /// The recipients' table. Names follow Snowflake's rules: unquoted names are
+    /// case-insensitive (stored upper-case), `"Quoted"` names keep their case; the table may
+    /// be qualified (`SCHEMA.TABLE`, `DATABASE.SCHEMA.TABLE`).
     pub table: SourceTable,
     /// The pipeline's state table, created and migrated by the store.
     #[serde(default = "default_state_table")]
@@ -180,25 +139,6 @@ impl fmt::Debug for SnowflakeConfig {
             .field("lock_timeout_secs", &self.lock_timeout_secs)
             .field("statement_timeout_secs", &self.statement_timeout_secs)
             .finish()
-    }
-}
-
-/// A setting that cannot work, named by its configuration key.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{key}: {message}")]
-pub struct ConfigError {
-    /// The key, e.g. `snowflake.table.phone_column`.
-    pub key: String,
-    /// What is wrong with it.
-    pub message: String,
-}
-
-impl ConfigError {
-    fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            key: key.into(),
-            message: message.into(),
-        }
     }
 }
 
@@ -384,7 +324,7 @@ impl SnowflakeConfig {
 }
 
 fn ident(key: &str, text: &str) -> Result<Ident, ConfigError> {
-    Ident::parse(text).map_err(|e| ConfigError::new(key, e))
+    Ident::parse(text).map_err(|e| ConfigError::new(key.to_owned(), e))
 }
 
 fn validate_account(account: &str) -> Result<(), ConfigError> {
@@ -406,14 +346,17 @@ fn validate_account(account: &str) -> Result<(), ConfigError> {
 
 fn validate_text(key: &str, text: &str, max: usize) -> Result<(), ConfigError> {
     if text.trim().is_empty() {
-        return Err(ConfigError::new(key, "must not be empty"));
+        return Err(ConfigError::new(key.to_owned(), "must not be empty"));
     }
     if text.chars().any(char::is_control) {
-        return Err(ConfigError::new(key, "must not contain control characters"));
+        return Err(ConfigError::new(
+            key.to_owned(),
+            "must not contain control characters",
+        ));
     }
     if text.chars().count() > max {
         return Err(ConfigError::new(
-            key,
+            key.to_owned(),
             format!("must be at most {max} characters"),
         ));
     }
@@ -479,7 +422,7 @@ pub(crate) mod tests {
     }
 
     fn error_key(config: &SnowflakeConfig) -> String {
-        config.validate().expect_err("invalid").key
+        config.validate().expect_err("invalid").key.into_owned()
     }
 
     #[test]

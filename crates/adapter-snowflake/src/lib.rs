@@ -10,6 +10,7 @@
 //! docs/store-snowflake.md has the DDL, the claim protocol and its caveats.
 //!
 //! * [`config`]: [`SnowflakeConfig`], [`SnowflakeAuth`], [`SourceTable`] and their validation.
+//! * [`section`]: [`SnowflakeSection`], the `[snowflake]` section an operator writes.
 //! * [`SnowflakeStore`]: connect, `check`, `migrate`, and the two ports.
 //! * [`StoreError`]: unavailable (retryable), misconfigured, or unknown.
 
@@ -20,10 +21,12 @@ mod error;
 mod ident;
 mod report;
 mod schema;
+pub mod section;
 mod sql;
 mod store;
 
 pub use config::{ConfigError, SnowflakeAuth, SnowflakeConfig, SourceTable};
 pub use error::StoreError;
 pub use report::{CheckReport, ColumnReport, MigrationReport};
+pub use section::SnowflakeSection;
 pub use store::SnowflakeStore;

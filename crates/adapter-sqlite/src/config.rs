@@ -1,40 +1,12 @@
-//! Settings of the SQLite store: the file, the source table's names, the worker's name.
+//! Settings of the SQLite store: the file, the source table's names (the workspace's one
+//! [`SourceTable`], checked here by SQLite's rules), the worker's name.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use ca_notify_ports::config::SourceTable;
+
 use crate::identifier::{Identifier, InvalidIdentifier};
-
-/// The recipients' source table and its column names. `test_date`, `symptom_date` and
-/// `test_type` may be absent (`None`): the records then carry `None` for them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SourceTable {
-    /// The table, optionally qualified as `main.<name>` (the only schema a single file has).
-    pub name: String,
-    /// The record id column: opaque, unique per record.
-    pub id: String,
-    /// The phone column.
-    pub phone: String,
-    /// The test date column (`YYYY-MM-DD` text).
-    pub test_date: Option<String>,
-    /// The symptom onset date column.
-    pub symptom_date: Option<String>,
-    /// The test type column (`confirmed`, `likely`, `negative`, `user-report`).
-    pub test_type: Option<String>,
-}
-
-impl Default for SourceTable {
-    fn default() -> Self {
-        Self {
-            name: "recipients".to_owned(),
-            id: "id".to_owned(),
-            phone: "phone".to_owned(),
-            test_date: Some("test_date".to_owned()),
-            symptom_date: Some("symptom_date".to_owned()),
-            test_type: Some("test_type".to_owned()),
-        }
-    }
-}
 
 /// The source table with every name validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,26 +19,27 @@ pub(crate) struct ValidTable {
     pub test_type: Option<Identifier>,
 }
 
-impl SourceTable {
-    /// Checks every name.
-    ///
-    /// # Errors
-    /// [`InvalidIdentifier`] for the first name that is not a plain identifier, or a
-    /// table qualified with a schema other than `main`.
-    pub fn validate(&self) -> Result<(), InvalidIdentifier> {
-        self.validated().map(drop)
-    }
+/// Checks every name of `table` as SQLite sees it (its time-zone column, which SQLite
+/// records do not carry, is not read).
+///
+/// # Errors
+/// [`InvalidIdentifier`] for the first name that is not a plain identifier, or a table
+/// qualified with a schema other than `main`.
+pub fn validate_table(table: &SourceTable) -> Result<(), InvalidIdentifier> {
+    ValidTable::new(table).map(drop)
+}
 
-    pub(crate) fn validated(&self) -> Result<ValidTable, InvalidIdentifier> {
-        let name = match self.name.split_once('.') {
+impl ValidTable {
+    pub(crate) fn new(table: &SourceTable) -> Result<Self, InvalidIdentifier> {
+        let name = match table.name.split_once('.') {
             Some((schema, table)) if schema.eq_ignore_ascii_case("main") => table,
             Some(_) => {
                 return Err(InvalidIdentifier {
                     what: "table (only the schema `main` exists in a single SQLite file)",
-                    name: self.name.clone(),
+                    name: table.name.clone(),
                 })
             }
-            None => self.name.as_str(),
+            None => table.name.as_str(),
         };
         let optional = |what, column: &Option<String>| {
             column
@@ -74,15 +47,15 @@ impl SourceTable {
                 .map(|c| Identifier::new(what, c))
                 .transpose()
         };
-        let table = ValidTable {
+        let valid = ValidTable {
             name: Identifier::new("table", name)?,
-            id: Identifier::new("id column", &self.id)?,
-            phone: Identifier::new("phone column", &self.phone)?,
-            test_date: optional("test date column", &self.test_date)?,
-            symptom_date: optional("symptom date column", &self.symptom_date)?,
-            test_type: optional("test type column", &self.test_type)?,
+            id: Identifier::new("id column", &table.id_column)?,
+            phone: Identifier::new("phone column", &table.phone_column)?,
+            test_date: optional("test date column", &table.test_date_column)?,
+            symptom_date: optional("symptom date column", &table.symptom_date_column)?,
+            test_type: optional("test type column", &table.test_type_column)?,
         };
-        if table
+        if valid
             .name
             .as_str()
             .to_ascii_lowercase()
@@ -90,14 +63,11 @@ impl SourceTable {
         {
             return Err(InvalidIdentifier {
                 what: "table (names starting with ca_notify_ are the pipeline's own)",
-                name: self.name.clone(),
+                name: table.name.clone(),
             });
         }
-        Ok(table)
+        Ok(valid)
     }
-}
-
-impl ValidTable {
     /// The configured columns in record order, `None` where a column is absent.
     pub fn columns(&self) -> [Option<&Identifier>; 5] {
         [
@@ -152,14 +122,13 @@ mod tests {
 
     #[test]
     fn defaults_are_valid() {
-        SourceTable::default().validate().expect("defaults");
+        validate_table(&SourceTable::default()).expect("defaults");
         let t = SourceTable {
             name: "main.people".into(),
-            test_date: None,
+            test_date_column: None,
             ..SourceTable::default()
-        }
-        .validated()
-        .expect("main-qualified");
+        };
+        let t = ValidTable::new(&t).expect("main-qualified");
         assert_eq!(t.name.as_str(), "people");
         assert!(t.test_date.is_none());
     }
@@ -173,23 +142,23 @@ mod tests {
                 ..SourceTable::default()
             },
             SourceTable {
-                id: bad.into(),
+                id_column: bad.into(),
                 ..SourceTable::default()
             },
             SourceTable {
-                phone: bad.into(),
+                phone_column: bad.into(),
                 ..SourceTable::default()
             },
             SourceTable {
-                test_date: Some(bad.into()),
+                test_date_column: Some(bad.into()),
                 ..SourceTable::default()
             },
             SourceTable {
-                symptom_date: Some(bad.into()),
+                symptom_date_column: Some(bad.into()),
                 ..SourceTable::default()
             },
             SourceTable {
-                test_type: Some(bad.into()),
+                test_type_column: Some(bad.into()),
                 ..SourceTable::default()
             },
             SourceTable {
@@ -202,7 +171,7 @@ mod tests {
             },
         ];
         for table in cases {
-            assert!(table.validate().is_err(), "{table:?}");
+            assert!(validate_table(&table).is_err(), "{table:?}");
         }
     }
 }

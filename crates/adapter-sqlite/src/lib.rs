@@ -26,7 +26,7 @@ mod statements;
 mod store;
 
 pub use clock::Clock;
-pub use config::{SourceTable, SqliteConfig};
+pub use config::{validate_table, SourceTable, SqliteConfig};
 pub use error::StoreError;
 pub use export::{export_csv, ExportError, ExportReport};
 pub use identifier::InvalidIdentifier;

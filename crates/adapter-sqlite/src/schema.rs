@@ -418,7 +418,7 @@ fn adopt_existing_sql(table: &ValidTable) -> String {
 /// # Errors
 /// [`InvalidIdentifier`] for a bad configured name.
 pub fn ddl(table: &SourceTable) -> Result<String, InvalidIdentifier> {
-    let table = table.validated()?;
+    let table = ValidTable::new(table)?;
     let mut out = String::from(
         "-- Applied schema versions.\n\
          CREATE TABLE IF NOT EXISTS ca_notify_migrations (\n    \
@@ -497,7 +497,7 @@ mod tests {
     /// accepted and the new index and table in place.
     #[test]
     fn migration_2_keeps_every_state_row_and_reinstalls_adoption() {
-        let table = SourceTable::default().validated().expect("default table");
+        let table = ValidTable::new(&SourceTable::default()).expect("default table");
         let mut conn = Connection::open_in_memory().expect("memory");
         conn.execute_batch(&format!(
             "CREATE TABLE ca_notify_migrations (version INTEGER NOT NULL PRIMARY KEY,

@@ -92,7 +92,7 @@ impl SqliteStore {
     /// # Errors
     /// As [`SqliteStore::open`].
     pub async fn open_with_clock(config: SqliteConfig, clock: Clock) -> Result<Self, StoreError> {
-        let table = config.table.validated()?;
+        let table = ValidTable::new(&config.table)?;
         tokio::task::spawn_blocking(move || Self::open_blocking(config, table, clock)).await?
     }
 

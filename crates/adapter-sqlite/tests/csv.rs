@@ -353,11 +353,12 @@ async fn a_final_id_is_found_under_another_spelling_of_the_same_integer() {
     let store = SqliteStore::open(SqliteConfig {
         table: SourceTable {
             name: "Patients".into(),
-            id: "PatientId".into(),
-            phone: "Mobile".into(),
-            test_date: None,
-            symptom_date: None,
-            test_type: None,
+            id_column: "PatientId".into(),
+            phone_column: "Mobile".into(),
+            test_date_column: None,
+            symptom_date_column: None,
+            test_type_column: None,
+            tz_offset_column: None,
         },
         ..SqliteConfig::at(&path)
     })
@@ -401,7 +402,7 @@ async fn a_column_the_store_does_not_have_is_refused() {
     let path = h.new_path();
     let store = SqliteStore::open(SqliteConfig {
         table: SourceTable {
-            test_type: None,
+            test_type_column: None,
             ..SourceTable::default()
         },
         ..SqliteConfig::at(&path)

@@ -93,11 +93,12 @@ async fn a_configured_table_with_integer_ids_and_absent_columns_is_adopted_as_it
     let config = SqliteConfig {
         table: SourceTable {
             name: "main.Patients".into(),
-            id: "PatientId".into(),
-            phone: "Mobile".into(),
-            test_date: Some("TestedOn".into()),
-            symptom_date: None,
-            test_type: None,
+            id_column: "PatientId".into(),
+            phone_column: "Mobile".into(),
+            test_date_column: Some("TestedOn".into()),
+            symptom_date_column: None,
+            test_type_column: None,
+            tz_offset_column: None,
         },
         ..SqliteConfig::at(&path)
     };
@@ -331,11 +332,11 @@ async fn bad_configured_names_are_rejected_before_any_sql() {
             ..SourceTable::default()
         },
         SourceTable {
-            phone: "phone' OR '1'='1".into(),
+            phone_column: "phone' OR '1'='1".into(),
             ..SourceTable::default()
         },
         SourceTable {
-            test_type: Some("a b".into()),
+            test_type_column: Some("a b".into()),
             ..SourceTable::default()
         },
     ] {

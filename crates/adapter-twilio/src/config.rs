@@ -13,6 +13,8 @@ use governor::Quota;
 use reqwest::Url;
 use secrecy::{ExposeSecret, SecretString};
 
+pub use ca_notify_ports::config::ConfigError;
+
 use crate::policy::LineTypePolicy;
 
 /// Twilio's production Lookup host.
@@ -90,25 +92,6 @@ impl fmt::Debug for TwilioConfig {
             .field("backoff", &self.backoff)
             .field("policy", &self.policy)
             .finish()
-    }
-}
-
-/// A setting that cannot work, named by its configuration key (e.g. `twilio.base_url`).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid setting {key}: {message}")]
-pub struct ConfigError {
-    /// The configuration key, as an operator would write it.
-    pub key: &'static str,
-    /// What is wrong and what would be right. Never contains a secret.
-    pub message: String,
-}
-
-impl ConfigError {
-    pub(crate) fn new(key: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            key,
-            message: message.into(),
-        }
     }
 }
 
@@ -253,8 +236,8 @@ mod tests {
         TwilioConfig::new(SID, SecretString::from("tok3n-value"))
     }
 
-    fn key_of(config: &TwilioConfig) -> &'static str {
-        config.validate().expect_err("refused").key
+    fn key_of(config: &TwilioConfig) -> String {
+        config.validate().expect_err("refused").key.into_owned()
     }
 
     #[test]

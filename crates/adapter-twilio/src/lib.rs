@@ -5,6 +5,7 @@
 //! landlines and dead numbers cost nothing and annoy no one.
 //!
 //! * [`config`]: [`TwilioConfig`] and its `validate()`.
+//! * [`section`]: [`TwilioSection`], the `[twilio]` section an operator writes.
 //! * [`client`]: [`TwilioValidator`], the Lookup v2 adapter.
 //! * [`policy`]: [`LineTypePolicy`], which line types count as SMS-capable.
 //! * [`wire`]: the tolerant decoding of Twilio's JSON.
@@ -29,6 +30,7 @@ pub mod nanp;
 pub mod offline;
 pub mod policy;
 pub mod prefilter;
+pub mod section;
 pub mod structure;
 pub mod wire;
 
@@ -45,6 +47,7 @@ pub use config::{ConfigError, TwilioConfig, DEFAULT_BASE_URL};
 pub use offline::{Finding, OfflineValidator};
 pub use policy::{LineReading, LineType, LineTypePolicy};
 pub use prefilter::{prefiltered, PreFilterStats, PreFilteredValidator};
+pub use section::TwilioSection;
 
 /// The validator a run should use: Twilio behind the offline pre-filter when Twilio is
 /// configured, otherwise the offline validator alone (logged as a warning, since offline

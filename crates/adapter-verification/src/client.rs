@@ -82,10 +82,10 @@ impl VerificationClient {
         let endpoint = join(&base_url, "api/batch-issue")?;
         let mut api_key =
             HeaderValue::from_str(config.api_key.expose_secret().trim()).map_err(|_| {
-                ConfigError::Invalid {
-                    key: "verification.api_key",
-                    message: "the API key cannot go in an HTTP header".to_owned(),
-                }
+                ConfigError::new(
+                    "verification.api_key",
+                    "the API key cannot go in an HTTP header",
+                )
             })?;
         api_key.set_sensitive(true);
         if config.request_timeout < Duration::from_secs(45) {
@@ -97,7 +97,12 @@ impl VerificationClient {
         let http = ca_notify_http::client_builder(config.connect_timeout)
             .timeout(config.request_timeout)
             .build()
-            .map_err(|e| ConfigError::Client(e.to_string()))?;
+            .map_err(|e| {
+                ConfigError::new(
+                    "verification",
+                    format!("could not build the HTTP client: {e}"),
+                )
+            })?;
         Ok(Self {
             http,
             pacer: Pacer::new(config.requests_per_minute, config.workers),
@@ -384,9 +389,11 @@ fn join(base: &Url, path: &str) -> Result<Url, ConfigError> {
         let with_slash = format!("{}/", base.path());
         base.set_path(&with_slash);
     }
-    base.join(path).map_err(|e| ConfigError::Invalid {
-        key: "verification.base_url",
-        message: format!("cannot form the endpoint URL: {e}"),
+    base.join(path).map_err(|e| {
+        ConfigError::new(
+            "verification.base_url",
+            format!("cannot form the endpoint URL: {e}"),
+        )
     })
 }
 

@@ -11,6 +11,8 @@ use ca_notify_domain::{Backoff, TestType};
 use reqwest::Url;
 use secrecy::{ExposeSecret, SecretString};
 
+pub use ca_notify_ports::config::ConfigError;
+
 /// The request limiter's default budget: the reference deployment's 60 tokens a minute
 /// (the verification server's `terraform/services.tf:83-91`; the code default is 120).
 pub const DEFAULT_REQUESTS_PER_MINUTE: u32 = 60;
@@ -73,7 +75,7 @@ impl VerificationConfig {
     /// Checks every setting.
     ///
     /// # Errors
-    /// [`ConfigError::Invalid`] naming the first bad key (`verification.base_url`, …).
+    /// A [`ConfigError`] naming the first bad key (`verification.base_url`, …).
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.endpoint_base()?;
         let key = self.api_key.expose_secret();
@@ -185,37 +187,8 @@ impl fmt::Debug for VerificationConfig {
     }
 }
 
-/// A setting that cannot work.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    /// A setting is invalid; `key` is its configuration key.
-    #[error("{key}: {message}")]
-    Invalid {
-        /// The configuration key, e.g. `verification.base_url`.
-        key: &'static str,
-        /// What is wrong with it (never the secret itself).
-        message: String,
-    },
-    /// The HTTP client could not be built (TLS backend failure).
-    #[error("could not build the verification server's HTTP client: {0}")]
-    Client(String),
-}
-
-impl ConfigError {
-    /// The configuration key at fault, when there is one.
-    pub fn key(&self) -> Option<&'static str> {
-        match self {
-            Self::Invalid { key, .. } => Some(key),
-            Self::Client(_) => None,
-        }
-    }
-}
-
 fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key,
-        message: message.into(),
-    }
+    ConfigError::new(key, message)
 }
 
 #[cfg(test)]
@@ -260,7 +233,7 @@ mod tests {
             "",
         ] {
             let err = config(bad).validate().expect_err(bad);
-            assert_eq!(err.key(), Some("verification.base_url"), "{bad}: {err}");
+            assert_eq!(err.key(), "verification.base_url", "{bad}: {err}");
         }
     }
 
@@ -303,7 +276,7 @@ mod tests {
             let mut c = config("https://adminapi.example.org");
             mutate(&mut c);
             let err = c.validate().expect_err(key);
-            assert_eq!(err.key(), Some(key), "{err}");
+            assert_eq!(err.key(), key, "{err}");
             assert!(err.to_string().starts_with(key), "{err}");
             assert!(!err.to_string().contains(SECRET));
         }

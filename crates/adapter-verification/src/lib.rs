@@ -3,6 +3,7 @@
 //! texts it, and this crate makes sure each person gets that text at most once.
 //!
 //! * [`config`]: [`VerificationConfig`] (the API key is a secret) and its `validate()`.
+//! * [`section`]: [`VerificationSection`], the `[verification]` section an operator writes.
 //! * [`client`]: [`VerificationClient`], the `SmsIssuer`: request shape, retries, fan-out.
 //! * [`classify`]: the judgement of one HTTP answer, per item or for the whole request.
 //! * [`wire`]: the serde types of the request and the answers, documented fields only.
@@ -23,7 +24,9 @@ pub mod client;
 pub mod config;
 pub mod healthcheck;
 pub mod pacing;
+pub mod section;
 pub mod wire;
 
 pub use client::VerificationClient;
 pub use config::{ConfigError, VerificationConfig};
+pub use section::VerificationSection;

@@ -47,7 +47,8 @@
 //! # }
 //! ```
 //!
-//! * [`settings`]: [`Settings`] and their checks.
+//! * [`settings`]: [`Settings`] and their checks; [`section`]: [`PipelineSection`], the
+//!   `[pipeline]` section an operator writes.
 //! * [`pipeline`]: [`Pipeline`], [`PipelineBuilder`].
 //! * [`report`]: [`RunReport`], [`EpochReport`], their [`Counts`], [`BatchReport`].
 //! * [`failure`]: [`RunFailure`], [`FatalCause`], [`StopReason`].
@@ -64,6 +65,7 @@ pub mod observer;
 pub mod pipeline;
 mod pre_check;
 pub mod report;
+pub mod section;
 pub mod settings;
 mod store_retry;
 
@@ -71,7 +73,8 @@ pub use failure::{FatalCause, RunFailure, StopReason};
 pub use observer::RunObserver;
 pub use pipeline::{BuildError, Pipeline, PipelineBuilder};
 pub use report::{BatchReport, Counts, DeferredKind, EpochReport, RunReport};
-pub use settings::{Settings, SettingsError};
+pub use section::PipelineSection;
+pub use settings::Settings;
 
 #[cfg(test)]
 mod tests;

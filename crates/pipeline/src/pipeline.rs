@@ -24,7 +24,8 @@ use crate::epoch::{acquire_data, execute_single_epoch, orchestrate_epochs};
 use crate::failure::{FatalCause, RunFailure, StopReason};
 use crate::observer::RunObserver;
 use crate::report::{Counts, EpochReport, RunReport};
-use crate::settings::{Settings, SettingsError};
+use crate::settings::{out_of_range, Settings};
+use ca_notify_ports::ConfigError;
 
 /// The engine, ready to run.
 #[derive(Clone)]
@@ -176,7 +177,7 @@ pub enum BuildError {
     MissingDedupSecret,
     /// A setting is out of range.
     #[error(transparent)]
-    Settings(#[from] SettingsError),
+    Settings(#[from] ConfigError),
 }
 
 /// Assembles a [`Pipeline`].
@@ -277,7 +278,7 @@ impl PipelineBuilder {
             // inside one request would never issue anything.
             let longest = issuer.max_request_duration();
             if self.settings.deadline <= longest {
-                return Err(BuildError::Settings(SettingsError::new(
+                return Err(BuildError::Settings(out_of_range(
                     "pipeline.deadline_secs",
                     self.settings.deadline,
                     "a batch-issue request could never finish inside it",

@@ -10,7 +10,7 @@ use std::fmt;
 use std::time::Duration;
 
 use ca_notify_domain::{Backoff, DateWindow, RetryBudget};
-use ca_notify_ports::MAX_BATCH_ITEMS;
+use ca_notify_ports::{ConfigError, MAX_BATCH_ITEMS};
 
 /// Largest epoch: an epoch's claimed records are held in memory until they are dispatched.
 pub const MAX_EPOCH_SIZE: usize = 100_000;
@@ -76,34 +76,14 @@ impl Default for Settings {
     }
 }
 
-/// A setting outside its allowed range.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{key} = {value}: {problem} (allowed: {allowed})")]
-pub struct SettingsError {
-    /// The configuration key, e.g. `pipeline.batch_size`.
-    pub key: &'static str,
-    /// The value given, as text.
-    pub value: String,
-    /// What is wrong with it.
-    pub problem: String,
-    /// The allowed range.
-    pub allowed: String,
-}
-
-impl SettingsError {
-    pub(crate) fn new(
-        key: &'static str,
-        value: impl fmt::Debug,
-        problem: impl Into<String>,
-        allowed: impl Into<String>,
-    ) -> Self {
-        Self {
-            key,
-            value: format!("{value:?}"),
-            problem: problem.into(),
-            allowed: allowed.into(),
-        }
-    }
+/// A setting outside its allowed range, with its key, value, problem and allowed range.
+pub(crate) fn out_of_range(
+    key: &'static str,
+    value: impl fmt::Debug,
+    problem: impl Into<String>,
+    allowed: impl Into<String>,
+) -> ConfigError {
+    ConfigError::out_of_range(key, format!("{value:?}"), problem, allowed)
 }
 
 impl Settings {
@@ -111,9 +91,9 @@ impl Settings {
     ///
     /// # Errors
     /// The first setting out of range, with its key, value, problem and allowed range.
-    pub fn validate(&self) -> Result<(), SettingsError> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.batch_size == 0 {
-            return Err(SettingsError::new(
+            return Err(out_of_range(
                 "pipeline.batch_size",
                 self.batch_size,
                 "a batch must hold at least one record",
@@ -121,7 +101,7 @@ impl Settings {
             ));
         }
         if self.batch_size > MAX_BATCH_ITEMS {
-            return Err(SettingsError::new(
+            return Err(out_of_range(
                 "pipeline.batch_size",
                 self.batch_size,
                 format!(
@@ -131,7 +111,7 @@ impl Settings {
             ));
         }
         if self.epoch_count == 0 && !self.until_drained {
-            return Err(SettingsError::new(
+            return Err(out_of_range(
                 "pipeline.epoch_count",
                 self.epoch_count,
                 "a run needs at least one epoch",
@@ -157,7 +137,7 @@ impl Settings {
             "the number of batches in flight",
         )?;
         if self.deadline.is_zero() {
-            return Err(SettingsError::new(
+            return Err(out_of_range(
                 "pipeline.deadline",
                 self.deadline,
                 "a run needs time to do anything",
@@ -166,7 +146,7 @@ impl Settings {
         }
         if let Some(min) = self.min_epoch_duration {
             if min > self.deadline {
-                return Err(SettingsError::new(
+                return Err(out_of_range(
                     "pipeline.min_epoch_duration",
                     min,
                     "an epoch may not be paced past the run's deadline",
@@ -176,7 +156,7 @@ impl Settings {
         }
         let backoff = &self.issue_retry_backoff;
         if backoff.base > backoff.cap {
-            return Err(SettingsError::new(
+            return Err(out_of_range(
                 "pipeline.issue_retry_backoff.base",
                 backoff.base,
                 "the first wait may not exceed the cap",
@@ -190,14 +170,9 @@ impl Settings {
     }
 }
 
-fn check_range(
-    key: &'static str,
-    value: usize,
-    max: usize,
-    what: &str,
-) -> Result<(), SettingsError> {
+fn check_range(key: &'static str, value: usize, max: usize, what: &str) -> Result<(), ConfigError> {
     if value == 0 {
-        return Err(SettingsError::new(
+        return Err(out_of_range(
             key,
             value,
             format!("{what} must be at least 1"),
@@ -205,7 +180,7 @@ fn check_range(
         ));
     }
     if value > max {
-        return Err(SettingsError::new(
+        return Err(out_of_range(
             key,
             value,
             format!("{what} is capped to keep the run bounded"),
@@ -247,8 +222,8 @@ mod tests {
         };
         let err = zero.validate().expect_err("0 is too few");
         assert_eq!(err.key, "pipeline.batch_size");
-        assert_eq!(err.value, "0");
-        assert_eq!(err.allowed, "1 to 10");
+        assert_eq!(err.value.as_deref(), Some("0"));
+        assert_eq!(err.allowed.as_deref(), Some("1 to 10"));
         for size in 1..=10 {
             let ok = Settings {
                 batch_size: size,

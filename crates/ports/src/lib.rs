@@ -10,12 +10,17 @@
 //! * [`PhoneValidator`]: says whether one phone can receive an SMS.
 //! * [`SmsIssuer`]: asks the verification server to issue (and text) up to 10 codes.
 //! * [`ResultSink`]: writes one batch of outcomes in one atomic, idempotent write.
+//!
+//! [`config`] holds the one shape of a configuration error ([`ConfigError`]) that every
+//! adapter's and the pipeline's settings return.
 
+pub mod config;
 pub mod issuer;
 pub mod sink;
 pub mod source;
 pub mod validator;
 
+pub use config::{ConfigError, ConfigErrors, SourceTable};
 pub use issuer::{IssueError, IssueItem, SmsIssuer, MAX_BATCH_ITEMS};
 pub use sink::{ResultSink, SinkError, WriteReceipt};
 pub use source::{Claim, PhoneSource, SourceError};

@@ -12,17 +12,13 @@ use std::time::Duration;
 
 use ca_notify_adapter_memory::{MemoryIssuer, MemoryStore, MemoryValidator};
 use ca_notify_adapter_sqlite::{import_csv, SqliteConfig, SqliteStore};
-use ca_notify_adapter_twilio::{phone_validator, TwilioConfig};
-use ca_notify_adapter_verification::{VerificationClient, VerificationConfig};
-use ca_notify_domain::{DedupSecret, PhoneParser, RecipientRecord};
-use ca_notify_pipeline::{Pipeline, RunObserver, Settings};
-use ca_notify_ports::{PhoneSource, PhoneValidator, ResultSink, SmsIssuer};
+use ca_notify_domain::RecipientRecord;
+use ca_notify_job::{Job, JobConfig, RunObserver, StoreKind, ValidatorKind};
 use ca_notify_simulators::twilio::{TwilioSimConfig, TwilioSimulator};
 use ca_notify_simulators::verification::{SimConfig, VerificationSimulator};
 use secrecy::SecretString;
 
 use crate::cli::DemoArgs;
-use crate::compose;
 use crate::exit::{self, Failure};
 use crate::progress::ProgressObserver;
 use crate::synthetic::{self, LineKind};
@@ -31,8 +27,23 @@ use crate::synthetic::{self, LineKind};
 const LOOKUP_LATENCY: Duration = Duration::from_millis(120);
 /// Batch latency of the verification simulator (it texts each item through Twilio).
 const ISSUE_LATENCY: Duration = Duration::from_millis(300);
-/// How long the demo waits for a batch-issue answer (the simulator's latency, with room).
-const DEMO_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the demo waits for a batch-issue answer, in seconds (the simulator's latency,
+/// with room).
+const DEMO_REQUEST_TIMEOUT_SECS: u64 = 5;
+
+/// The demo's configuration: a drained run inside 25 s, fast simulated peers, a
+/// throwaway dedup secret (the demo's store is deleted with its folder).
+fn demo_config() -> JobConfig {
+    let mut config = JobConfig::default();
+    config.dedup.secret = Some(SecretString::from(random_secret()));
+    let p = &mut config.pipeline;
+    p.epoch_size = 500;
+    p.validation_concurrency = 50;
+    p.max_batches_in_flight = 24;
+    p.deadline_secs = 25;
+    config.store.kind = StoreKind::Sqlite;
+    config
+}
 
 /// Runs the demo and prints its summary.
 ///
@@ -41,16 +52,8 @@ const DEMO_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 pub async fn execute(args: &DemoArgs) -> Result<(), Failure> {
     let today = chrono::Utc::now().date_naive();
     let internal = |e: &dyn std::fmt::Display| Failure::new(exit::INTERNAL, format!("demo: {e}"));
-    let secret = DedupSecret::new(SecretString::from(random_secret())).map_err(|e| internal(&e))?;
     let progress = Arc::new(ProgressObserver::new(Some(args.recipients as u64)));
-    let settings = Settings {
-        until_drained: true,
-        epoch_size: 500,
-        validation_concurrency: 50,
-        max_batches_in_flight: 24,
-        deadline: Duration::from_secs(25),
-        ..Settings::default()
-    };
+    let mut config = demo_config();
 
     if args.in_memory {
         println!(
@@ -58,22 +61,16 @@ pub async fn execute(args: &DemoArgs) -> Result<(), Failure> {
             args.recipients
         );
         let records = synthetic::recipients(args.recipients, today, memory_number);
-        let store = Arc::new(MemoryStore::with_records(records));
-        let validator = Arc::new(MemoryValidator::new().with_latency(LOOKUP_LATENCY));
-        let issuer = Arc::new(MemoryIssuer::new().with_latency(ISSUE_LATENCY));
-        return run(
-            Parts {
-                source: store.clone(),
-                sink: store,
-                validator,
-                issuer,
-            },
-            settings,
-            secret,
-            progress,
-            args,
-        )
-        .await;
+        // Every port is the embedder's own: the configuration gives only the settings.
+        let builder = Job::builder(config)
+            .until_drained(true)
+            .store(Arc::new(MemoryStore::with_records(records)))
+            .validator(Arc::new(
+                MemoryValidator::new().with_latency(LOOKUP_LATENCY),
+            ))
+            .issuer(Arc::new(MemoryIssuer::new().with_latency(ISSUE_LATENCY)))
+            .observer(Arc::clone(&progress) as Arc<dyn RunObserver>);
+        return super::run::run_and_report(builder, &progress, args.summary_json.as_deref()).await;
     }
 
     let folder = tempfile::tempdir().map_err(|e| internal(&e))?;
@@ -109,40 +106,29 @@ pub async fn execute(args: &DemoArgs) -> Result<(), Failure> {
     .await
     .map_err(|e| internal(&e))?;
 
-    let validator = phone_validator(Some(TwilioConfig {
-        base_url: twilio.base_url(),
-        account_sid: twilio.account_sid().to_owned(),
-        auth_token: SecretString::from(twilio.auth_token().to_owned()),
-        concurrency: settings.validation_concurrency,
-        requests_per_second: 1_000,
-        ..TwilioConfig::default()
-    }))
-    .map_err(|e| internal(&e))?;
-    let issuer = VerificationClient::new(VerificationConfig {
-        requests_per_minute: 6_000,
-        // The simulator answers in ISSUE_LATENCY; no request may start that could outlive
-        // the demo's deadline, so the demo waits for answers a little over that.
-        request_timeout: DEMO_REQUEST_TIMEOUT,
-        ..VerificationConfig::new(
-            verification.base_url(),
-            SecretString::from(verification.api_key()),
-        )
-    })
-    .map_err(|e| internal(&e))?;
+    // The real adapters, built from configuration as in production, against the
+    // simulators.
+    config.store.path.clone_from(&db);
+    config.validator.kind = Some(ValidatorKind::Twilio);
+    let t = &mut config.twilio;
+    t.base_url = twilio.base_url();
+    t.account_sid = Some(twilio.account_sid().to_owned());
+    t.auth_token = Some(SecretString::from(twilio.auth_token().to_owned()));
+    t.concurrency = config.pipeline.validation_concurrency;
+    t.requests_per_second = 1_000;
+    let v = &mut config.verification;
+    v.base_url = Some(verification.base_url());
+    v.api_key = Some(SecretString::from(verification.api_key()));
+    v.requests_per_minute = 6_000;
+    // The simulator answers in ISSUE_LATENCY; no request may start that could outlive
+    // the demo's deadline, so the demo waits for answers a little over that.
+    v.request_timeout_secs = DEMO_REQUEST_TIMEOUT_SECS;
     let store = Arc::new(store);
-    let result = run(
-        Parts {
-            source: store.clone(),
-            sink: store.clone(),
-            validator,
-            issuer: Arc::new(issuer),
-        },
-        settings,
-        secret,
-        progress,
-        args,
-    )
-    .await;
+    let builder = Job::builder(config)
+        .until_drained(true)
+        .store(Arc::clone(&store))
+        .observer(Arc::clone(&progress) as Arc<dyn RunObserver>);
+    let result = super::run::run_and_report(builder, &progress, args.summary_json.as_deref()).await;
     let ledger = verification.ledger();
     println!(
         "Simulated SMS: {} texts to {} phones; {} phones texted more than once.",
@@ -159,41 +145,6 @@ pub async fn execute(args: &DemoArgs) -> Result<(), Failure> {
     twilio.shutdown().await;
     verification.shutdown().await.map_err(|e| internal(&e))?;
     result
-}
-
-struct Parts {
-    source: Arc<dyn PhoneSource>,
-    sink: Arc<dyn ResultSink>,
-    validator: Arc<dyn PhoneValidator>,
-    issuer: Arc<dyn SmsIssuer>,
-}
-
-async fn run(
-    parts: Parts,
-    settings: Settings,
-    secret: DedupSecret,
-    progress: Arc<ProgressObserver>,
-    args: &DemoArgs,
-) -> Result<(), Failure> {
-    let pipeline = Pipeline::builder()
-        .source(parts.source)
-        .sink(parts.sink)
-        .validator(parts.validator)
-        .issuer(parts.issuer)
-        .settings(settings)
-        .phone_parser(PhoneParser::default())
-        .dedup_secret(secret)
-        .observer(Arc::clone(&progress) as Arc<dyn RunObserver>)
-        .build()
-        .map_err(|e| Failure::new(exit::INTERNAL, format!("demo: {e}")))?;
-    let result = pipeline.run(compose::shutdown_on_signals()).await;
-    progress.finish();
-    let report = match &result {
-        Ok(report) => report,
-        Err(failure) => &failure.report,
-    };
-    super::run::report_summary(report, args.summary_json.as_deref())?;
-    result.map(drop).map_err(|failure| Failure::from(&failure))
 }
 
 /// Numbers the in-memory validator judges as `kind` (`…00` landline, `…99` invalid).

@@ -1,74 +1,29 @@
 //! `ca-notify run --dry-run`: what the next run would do, from a sample read without
 //! claiming, judged offline. Writes nothing, texts no one, spends no paid lookup.
 
-use std::collections::{BTreeMap, HashSet};
-use std::time::Duration;
+use ca_notify_job::{JobConfig, ValidatorKind};
 
-use ca_notify_adapter_twilio::OfflineValidator;
-use ca_notify_domain::{DateWindow, NotSentReason, Recipient};
-use ca_notify_ports::{PhoneValidator, PhoneVerdict};
-use tokio::time::Instant;
-
-use crate::compose;
-use crate::exit::{self, Failure};
-use crate::settings::AppConfig;
+use crate::exit::Failure;
 
 /// Peeks at the next run's records and prints what would happen to them.
 ///
 /// # Errors
 /// A configuration or store failure.
-pub async fn execute(config: &AppConfig) -> Result<(), Failure> {
-    let parser = compose::phone_parser(config)?;
-    let store = compose::open_store(config).await?;
-    let sample = config.pipeline.epoch_size * config.pipeline.epoch_count.max(1) as usize;
-    let records = store
-        .source()
-        .peek(sample)
-        .await
-        .map_err(|e| Failure::new(exit::STORE, format!("dry run: {e}")))?;
-    let validator = OfflineValidator::new();
-    let window = DateWindow {
-        past_days: config.pipeline.date_window_days,
-    };
-    let today = chrono::Utc::now().date_naive();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-    let mut seen = HashSet::new();
-    for record in records {
-        let (_, checked) = Recipient::from_record(record, &parser).check_locally(today, &window);
-        let verdict = match checked {
-            Err(reason) => format!("not sent: {}", reason.code()),
-            Ok(candidate) if !seen.insert((candidate.phone.clone(), candidate.test_date)) => {
-                "would be already sent (duplicate in the sample)".to_owned()
-            }
-            Ok(candidate) => match validator.check(&candidate.phone, deadline).await {
-                Ok(PhoneVerdict::SmsCapable { .. }) => "would be sent".to_owned(),
-                Ok(PhoneVerdict::NotSmsCapable { line_type }) => format!(
-                    "not sent: {}",
-                    NotSentReason::NotSmsCapable { line_type }.code()
-                ),
-                Ok(PhoneVerdict::Invalid { detail }) => format!(
-                    "not sent: {}",
-                    NotSentReason::InvalidNumber { detail }.code()
-                ),
-                Err(e) => format!("undecided: {e}"),
-            },
-        };
-        *counts.entry(verdict).or_default() += 1;
-    }
-    let total: u64 = counts.values().sum();
+pub async fn execute(config: &JobConfig) -> Result<(), Failure> {
+    let preview = ca_notify_job::preview::preview(config).await?;
     println!(
-        "Dry run: {total} records the next run would take (nothing claimed, written or sent)."
+        "Dry run: {} records the next run would take (nothing claimed, written or sent).",
+        preview.total()
     );
-    let width = counts.keys().map(String::len).max().unwrap_or(0);
-    for (what, n) in &counts {
+    let width = preview.counts.keys().map(String::len).max().unwrap_or(0);
+    for (what, n) in &preview.counts {
         println!("{what:<width$}  {n:>8}");
     }
     println!(
         "Offline validation cannot tell US landlines from mobiles; the real run asks {}.",
         match config.validator_kind() {
-            crate::settings::ValidatorKind::Twilio => "Twilio Lookup",
-            crate::settings::ValidatorKind::Offline => "nothing more (validator.kind = offline)",
+            ValidatorKind::Twilio => "Twilio Lookup",
+            ValidatorKind::Offline => "nothing more (validator.kind = offline)",
         }
     );
     Ok(())

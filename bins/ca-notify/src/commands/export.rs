@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use crate::compose;
+use ca_notify_job::JobConfig;
+
 use crate::exit::{self, Failure};
 
 /// Writes the outcomes of every record in the SQLite store.
@@ -16,9 +17,9 @@ pub async fn execute(
     env: &HashMap<String, String>,
     file: &Path,
 ) -> Result<(), Failure> {
-    let store = compose::sqlite_only(
-        config_path,
-        env,
+    let config = JobConfig::load(config_path, env)?;
+    let store = ca_notify_job::compose::sqlite_only(
+        &config,
         "export reads the SQLite store only; query Snowflake's state table directly",
     )
     .await?;

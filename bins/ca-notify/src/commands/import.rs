@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use crate::compose;
+use ca_notify_job::JobConfig;
+
 use crate::exit::{self, Failure};
 use crate::progress::ProgressObserver;
 
@@ -18,9 +19,9 @@ pub async fn execute(
     env: &HashMap<String, String>,
     file: &Path,
 ) -> Result<(), Failure> {
-    let store = compose::sqlite_only(
-        config_path,
-        env,
+    let config = JobConfig::load(config_path, env)?;
+    let store = ca_notify_job::compose::sqlite_only(
+        &config,
         "import loads the SQLite store only; load Snowflake with its own tools",
     )
     .await?;

@@ -4,16 +4,15 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use ca_notify_pipeline::{Pipeline, RunObserver, RunReport};
+use ca_notify_job::{Job, JobBuilder, JobConfig, RunObserver, RunReport};
 
 use crate::cli::RunArgs;
-use crate::compose;
 use crate::exit::{self, Failure};
 use crate::progress::ProgressObserver;
-use crate::settings::AppConfig;
+use crate::signals::shutdown_on_signals;
 use crate::summary;
 
-/// Runs the pipeline once and prints its summary.
+/// Runs the job once and prints its summary.
 ///
 /// # Errors
 /// A failure with the exit code of its cause (`docs/operations.md`).
@@ -22,37 +21,35 @@ pub async fn execute(
     env: &HashMap<String, String>,
     args: &RunArgs,
 ) -> Result<(), Failure> {
-    let config = AppConfig::load(config_path, env)?;
+    let config = JobConfig::load(config_path, env)?;
     if args.dry_run {
         return super::dry_run::execute(&config).await;
     }
-    let settings = compose::pipeline_settings(&config, args.until_drained)?;
-    config.validate_for_run()?;
-    let parser = compose::phone_parser(&config)?;
-    let secret = compose::dedup_secret(&config)?;
-    let adapters = compose::Adapters::from_config(&config).await?;
     let progress = Arc::new(ProgressObserver::new(None));
-    let mut builder = Pipeline::builder()
-        .source(adapters.source)
-        .validator(adapters.validator)
-        .issuer(adapters.issuer)
-        .sink(adapters.sink)
-        .settings(settings)
-        .phone_parser(parser)
-        .dedup_secret(secret);
+    let mut builder = Job::builder(config).until_drained(args.until_drained);
     if args.until_drained {
         builder = builder.observer(Arc::clone(&progress) as Arc<dyn RunObserver>);
     }
-    let pipeline = builder
-        .build()
-        .map_err(|e| Failure::new(exit::CONFIG, format!("configuration: {e}")))?;
-    let result = pipeline.run(compose::shutdown_on_signals()).await;
+    run_and_report(builder, &progress, args.summary_json.as_deref()).await
+}
+
+/// Builds the job, runs it until done or signalled, and prints its summary.
+///
+/// # Errors
+/// The build's failure, or the run's with the exit code of its cause.
+pub async fn run_and_report(
+    builder: JobBuilder,
+    progress: &ProgressObserver,
+    summary_json: Option<&Path>,
+) -> Result<(), Failure> {
+    let job = builder.build().await?;
+    let result = job.run(shutdown_on_signals()).await;
     progress.finish();
     let report = match &result {
         Ok(report) => report,
         Err(failure) => &failure.report,
     };
-    report_summary(report, args.summary_json.as_deref())?;
+    report_summary(report, summary_json)?;
     result.map(drop).map_err(|failure| Failure::from(&failure))
 }
 

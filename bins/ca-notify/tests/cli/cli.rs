@@ -25,6 +25,20 @@ fn store_env(dir: &Path) -> Cli {
     )
 }
 
+/// Without a subcommand the command says what it can do, and does nothing else: no demo
+/// runs and no database file appears.
+#[test]
+fn no_subcommand_prints_the_help_and_creates_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = crate::ca_notify().current_dir(dir.path()).run(&[]);
+    assert_eq!(out.code, Some(2), "{}", out.all());
+    for command in ["run", "check", "import", "export"] {
+        assert!(out.all().contains(command), "{}", out.all());
+    }
+    let created: Vec<_> = std::fs::read_dir(dir.path()).expect("read").collect();
+    assert!(created.is_empty(), "{created:?}");
+}
+
 #[test]
 fn batch_size_above_the_servers_limit_fails_naming_the_limit() {
     let dir = tempfile::tempdir().expect("tempdir");

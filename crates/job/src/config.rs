@@ -1,7 +1,7 @@
-//! Configuration: built-in defaults, then an optional TOML file, then the environment.
+//! The aggregate configuration: every component's section, layered.
 //!
-//! Layers, lowest first: `defaults.toml` (compiled in) → `--config PATH` →
-//! the seed's `EPOCH_COUNT` / `BATCH_SIZE` (aliases of `pipeline.epoch_count` /
+//! Layers, lowest first: each section's defaults (the adapter crates own theirs) → a TOML
+//! file → the seed's `EPOCH_COUNT` / `BATCH_SIZE` (aliases of `pipeline.epoch_count` /
 //! `pipeline.batch_size`) → `CA_NOTIFY__SECTION__KEY`. Unknown keys are errors, so a typo
 //! never silently falls back to a default. Every invalid value is reported with its key,
 //! the problem and the allowed range; secret values are never echoed.
@@ -10,17 +10,24 @@
 //! boolean setting parses it, so a string setting (a secret, a table name) keeps `0001`,
 //! `1e3` or ` 007 ` exactly, and a secret in TOML must be a quoted string. Every duration
 //! has a range ([`DURATIONS`]); a value outside it is an error, never a clock overflow.
+//!
+//! This crate owns the sections no single adapter does: `[store]` (which store, and the
+//! SQLite file), `[source]` (the recipients' table, read by either store), `[validator]`
+//! and `[dedup]`.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
+use ca_notify_adapter_snowflake::SnowflakeSection;
+use ca_notify_adapter_twilio::{TwilioConfig, TwilioSection};
+use ca_notify_adapter_verification::VerificationSection;
+use ca_notify_pipeline::PipelineSection;
+use ca_notify_ports::config::{secret, ConfigError, ConfigErrors, DurationRange, SourceTable};
 use config::{Config, Environment, File, FileFormat};
 use secrecy::{ExposeSecret, SecretString};
-use serde::de::{self, Deserializer, Visitor};
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
-const DEFAULTS: &str = include_str!("defaults.toml");
+use crate::JobError;
 
 /// Seed variable names honoured as aliases, and the keys they stand for.
 const SEED_ALIASES: &[(&str, &str)] = &[
@@ -28,10 +35,18 @@ const SEED_ALIASES: &[(&str, &str)] = &[
     ("BATCH_SIZE", "PIPELINE__BATCH_SIZE"),
 ];
 
-/// The whole configuration.
+/// Every duration setting of every section, and its allowed range.
+pub const DURATIONS: [&[DurationRange]; 4] = [
+    &ca_notify_pipeline::section::DURATIONS,
+    &ca_notify_adapter_twilio::section::DURATIONS,
+    &ca_notify_adapter_verification::section::DURATIONS,
+    &ca_notify_adapter_snowflake::section::DURATIONS,
+];
+
+/// The whole configuration of a job.
 #[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct AppConfig {
+#[serde(deny_unknown_fields, default)]
+pub struct JobConfig {
     /// Workers sharing the outside rate budgets.
     pub workers: u32,
     /// This worker's name in the store's claim column (default: host name and process id).
@@ -41,7 +56,6 @@ pub struct AppConfig {
     /// The recipients' source table and its columns.
     pub source: SourceSection,
     /// Snowflake connection (when `store.kind = "snowflake"`).
-    #[serde(default)]
     pub snowflake: SnowflakeSection,
     /// Which phone validator.
     pub validator: ValidatorSection,
@@ -52,18 +66,43 @@ pub struct AppConfig {
     /// Epochs, batches, deadline.
     pub pipeline: PipelineSection,
     /// The dedup key secret.
-    #[serde(default)]
     pub dedup: DedupSection,
 }
 
-/// `store.*`
+impl Default for JobConfig {
+    fn default() -> Self {
+        Self {
+            workers: 1,
+            worker_id: None,
+            store: StoreSection::default(),
+            source: SourceSection::default(),
+            snowflake: SnowflakeSection::default(),
+            validator: ValidatorSection::default(),
+            twilio: TwilioSection::default(),
+            verification: VerificationSection::default(),
+            pipeline: PipelineSection::default(),
+            dedup: DedupSection::default(),
+        }
+    }
+}
+
+/// `[store]`
 #[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct StoreSection {
     /// `sqlite` or `snowflake`.
     pub kind: StoreKind,
-    /// The SQLite file.
+    /// The SQLite file, created on first use.
     pub path: PathBuf,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        Self {
+            kind: StoreKind::Sqlite,
+            path: PathBuf::from("ca-notify.db"),
+        }
+    }
 }
 
 /// Which store holds the recipients and the ledger.
@@ -76,9 +115,9 @@ pub enum StoreKind {
     Snowflake,
 }
 
-/// `source.*`
+/// `[source]`: the recipients' table, whichever store holds it.
 #[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct SourceSection {
     /// The recipients' table.
     pub table: String,
@@ -96,63 +135,54 @@ pub struct SourceSection {
     pub phone_region: String,
 }
 
-/// `snowflake.*`
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SnowflakeSection {
-    /// Account identifier (`orgname-account` or a locator).
-    pub account: String,
-    /// Login name.
-    pub user: String,
-    /// Password authentication.
-    #[serde(
-        default,
-        serialize_with = "redact_option",
-        deserialize_with = "secret_as_written"
-    )]
-    pub password: Option<SecretString>,
-    /// Key-pair authentication: the PKCS#8 PEM private key.
-    #[serde(
-        default,
-        serialize_with = "redact_option",
-        deserialize_with = "secret_as_written"
-    )]
-    pub private_key: Option<SecretString>,
-    /// Key-pair authentication: a file holding the PEM private key.
-    pub private_key_path: Option<PathBuf>,
-    /// Passphrase of an encrypted private key.
-    #[serde(
-        default,
-        serialize_with = "redact_option",
-        deserialize_with = "secret_as_written"
-    )]
-    pub private_key_passphrase: Option<SecretString>,
-    /// Warehouse.
-    pub warehouse: Option<String>,
-    /// Database.
-    pub database: String,
-    /// Schema.
-    pub schema: String,
-    /// Role.
-    pub role: Option<String>,
-    /// Base URL override (fakesnow in tests, private link in production).
-    pub base_url: Option<String>,
-    /// The pipeline's own state table.
-    pub state_table: String,
-    /// `LOCK_TIMEOUT` for the session, so a stuck lock fails fast.
-    pub lock_timeout_secs: u32,
-    /// `STATEMENT_TIMEOUT_IN_SECONDS` for the session.
-    pub statement_timeout_secs: u32,
+impl Default for SourceSection {
+    fn default() -> Self {
+        let t = SourceTable::default();
+        Self {
+            table: t.name,
+            id_column: t.id_column,
+            phone_column: t.phone_column,
+            test_date_column: t.test_date_column.unwrap_or_default(),
+            symptom_date_column: t.symptom_date_column.unwrap_or_default(),
+            test_type_column: t.test_type_column.unwrap_or_default(),
+            phone_region: "US".to_owned(),
+        }
+    }
 }
 
-/// `validator.*`
+impl SourceSection {
+    /// The table as the stores read it (an empty column name: no such column).
+    pub fn table(&self) -> SourceTable {
+        fn optional(name: &str) -> Option<String> {
+            let name = name.trim();
+            (!name.is_empty()).then(|| name.to_owned())
+        }
+        SourceTable {
+            test_date_column: optional(&self.test_date_column),
+            symptom_date_column: optional(&self.symptom_date_column),
+            test_type_column: optional(&self.test_type_column),
+            ..SourceTable::new(&self.table, &self.id_column, &self.phone_column)
+        }
+    }
+}
+
+/// `[validator]`
 #[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct ValidatorSection {
     /// `twilio` or `offline`; unset means Twilio when its credentials are configured.
     pub kind: Option<ValidatorKind>,
     /// Run the free offline check in front of Twilio.
     pub prefilter: bool,
+}
+
+impl Default for ValidatorSection {
+    fn default() -> Self {
+        Self {
+            kind: None,
+            prefilter: true,
+        }
+    }
 }
 
 /// Which phone validator.
@@ -165,94 +195,14 @@ pub enum ValidatorKind {
     Offline,
 }
 
-/// `twilio.*`
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct TwilioSection {
-    /// Lookup base URL.
-    pub base_url: String,
-    /// Account SID (`AC…`) or API key SID (`SK…`).
-    pub account_sid: Option<String>,
-    /// Auth token or API key secret.
-    #[serde(
-        default,
-        serialize_with = "redact_option",
-        deserialize_with = "secret_as_written"
-    )]
-    pub auth_token: Option<SecretString>,
-    /// Lookups in flight at once.
-    pub concurrency: usize,
-    /// Lookups per second for all workers together.
-    pub requests_per_second: u32,
-    /// Per-lookup timeout.
-    pub request_timeout_secs: u64,
-    /// Whether `fixedVoip` numbers count as SMS-capable.
-    pub fixed_voip_sms_capable: bool,
-    /// Whether `unknown` or missing line types count as SMS-capable.
-    pub unknown_sms_capable: bool,
-}
-
-/// `verification.*`
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct VerificationSection {
-    /// The admin API's base URL (`https://…`).
-    pub base_url: Option<String>,
-    /// An ADMIN API key of the realm.
-    #[serde(
-        default,
-        serialize_with = "redact_option",
-        deserialize_with = "secret_as_written"
-    )]
-    pub api_key: Option<SecretString>,
-    /// Requests per minute for all workers together (the server's limit is per realm and IP).
-    pub requests_per_minute: u32,
-    /// Default test type for records without one.
-    pub test_type: String,
-    /// The realm's SMS template label; unset for the default template.
-    pub sms_template_label: Option<String>,
-    /// Per-request timeout (the server's own SMS send can take 30 s).
-    pub request_timeout_secs: u64,
-    /// Connect timeout.
-    pub connect_timeout_secs: u64,
-}
-
-/// `pipeline.*`
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct PipelineSection {
-    /// Epochs per run (seed `EPOCH_COUNT`).
-    pub epoch_count: u32,
-    /// Records per batch-issue call (seed `BATCH_SIZE`), 1 to 10.
-    pub batch_size: usize,
-    /// Records claimed per epoch.
-    pub epoch_size: usize,
-    /// The whole run's time budget.
-    pub deadline_secs: u64,
-    /// A claim's lease is the run's remaining time plus this, so the records of a
-    /// crashed worker come back this long after its deadline.
-    pub lease_margin_secs: u64,
-    /// Validator calls in flight at once.
-    pub validation_concurrency: usize,
-    /// Batches in flight at once.
-    pub max_batches_in_flight: usize,
-    /// The seed's minimum epoch duration; 0 turns it off.
-    pub min_epoch_duration_secs: u64,
-    /// Re-sends allowed per item after transient per-item failures.
-    pub max_item_retries: u32,
-    /// How many days back the verification server accepts a test date.
-    pub date_window_days: u32,
-}
-
-/// `dedup.*`
+/// `[dedup]`
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DedupSection {
     /// The HMAC secret behind every uuid. Never change it once used.
     #[serde(
-        default,
-        serialize_with = "redact_option",
-        deserialize_with = "secret_as_written"
+        serialize_with = "secret::redact",
+        deserialize_with = "secret::as_written"
     )]
     pub secret: Option<SecretString>,
 }
@@ -285,172 +235,30 @@ impl TryFrom<String> for ValidatorKind {
     }
 }
 
-/// A secret exactly as written. A TOML number or boolean is refused rather than turned
-/// into text (`0x10` would become `16`, and a changed dedup secret changes every uuid);
-/// the refusal never shows the value.
-fn secret_as_written<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {
-    struct Written;
-
-    impl<'de> Visitor<'de> for Written {
-        type Value = Option<SecretString>;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a string (quoted in TOML)")
-        }
-
-        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-
-        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-
-        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_any(self)
-        }
-
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-            Ok(Some(SecretString::from(v)))
-        }
-
-        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-            Err(not_text())
-        }
-
-        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-            Err(not_text())
-        }
-
-        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-            Err(not_text())
-        }
-
-        fn visit_i128<E: de::Error>(self, _: i128) -> Result<Self::Value, E> {
-            Err(not_text())
-        }
-
-        fn visit_u128<E: de::Error>(self, _: u128) -> Result<Self::Value, E> {
-            Err(not_text())
-        }
-
-        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-            Err(not_text())
-        }
-    }
-
-    fn not_text<E: de::Error>() -> E {
-        E::custom("must be a string, quoted in TOML (a number or boolean would change its text)")
-    }
-
-    d.deserialize_option(Written)
-}
-
-fn redact_option<S: Serializer>(value: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
-    match value {
-        Some(_) => s.serialize_str("[REDACTED]"),
-        None => s.serialize_none(),
-    }
-}
-
-/// A duration setting, in its unit, and its allowed range.
-struct DurationRange {
-    key: &'static str,
-    min: i128,
-    max: i128,
-    unit: &'static str,
-}
-
-const fn seconds(key: &'static str, min: i128, max: i128) -> DurationRange {
-    DurationRange {
-        key,
-        min,
-        max,
-        unit: "seconds",
-    }
-}
-
-/// Every duration setting and its allowed range. Beyond them a value is a mistake (a
-/// deadline of years, a lease margin of 0), and some would overflow a clock later.
-const DURATIONS: [DurationRange; 9] = [
-    // One scheduled run; longer work is several runs.
-    seconds("pipeline.deadline_secs", 1, 86_400),
-    // How long a crashed worker's records wait; 0 would hand records whose requests may
-    // still be running to the next worker at once.
-    seconds("pipeline.lease_margin_secs", 1, 3_600),
-    // 0 turns the pacing off.
-    seconds("pipeline.min_epoch_duration_secs", 0, 86_400),
-    DurationRange {
-        key: "pipeline.date_window_days",
-        min: 1,
-        max: 365,
-        unit: "days",
-    },
-    seconds("twilio.request_timeout_secs", 1, 300),
-    seconds("verification.request_timeout_secs", 1, 600),
-    seconds("verification.connect_timeout_secs", 1, 120),
-    // Snowflake's own limits of LOCK_TIMEOUT and STATEMENT_TIMEOUT_IN_SECONDS, without
-    // their 0 (wait forever).
-    seconds("snowflake.lock_timeout_secs", 1, 43_200),
-    seconds("snowflake.statement_timeout_secs", 1, 604_800),
-];
-
 /// Every duration given as a whole number, checked against its range. Anything else is
 /// left to the typed read, which names the key.
-fn check_durations(layered: &Config) -> Result<(), ConfigError> {
-    let problems: Vec<ConfigProblem> = DURATIONS
+fn check_durations(layered: &Config) -> Result<(), ConfigErrors> {
+    let problems = DURATIONS
         .iter()
-        .filter_map(|d| {
-            let text = layered.get_string(d.key).ok()?;
+        .flat_map(|ranges| ranges.iter())
+        .filter_map(|range| {
+            let text = layered.get_string(range.key).ok()?;
             let value: i128 = text.trim().parse().ok()?;
-            (!(d.min..=d.max).contains(&value)).then(|| ConfigProblem {
-                key: d.key.to_owned(),
-                problem: format!("is {value}; allowed: {} to {} {}", d.min, d.max, d.unit),
-            })
+            range.check(value).err()
         })
         .collect();
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(ConfigError::Invalid(problems))
-    }
+    ConfigErrors::check(problems)
 }
 
-/// One invalid setting.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigProblem {
-    /// The key, e.g. `pipeline.batch_size`.
-    pub key: String,
-    /// What is wrong, including the allowed range.
-    pub problem: String,
-}
-
-impl fmt::Display for ConfigProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.key, self.problem)
-    }
-}
-
-/// Why the configuration could not be used.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The layers could not be read or merged, or a value has the wrong type.
-    #[error("configuration: {0}")]
-    Load(#[from] config::ConfigError),
-    /// Values that are well-formed but not allowed.
-    #[error("configuration: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
-    Invalid(Vec<ConfigProblem>),
-}
-
-impl AppConfig {
+impl JobConfig {
     /// Loads the layers. `env` is the process environment (passed in so tests need not
     /// touch the real one).
     ///
     /// # Errors
-    /// [`ConfigError::Load`] for an unreadable file, an unknown key or a mistyped value;
-    /// [`ConfigError::Invalid`] for a duration out of its range.
-    pub fn load(file: Option<&Path>, env: &HashMap<String, String>) -> Result<Self, ConfigError> {
-        let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+    /// [`JobError::Load`] for an unreadable file, an unknown key or a mistyped value;
+    /// [`JobError::Config`] for a duration out of its range.
+    pub fn load(file: Option<&Path>, env: &HashMap<String, String>) -> Result<Self, JobError> {
+        let mut builder = Config::builder();
         if let Some(path) = file {
             builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
         }
@@ -489,78 +297,64 @@ impl AppConfig {
 
     /// The validator to use: configured, else Twilio when its credentials are set.
     pub fn validator_kind(&self) -> ValidatorKind {
-        self.validator.kind.unwrap_or(
-            if self.twilio.account_sid.is_some() && self.twilio.auth_token.is_some() {
+        self.validator
+            .kind
+            .unwrap_or(if self.twilio.has_credentials() {
                 ValidatorKind::Twilio
             } else {
                 ValidatorKind::Offline
-            },
-        )
+            })
     }
 
-    /// Checks the values the run needs that the adapters' own `validate` do not.
+    /// The Twilio adapter's settings, when Twilio is the configured validator.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the key (a missing credential, a bad value).
+    pub fn twilio_config(&self) -> Result<Option<TwilioConfig>, ConfigError> {
+        if self.validator_kind() != ValidatorKind::Twilio {
+            return Ok(None);
+        }
+        self.twilio.config(self.workers).map(Some)
+    }
+
+    /// Checks the values a run needs that the adapters' own checks do not, all at once.
     ///
     /// # Errors
     /// Every problem found, each naming its key.
-    pub fn validate_for_run(&self) -> Result<(), ConfigError> {
+    pub fn validate_for_run(&self) -> Result<(), ConfigErrors> {
+        ConfigErrors::check(self.problems(true, true))
+    }
+
+    /// What is missing or wrong for a run, each naming its key; `issuer` and `validator`
+    /// say whether this configuration builds them (an embedder may bring its own).
+    pub(crate) fn problems(&self, issuer: bool, validator: bool) -> Vec<ConfigError> {
         let mut problems = Vec::new();
-        let mut problem = |key: &str, text: String| {
-            problems.push(ConfigProblem {
-                key: key.to_owned(),
-                problem: text,
-            });
-        };
         if self.workers == 0 {
-            problem("workers", "is 0; allowed: 1 or more".to_owned());
+            problems.push(ConfigError::out_of_range(
+                "workers",
+                0,
+                "a job needs a worker",
+                "1 or more",
+            ));
         }
         match &self.dedup.secret {
-            None => problem(
+            None => problems.push(ConfigError::missing(
                 "dedup.secret",
-                "is required: the HMAC secret behind every verification uuid (at least 16 bytes; keep it forever)".to_owned(),
-            ),
-            Some(s) if s.expose_secret().len() < 16 => problem(
-                "dedup.secret",
-                "is too short; allowed: at least 16 bytes".to_owned(),
+                "the HMAC secret behind every verification uuid (at least 16 bytes; keep it forever)",
+            )),
+            Some(s) if s.expose_secret().len() < 16 => problems.push(
+                ConfigError::secret("dedup.secret", "is too short")
+                    .with_allowed("at least 16 bytes"),
             ),
             Some(_) => {}
         }
-        if self
-            .verification
-            .base_url
-            .as_deref()
-            .unwrap_or("")
-            .is_empty()
-        {
-            problem(
-                "verification.base_url",
-                "is required: the verification server's admin API URL (https://…)".to_owned(),
-            );
+        if issuer {
+            problems.extend(self.verification.missing());
         }
-        if self.verification.api_key.is_none() {
-            problem(
-                "verification.api_key",
-                "is required: an ADMIN API key of the realm".to_owned(),
-            );
+        if validator && self.validator_kind() == ValidatorKind::Twilio {
+            problems.extend(self.twilio.missing());
         }
-        if self.validator_kind() == ValidatorKind::Twilio {
-            if self.twilio.account_sid.is_none() {
-                problem(
-                    "twilio.account_sid",
-                    "is required for validator.kind = twilio".to_owned(),
-                );
-            }
-            if self.twilio.auth_token.is_none() {
-                problem(
-                    "twilio.auth_token",
-                    "is required for validator.kind = twilio".to_owned(),
-                );
-            }
-        }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(ConfigError::Invalid(problems))
-        }
+        problems
     }
 }
 
@@ -588,7 +382,7 @@ mod tests {
 
     #[test]
     fn defaults_load_without_anything_configured() {
-        let c = AppConfig::load(None, &env(&[])).expect("defaults load");
+        let c = JobConfig::load(None, &env(&[])).expect("defaults load");
         assert_eq!(c.pipeline.epoch_count, 3);
         assert_eq!(c.pipeline.batch_size, 10);
         assert_eq!(c.store.kind, StoreKind::Sqlite);
@@ -600,17 +394,17 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("c.toml");
         std::fs::write(&path, "[pipeline]\nepoch_count = 5\nbatch_size = 7\n").expect("write");
-        let c = AppConfig::load(Some(&path), &env(&[])).expect("file");
+        let c = JobConfig::load(Some(&path), &env(&[])).expect("file");
         assert_eq!((c.pipeline.epoch_count, c.pipeline.batch_size), (5, 7));
 
-        let c = AppConfig::load(
+        let c = JobConfig::load(
             Some(&path),
             &env(&[("EPOCH_COUNT", "9"), ("BATCH_SIZE", "4")]),
         )
         .expect("aliases");
         assert_eq!((c.pipeline.epoch_count, c.pipeline.batch_size), (9, 4));
 
-        let c = AppConfig::load(
+        let c = JobConfig::load(
             Some(&path),
             &env(&[
                 ("EPOCH_COUNT", "9"),
@@ -623,12 +417,12 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_bad_types_name_the_key() {
-        let err = AppConfig::load(None, &env(&[("CA_NOTIFY__PIPELINE__EPOCH_CUONT", "2")]))
+        let err = JobConfig::load(None, &env(&[("CA_NOTIFY__PIPELINE__EPOCH_CUONT", "2")]))
             .expect_err("typo");
         assert!(err.to_string().contains("epoch_cuont"), "{err}");
-        let err = AppConfig::load(None, &env(&[("BATCH_SIZE", "ten")])).expect_err("type");
+        let err = JobConfig::load(None, &env(&[("BATCH_SIZE", "ten")])).expect_err("type");
         assert!(err.to_string().contains("batch_size"), "{err}");
-        let err = AppConfig::load(None, &env(&[("CA_NOTIFY__STORE__KIND", "postgres")]))
+        let err = JobConfig::load(None, &env(&[("CA_NOTIFY__STORE__KIND", "postgres")]))
             .expect_err("unknown store");
         let text = err.to_string();
         assert!(
@@ -639,7 +433,7 @@ mod tests {
 
     #[test]
     fn print_config_never_shows_a_secret() {
-        let c = AppConfig::load(
+        let c = JobConfig::load(
             None,
             &env(&[
                 ("CA_NOTIFY__DEDUP__SECRET", "dedup-secret-value-123456"),
@@ -663,7 +457,7 @@ mod tests {
 
     #[test]
     fn run_needs_the_secrets_and_urls_and_names_them() {
-        let c = AppConfig::load(None, &env(&[])).expect("defaults");
+        let c = JobConfig::load(None, &env(&[])).expect("defaults");
         let err = c.validate_for_run().expect_err("missing").to_string();
         for key in [
             "dedup.secret",
@@ -676,15 +470,15 @@ mod tests {
 
     #[test]
     fn the_lease_margin_defaults_to_a_minute_and_reaches_the_pipeline() {
-        let c = AppConfig::load(None, &env(&[])).expect("defaults");
-        let settings = crate::compose::pipeline_settings(&c, false).expect("valid");
+        let c = JobConfig::load(None, &env(&[])).expect("defaults");
+        let settings = c.pipeline.settings(false).expect("valid");
         assert_eq!(settings.lease_margin, std::time::Duration::from_secs(60));
-        let c = AppConfig::load(
+        let c = JobConfig::load(
             None,
             &env(&[("CA_NOTIFY__PIPELINE__LEASE_MARGIN_SECS", "2")]),
         )
         .expect("loads");
-        let settings = crate::compose::pipeline_settings(&c, false).expect("valid");
+        let settings = c.pipeline.settings(false).expect("valid");
         assert_eq!(settings.lease_margin, std::time::Duration::from_secs(2));
     }
 
@@ -706,7 +500,7 @@ mod tests {
             "1.50",
             "0x10",
         ] {
-            let c = AppConfig::load(
+            let c = JobConfig::load(
                 None,
                 &env(&[
                     ("CA_NOTIFY__DEDUP__SECRET", written),
@@ -748,7 +542,7 @@ mod tests {
 
     #[test]
     fn numbers_and_switches_from_the_environment_still_parse() {
-        let c = AppConfig::load(
+        let c = JobConfig::load(
             None,
             &env(&[
                 ("CA_NOTIFY__PIPELINE__BATCH_SIZE", "5"),
@@ -766,7 +560,7 @@ mod tests {
         assert!(!c.validator.prefilter);
         assert!(c.twilio.unknown_sms_capable);
         assert_eq!(c.validator.kind, Some(ValidatorKind::Twilio));
-        let err = AppConfig::load(None, &env(&[("CA_NOTIFY__PIPELINE__EPOCH_SIZE", "1e3")]))
+        let err = JobConfig::load(None, &env(&[("CA_NOTIFY__PIPELINE__EPOCH_SIZE", "1e3")]))
             .expect_err("not an integer");
         assert!(err.to_string().contains("epoch_size"), "{err}");
     }
@@ -782,7 +576,7 @@ mod tests {
             "[dedup]\nsecret = \"0001\"\n[source]\ntable = \" 007 \"\n",
         )
         .expect("write");
-        let c = AppConfig::load(Some(&path), &env(&[])).expect("strings");
+        let c = JobConfig::load(Some(&path), &env(&[])).expect("strings");
         let secret = c
             .dedup
             .secret
@@ -800,7 +594,7 @@ mod tests {
             ("snowflake", "password", "1234567890123456"),
         ] {
             std::fs::write(&path, format!("[{section}]\n{key} = {written}\n")).expect("write");
-            let err = AppConfig::load(Some(&path), &env(&[])).expect_err(written);
+            let err = JobConfig::load(Some(&path), &env(&[])).expect_err(written);
             let text = err.to_string();
             assert!(text.contains(&format!("{section}.{key}")), "{text}");
             assert!(text.contains("string"), "{text}");
@@ -886,7 +680,7 @@ mod tests {
             }
             for value in &extremes {
                 let result =
-                    std::panic::catch_unwind(|| AppConfig::load(None, &env(&[(var, value)])));
+                    std::panic::catch_unwind(|| JobConfig::load(None, &env(&[(var, value)])));
                 let err = result
                     .unwrap_or_else(|_| panic!("{key} = {value} panicked"))
                     .expect_err(&format!("{key} = {value}"));
@@ -921,13 +715,15 @@ mod tests {
                 if key == "pipeline.min_epoch_duration_secs" {
                     vars.push(("CA_NOTIFY__PIPELINE__DEADLINE_SECS", "86400"));
                 }
-                let c = AppConfig::load(None, &env(&vars))
+                let c = JobConfig::load(None, &env(&vars))
                     .unwrap_or_else(|e| panic!("{key} = {value}: {e}"));
-                crate::compose::pipeline_settings(&c, false)
+                c.pipeline
+                    .settings(false)
                     .unwrap_or_else(|e| panic!("{key} = {value}: {e}"));
-                crate::compose::twilio_config(&c)
+                c.twilio_config()
                     .unwrap_or_else(|e| panic!("{key} = {value}: {e}"));
-                crate::compose::verification_client(&c)
+                c.verification
+                    .client(c.workers)
                     .unwrap_or_else(|e| panic!("{key} = {value}: {e}"));
             }
         }

@@ -1,0 +1,226 @@
+//! The `[snowflake]` section an operator writes, its defaults and its checks.
+//!
+//! The recipients' table comes from the shared `[source]` section
+//! ([`SourceTable`]); this section holds the connection, the login and the store's own
+//! state table. [`SnowflakeSection::config`] picks the login (a password, or a key pair
+//! given inline or as a file) and names the key of any value it cannot use. Secrets are
+//! taken exactly as written and never shown.
+
+use std::path::PathBuf;
+
+use ca_notify_ports::config::{secret, ConfigError, DurationRange, SourceTable};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{SnowflakeAuth, SnowflakeConfig, DEFAULT_STATE_TABLE};
+
+/// The section's duration settings and their ranges: Snowflake's own limits of
+/// `LOCK_TIMEOUT` and `STATEMENT_TIMEOUT_IN_SECONDS`, without their 0 (wait forever).
+pub const DURATIONS: [DurationRange; 2] = [
+    DurationRange::seconds("snowflake.lock_timeout_secs", 1, 43_200),
+    DurationRange::seconds("snowflake.statement_timeout_secs", 1, 604_800),
+];
+
+/// `[snowflake]`: the connection, when `store.kind = "snowflake"`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SnowflakeSection {
+    /// Account identifier (`orgname-account` or a locator).
+    pub account: String,
+    /// Login name.
+    pub user: String,
+    /// Password authentication.
+    #[serde(
+        serialize_with = "secret::redact",
+        deserialize_with = "secret::as_written"
+    )]
+    pub password: Option<SecretString>,
+    /// Key-pair authentication: the PKCS#8 PEM private key.
+    #[serde(
+        serialize_with = "secret::redact",
+        deserialize_with = "secret::as_written"
+    )]
+    pub private_key: Option<SecretString>,
+    /// Key-pair authentication: a file holding the PEM private key.
+    pub private_key_path: Option<PathBuf>,
+    /// Passphrase of an encrypted private key.
+    #[serde(
+        serialize_with = "secret::redact",
+        deserialize_with = "secret::as_written"
+    )]
+    pub private_key_passphrase: Option<SecretString>,
+    /// Warehouse.
+    pub warehouse: Option<String>,
+    /// Database.
+    pub database: String,
+    /// Schema.
+    pub schema: String,
+    /// Role.
+    pub role: Option<String>,
+    /// Base URL override (fakesnow in tests, private link in production).
+    pub base_url: Option<String>,
+    /// The pipeline's own state table.
+    pub state_table: String,
+    /// `LOCK_TIMEOUT` for the session, so a stuck lock fails fast.
+    pub lock_timeout_secs: u32,
+    /// `STATEMENT_TIMEOUT_IN_SECONDS` for the session.
+    pub statement_timeout_secs: u32,
+}
+
+impl Default for SnowflakeSection {
+    fn default() -> Self {
+        Self {
+            account: String::new(),
+            user: String::new(),
+            password: None,
+            private_key: None,
+            private_key_path: None,
+            private_key_passphrase: None,
+            warehouse: None,
+            database: String::new(),
+            schema: String::new(),
+            role: None,
+            base_url: None,
+            state_table: DEFAULT_STATE_TABLE.to_owned(),
+            lock_timeout_secs: 60,
+            statement_timeout_secs: 120,
+        }
+    }
+}
+
+impl SnowflakeSection {
+    /// The store's settings for the recipients in `table`, claimed as `worker_id`.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming its key: no login configured, an unreadable key file, or
+    /// what [`SnowflakeConfig::validate`] refuses.
+    pub fn config(
+        &self,
+        table: SourceTable,
+        worker_id: String,
+    ) -> Result<SnowflakeConfig, ConfigError> {
+        let built = SnowflakeConfig {
+            account: self.account.clone(),
+            user: self.user.clone(),
+            auth: self.auth()?,
+            warehouse: self.warehouse.clone(),
+            database: self.database.clone(),
+            schema: self.schema.clone(),
+            role: self.role.clone(),
+            base_url: self.base_url.clone(),
+            table,
+            state_table: self.state_table.clone(),
+            worker_id,
+            lock_timeout_secs: self.lock_timeout_secs,
+            statement_timeout_secs: self.statement_timeout_secs,
+        };
+        built.validate().map_err(operator_key)?;
+        Ok(built)
+    }
+
+    fn auth(&self) -> Result<SnowflakeAuth, ConfigError> {
+        if let Some(password) = &self.password {
+            return Ok(SnowflakeAuth::Password(password.clone()));
+        }
+        let pem = match (&self.private_key, &self.private_key_path) {
+            (Some(pem), _) => pem.clone(),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map(SecretString::from)
+                .map_err(|e| {
+                    ConfigError::new(
+                        "snowflake.private_key_path",
+                        format!("cannot read {}: {e}", path.display()),
+                    )
+                })?,
+            (None, None) => {
+                return Err(ConfigError::missing(
+                    "snowflake.password",
+                    "a login for store.kind = snowflake (or snowflake.private_key or snowflake.private_key_path for a key pair)",
+                ))
+            }
+        };
+        Ok(SnowflakeAuth::KeyPair {
+            private_key_pem: pem,
+            passphrase: self.private_key_passphrase.clone(),
+        })
+    }
+}
+
+/// The adapter names the table's settings `snowflake.table.*`; the operator writes them
+/// in `[source]`.
+fn operator_key(e: ConfigError) -> ConfigError {
+    let key = match e.key() {
+        "snowflake.table.name" => "source.table".to_owned(),
+        other => match other.strip_prefix("snowflake.table.") {
+            Some(column) => format!("source.{column}"),
+            None => return e,
+        },
+    };
+    e.with_key(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn section() -> SnowflakeSection {
+        SnowflakeSection {
+            account: "myorg-myaccount".to_owned(),
+            user: "CA_NOTIFY".to_owned(),
+            password: Some(SecretString::from("pa55word-value")),
+            database: "HEALTH".to_owned(),
+            schema: "PUBLIC".to_owned(),
+            ..SnowflakeSection::default()
+        }
+    }
+
+    #[test]
+    fn a_login_is_required_and_named() {
+        let err = SnowflakeSection {
+            password: None,
+            ..section()
+        }
+        .config(SourceTable::default(), "w".to_owned())
+        .expect_err("no login");
+        assert!(err.to_string().contains("snowflake.private_key"), "{err}");
+        let config = section()
+            .config(SourceTable::default(), "w".to_owned())
+            .expect("valid");
+        assert_eq!(config.state_table, "CA_NOTIFY_STATE");
+        assert_eq!(config.statement_timeout_secs, 120);
+    }
+
+    #[test]
+    fn a_bad_column_is_named_by_its_source_key() {
+        let err = section()
+            .config(
+                SourceTable::new("RECIPIENTS", "ID", "PHONE; DROP"),
+                "w".to_owned(),
+            )
+            .expect_err("bad column");
+        assert_eq!(err.key(), "source.phone_column");
+    }
+
+    #[test]
+    fn a_timeout_out_of_range_names_its_key() {
+        let err = SnowflakeSection {
+            lock_timeout_secs: 0,
+            ..section()
+        }
+        .config(SourceTable::default(), "w".to_owned())
+        .expect_err("zero");
+        assert_eq!(err.key(), "snowflake.lock_timeout_secs");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_and_secrets_never_shown() {
+        let err = toml::from_str::<SnowflakeSection>("pasword = \"x\"").expect_err("typo");
+        assert!(err.to_string().contains("pasword"), "{err}");
+        let shown = format!(
+            "{}{:?}",
+            toml::to_string(&section()).expect("toml"),
+            section()
+        );
+        assert!(!shown.contains("pa55word"), "{shown}");
+    }
+}

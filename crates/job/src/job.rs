@@ -1,0 +1,262 @@
+//! The facade: from a configuration (and, if the embedder likes, some ports of its own)
+//! to a ready [`Job`], and its run.
+
+use std::sync::Arc;
+
+use ca_notify_pipeline::{BuildError, Pipeline, RunFailure, RunObserver, RunReport};
+use ca_notify_ports::config::{ConfigError, ConfigErrors};
+use ca_notify_ports::{PhoneSource, PhoneValidator, ResultSink, SmsIssuer};
+use tokio_util::sync::CancellationToken;
+
+use crate::compose::{self, Store};
+use crate::config::JobConfig;
+
+/// Why a job could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JobError {
+    /// The configuration could not be read: an unreadable file, an unknown key, a value of
+    /// the wrong type (the message names the key).
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    /// Values that are well-formed but cannot be used, each naming its key.
+    #[error("configuration: {0}")]
+    Config(#[from] ConfigErrors),
+    /// The store could not be opened (unreachable, login refused, missing table).
+    #[error("{0}")]
+    Store(String),
+    /// The engine refused its parts.
+    #[error("configuration: {0}")]
+    Build(#[from] BuildError),
+}
+
+impl From<ConfigError> for JobError {
+    fn from(e: ConfigError) -> Self {
+        Self::Config(e.into())
+    }
+}
+
+/// A job ready to run: the pipeline on the adapters its configuration names, or on the
+/// embedder's own ports.
+pub struct Job {
+    pipeline: Pipeline,
+}
+
+impl Job {
+    /// Builds every adapter the configuration names.
+    ///
+    /// # Errors
+    /// A [`JobError`] naming the configuration key at fault, or the store's failure.
+    pub async fn from_config(config: &JobConfig) -> Result<Self, JobError> {
+        Self::builder(config.clone()).build().await
+    }
+
+    /// A builder that takes the embedder's own ports; the ones not given are built from
+    /// `config`.
+    pub fn builder(config: JobConfig) -> JobBuilder {
+        JobBuilder {
+            config,
+            until_drained: false,
+            source: None,
+            sink: None,
+            validator: None,
+            issuer: None,
+            observer: None,
+        }
+    }
+
+    /// Runs the job until its epochs are done, its deadline passes or `shutdown` is
+    /// cancelled (in-flight batches then finish and unprocessed claims are released).
+    ///
+    /// # Errors
+    /// A [`RunFailure`]: the fatal cause and the report of what was done before it.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<RunReport, RunFailure> {
+        self.pipeline.run(shutdown).await
+    }
+}
+
+/// Assembles a [`Job`] from a configuration and any ports the embedder brings.
+pub struct JobBuilder {
+    config: JobConfig,
+    until_drained: bool,
+    source: Option<Arc<dyn PhoneSource>>,
+    sink: Option<Arc<dyn ResultSink>>,
+    validator: Option<Arc<dyn PhoneValidator>>,
+    issuer: Option<Arc<dyn SmsIssuer>>,
+    observer: Option<Arc<dyn RunObserver>>,
+}
+
+impl JobBuilder {
+    /// Keep running epochs until nothing is left to claim (bulk backfills).
+    #[must_use]
+    pub fn until_drained(mut self, until_drained: bool) -> Self {
+        self.until_drained = until_drained;
+        self
+    }
+
+    /// One store as both the source and the sink.
+    #[must_use]
+    pub fn store<S: PhoneSource + ResultSink + 'static>(mut self, store: Arc<S>) -> Self {
+        self.source = Some(Arc::clone(&store) as Arc<dyn PhoneSource>);
+        self.sink = Some(store as Arc<dyn ResultSink>);
+        self
+    }
+
+    /// Where recipients come from, instead of the configured store.
+    #[must_use]
+    pub fn source(mut self, source: Arc<dyn PhoneSource>) -> Self {
+        self.source = Some(source);
+        self
+    }
+
+    /// Where outcomes go, instead of the configured store.
+    #[must_use]
+    pub fn sink(mut self, sink: Arc<dyn ResultSink>) -> Self {
+        self.sink = Some(sink);
+        self
+    }
+
+    /// The phone check, instead of the configured validator.
+    #[must_use]
+    pub fn validator(mut self, validator: Arc<dyn PhoneValidator>) -> Self {
+        self.validator = Some(validator);
+        self
+    }
+
+    /// The verification server, instead of the configured one.
+    #[must_use]
+    pub fn issuer(mut self, issuer: Arc<dyn SmsIssuer>) -> Self {
+        self.issuer = Some(issuer);
+        self
+    }
+
+    /// Told about every epoch and batch (progress bars, metrics).
+    #[must_use]
+    pub fn observer(mut self, observer: Arc<dyn RunObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Checks the configuration for what it has to build, then builds it.
+    ///
+    /// # Errors
+    /// A [`JobError`]: the engine's settings out of range, every missing or invalid value
+    /// at once, then the store's or an adapter's failure.
+    pub async fn build(self) -> Result<Job, JobError> {
+        let config = &self.config;
+        let settings = config.pipeline.settings(self.until_drained)?;
+        ConfigErrors::check(config.problems(self.issuer.is_none(), self.validator.is_none()))?;
+        let parser = compose::phone_parser(config)?;
+        let secret = compose::dedup_secret(config)?;
+        let (source, sink) = match (self.source, self.sink) {
+            (Some(source), Some(sink)) => (source, sink),
+            (source, sink) => {
+                let store = Store::open(config).await?;
+                (
+                    source.unwrap_or_else(|| store.source()),
+                    sink.unwrap_or_else(|| store.sink()),
+                )
+            }
+        };
+        let validator = match self.validator {
+            Some(validator) => validator,
+            None => compose::validator(config)?,
+        };
+        let issuer = match self.issuer {
+            Some(issuer) => issuer,
+            None => Arc::new(config.verification.client(config.workers)?),
+        };
+        let mut pipeline = Pipeline::builder()
+            .source(source)
+            .sink(sink)
+            .validator(validator)
+            .issuer(issuer)
+            .settings(settings)
+            .phone_parser(parser)
+            .dedup_secret(secret);
+        if let Some(observer) = self.observer {
+            pipeline = pipeline.observer(observer);
+        }
+        Ok(Job {
+            pipeline: pipeline.build()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ca_notify_adapter_memory::{MemoryIssuer, MemoryStore, MemoryValidator};
+    use ca_notify_domain::RecipientRecord;
+    use secrecy::SecretString;
+
+    use super::*;
+
+    fn with_secret() -> JobConfig {
+        let mut config = JobConfig::default();
+        config.dedup.secret = Some(SecretString::from("a-secret-of-16-bytes-or-more"));
+        config
+    }
+
+    fn unwrap_err(result: Result<Job, JobError>) -> JobError {
+        match result {
+            Ok(_) => panic!("the job was built"),
+            Err(e) => e,
+        }
+    }
+
+    /// From a configuration, every missing value is named at once, before anything is
+    /// opened.
+    #[tokio::test]
+    async fn from_config_names_every_missing_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = JobConfig::default();
+        config.store.path = dir.path().join("never.db");
+        let text = unwrap_err(Job::from_config(&config).await).to_string();
+        for key in [
+            "dedup.secret",
+            "verification.base_url",
+            "verification.api_key",
+        ] {
+            assert!(text.contains(key), "{text}");
+        }
+        assert!(!config.store.path.exists(), "nothing was opened");
+    }
+
+    /// With the embedder's own ports the configuration need not name the systems it
+    /// replaces, and the job runs on them.
+    #[tokio::test]
+    async fn own_ports_need_only_the_settings_and_run() {
+        let today = chrono::Utc::now().date_naive().to_string();
+        let store = Arc::new(MemoryStore::with_records([
+            RecipientRecord::new("a", "4152000011").with_test_date(&today),
+            RecipientRecord::new("b", "not a phone").with_test_date(&today),
+        ]));
+        let report = Job::builder(with_secret())
+            .store(Arc::clone(&store))
+            .validator(Arc::new(MemoryValidator::new()))
+            .issuer(Arc::new(MemoryIssuer::new()))
+            .build()
+            .await
+            .expect("built")
+            .run(CancellationToken::new())
+            .await
+            .expect("ran");
+        assert_eq!((report.claimed, report.sent), (2, 1));
+        assert_eq!(store.counts().open, 0);
+    }
+
+    /// A port left out is built from the configuration, which must then name it.
+    #[tokio::test]
+    async fn a_port_left_out_is_built_from_the_configuration() {
+        let err = unwrap_err(
+            Job::builder(with_secret())
+                .store(Arc::new(MemoryStore::new()))
+                .validator(Arc::new(MemoryValidator::new()))
+                .build()
+                .await,
+        );
+        let text = err.to_string();
+        assert!(matches!(err, JobError::Config(_)), "{text}");
+        assert!(text.contains("verification.base_url"), "{text}");
+    }
+}

@@ -1,0 +1,40 @@
+//! The composition root of ca-notify as a library: configuration → adapters → pipeline.
+//!
+//! An embedding service (or the `ca-notify` command) loads a [`JobConfig`] — every
+//! component's section, layered from defaults, a TOML file and `CA_NOTIFY__SECTION__KEY`
+//! environment variables — and turns it into a ready [`Job`]:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use ca_notify_job::{Job, JobConfig};
+//! use tokio_util::sync::CancellationToken;
+//!
+//! let env = std::env::vars().collect();
+//! let config = JobConfig::load(Some("ca-notify.toml".as_ref()), &env)?;
+//! let report = Job::from_config(&config).await?.run(CancellationToken::new()).await?;
+//! println!("{} sent", report.sent);
+//! # Ok(()) }
+//! ```
+//!
+//! [`Job::builder`] takes the embedder's own implementations of any of the four ports
+//! and builds the rest from the configuration (`examples/embed_job.rs` shows both ways).
+//!
+//! * [`config`]: [`JobConfig`], the layered loader and the sections no adapter owns
+//!   (`[store]`, `[source]`, `[validator]`, `[dedup]`); each adapter crate owns its own.
+//! * [`compose`]: which adapter backs which port; [`Store`].
+//! * [`job`]: [`Job`], [`JobBuilder`], [`JobError`].
+//! * [`preview`]: what the next run would do, read without claiming (`run --dry-run`).
+//! * [`check`]: the configuration and every configured system, reached without sending.
+
+pub mod check;
+pub mod compose;
+pub mod config;
+pub mod job;
+pub mod preview;
+
+pub use compose::Store;
+pub use config::{JobConfig, StoreKind, ValidatorKind};
+pub use job::{Job, JobBuilder, JobError};
+
+pub use ca_notify_pipeline::{FatalCause, RunFailure, RunObserver, RunReport};
+pub use ca_notify_ports::config::{ConfigError, ConfigErrors};
