@@ -243,7 +243,7 @@ async fn issue_round(
                     defer(entries, &pending, cut_short);
                     return;
                 }
-                if retries_done >= settings.retry_budget.max_item_retries {
+                if retries_done >= backoff.max_retries {
                     defer(entries, &pending, DeferReason::IssuerUnavailable);
                     return;
                 }
@@ -279,7 +279,7 @@ async fn issue_round(
             &answers,
             &histories,
             retries_done,
-            &settings.retry_budget,
+            &settings.retry_budget(),
         );
         for (k, attempt) in evaluation.attempts.iter().enumerate() {
             entries[pending[k]].attempts.push(*attempt);

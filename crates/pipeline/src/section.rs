@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use ca_notify_domain::{Backoff, DateWindow, RetryBudget};
+use ca_notify_domain::{Backoff, DateWindow};
 use ca_notify_ports::config::{ConfigError, DurationRange};
 use serde::{Deserialize, Serialize};
 
@@ -66,7 +66,7 @@ impl Default for PipelineSection {
             validation_concurrency: s.validation_concurrency,
             max_batches_in_flight: s.max_batches_in_flight,
             min_epoch_duration_secs: s.min_epoch_duration.map_or(0, |d| d.as_secs()),
-            max_item_retries: s.retry_budget.max_item_retries,
+            max_item_retries: s.issue_retry_backoff.max_retries,
             date_window_days: s.date_window.past_days,
         }
     }
@@ -95,10 +95,10 @@ impl PipelineSection {
             min_epoch_duration: (self.min_epoch_duration_secs > 0)
                 .then(|| Duration::from_secs(self.min_epoch_duration_secs)),
             until_drained,
-            retry_budget: RetryBudget {
-                max_item_retries: self.max_item_retries,
+            issue_retry_backoff: Backoff {
+                max_retries: self.max_item_retries,
+                ..Backoff::default()
             },
-            issue_retry_backoff: Backoff::default(),
             date_window: DateWindow {
                 past_days: self.date_window_days,
             },

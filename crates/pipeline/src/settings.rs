@@ -47,10 +47,10 @@ pub struct Settings {
     /// A claim's lease is the run's remaining time plus this margin, so records of a
     /// crashed run come back soon after it would have ended. Default 60 s.
     pub lease_margin: Duration,
-    /// Re-sends allowed per item after transient per-item failures. Default 2.
-    pub retry_budget: RetryBudget,
-    /// Wait between rounds of per-item re-sends, with full jitter. Default 200 ms doubling
-    /// to 10 s. Only its `base` and `cap` are used: `retry_budget` bounds the re-sends.
+    /// Per-item re-sends after transient per-item failures (`sms_failure`,
+    /// `internal_server_error`, a missing or lost answer): its `max_retries` is the
+    /// budget (`pipeline.max_item_retries`, default 2), its `base` and `cap` the full-jitter
+    /// wait between rounds (200 ms doubling to 10 s).
     pub issue_retry_backoff: Backoff,
     /// The verification server's accepted date range, checked before issuing so an
     /// out-of-range date costs no request. Default 28 days back.
@@ -69,8 +69,10 @@ impl Default for Settings {
             min_epoch_duration: None,
             until_drained: false,
             lease_margin: Duration::from_secs(60),
-            retry_budget: RetryBudget::default(),
-            issue_retry_backoff: Backoff::default(),
+            issue_retry_backoff: Backoff {
+                max_retries: RetryBudget::default().max_item_retries,
+                ..Backoff::default()
+            },
             date_window: DateWindow::default(),
         }
     }
@@ -87,6 +89,13 @@ pub(crate) fn out_of_range(
 }
 
 impl Settings {
+    /// The per-item re-send budget, as the domain's judgement takes it.
+    pub fn retry_budget(&self) -> RetryBudget {
+        RetryBudget {
+            max_item_retries: self.issue_retry_backoff.max_retries,
+        }
+    }
+
     /// Checks every setting.
     ///
     /// # Errors

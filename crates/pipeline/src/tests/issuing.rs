@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ca_notify_adapter_memory::{IssuerFault, MemoryIssuer, MemoryValidator, Scripted};
-use ca_notify_domain::{DedupKey, ItemAnswer, NotSentReason, Outcome, RetryBudget};
+use ca_notify_domain::{DedupKey, ItemAnswer, NotSentReason, Outcome};
 use ca_notify_ports::IssueError;
 use mockall::Sequence;
 use tokio::time::Instant;
@@ -83,8 +83,9 @@ async fn transient_failures_give_up_when_the_budget_is_spent() {
         MemoryValidator::new(),
         issuer,
         Settings {
-            retry_budget: RetryBudget {
-                max_item_retries: 2,
+            issue_retry_backoff: ca_notify_domain::Backoff {
+                max_retries: 2,
+                ..ca_notify_domain::Backoff::default()
             },
             ..one_epoch()
         },

@@ -7,9 +7,7 @@ use std::time::Duration;
 use ca_notify_adapter_memory::{
     IssuerFault, MemoryIssuer, MemoryValidator, Scripted, ValidatorFault,
 };
-use ca_notify_domain::{
-    AttemptAnswer, DeferReason, ItemAnswer, KeyHistory, Outcome, RealmFault, RetryBudget,
-};
+use ca_notify_domain::{AttemptAnswer, DeferReason, ItemAnswer, KeyHistory, Outcome, RealmFault};
 use mockall::Sequence;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -353,8 +351,9 @@ async fn a_whole_batch_of_internal_errors_is_a_realm_fault() {
         MemoryValidator::new(),
         issuer,
         Settings {
-            retry_budget: RetryBudget {
-                max_item_retries: 2,
+            issue_retry_backoff: ca_notify_domain::Backoff {
+                max_retries: 2,
+                ..ca_notify_domain::Backoff::default()
             },
             ..one_epoch()
         },
