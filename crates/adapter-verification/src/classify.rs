@@ -10,7 +10,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use ca_notify_domain::{scrub_phone_numbers, DedupKey, ItemAnswer};
+use ca_notify_domain::{scrub_phone_numbers, DedupKey, ErrorCode, ItemAnswer};
 use ca_notify_ports::IssueError;
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
@@ -88,9 +88,9 @@ pub fn judge(
     if let Some(codes) = parsed.as_ref().and_then(|p| p.codes.as_deref()) {
         return judge_items(status, codes, uuids);
     }
-    match code {
-        "quota_exceeded" => return Judgement::Failed(IssueError::QuotaExhausted),
-        "maintenance_mode" | "sms_queue_full" => {
+    match ErrorCode::parse(code) {
+        ErrorCode::QuotaExceeded => return Judgement::Failed(IssueError::QuotaExhausted),
+        known if known.is_unavailable() => {
             return Judgement::Failed(IssueError::Unavailable(format!(
                 "HTTP {} {code}: {quoted}",
                 status.as_u16()
@@ -98,7 +98,7 @@ pub fn judge(
         }
         // `/api/issue` answers one item with an ErrorReturn (`handle_issue.go:148-150`);
         // for a one-item request that is the item's own answer.
-        "uuid_already_exists" if uuids.len() == 1 => {
+        ErrorCode::UuidAlreadyExists if uuids.len() == 1 => {
             return Judgement::Answered(vec![ItemAnswer::AlreadyExists])
         }
         _ => {}
@@ -180,9 +180,10 @@ fn judge_items(status: StatusCode, codes: &[IssueCodeResponse], uuids: &[DedupKe
         })
         .collect();
     let all_quota = !answers.is_empty()
-        && answers.iter().all(
-            |a| matches!(a, ItemAnswer::Failed { error_code, .. } if error_code == "quota_exceeded"),
-        );
+        && answers.iter().all(|a| {
+            matches!(a, ItemAnswer::Failed { error_code, .. }
+                if ErrorCode::parse(error_code) == ErrorCode::QuotaExceeded)
+        });
     if all_quota {
         tracing::warn!(
             items = answers.len(),
@@ -209,7 +210,7 @@ fn judge_item(answer: &IssueCodeResponse, uuid: &DedupKey) -> ItemAnswer {
         }
         return ItemAnswer::Issued;
     }
-    if code == "uuid_already_exists" {
+    if ErrorCode::parse(code) == ErrorCode::UuidAlreadyExists {
         tracing::debug!(uuid = %uuid, "Already issued before; not texted again.");
         return ItemAnswer::AlreadyExists;
     }

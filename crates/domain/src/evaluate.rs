@@ -30,6 +30,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::attempt::{AttemptAnswer, KeyHistory};
+use crate::error_code::ErrorCode;
 use crate::outcome::{DeferReason, NotSentReason, Outcome};
 
 /// The server's answer for one item of a batch, as the issuer adapter decoded it.
@@ -203,12 +204,6 @@ enum Verdict {
     Stop(StopSignal),
 }
 
-/// The codes that say something about the one record, and end it as not sent.
-const RECORD_FAULTS: [&str; 2] = ["phone_number_invalid", "invalid_date"];
-
-/// The codes of a failure after the code row may have been committed.
-const AFTER_COMMIT: [&str; 3] = ["sms_failure", "internal_server_error", "sms_queue_full"];
-
 fn misconfigured(fault: RealmFault, error_code: &str) -> Verdict {
     Verdict::Stop(StopSignal::Misconfigured {
         fault,
@@ -236,40 +231,44 @@ fn judge(answer: &ItemAnswer, history: &KeyHistory) -> (Verdict, AttemptAnswer) 
         }
         ItemAnswer::Failed { error_code, error } => (error_code.as_str(), error.as_str()),
     };
+    let code = ErrorCode::parse(error_code);
     // The limiter or the commit failing stored nothing (`gen_code.go:56-62,97-102`, both
     // "… please try again"); every other failure of these codes may have left the row.
-    let commit_failed = error_code == "internal_server_error" && error.contains("please try again");
-    let attempt = if AFTER_COMMIT.contains(&error_code) && !commit_failed {
+    let commit_failed =
+        code == ErrorCode::InternalServerError && error.contains("please try again");
+    let attempt = if code.may_follow_a_commit() && !commit_failed {
         AttemptAnswer::FailedAfterCommit
     } else {
         AttemptAnswer::Refused
     };
-    let verdict = match error_code {
-        "uuid_already_exists" => return already_exists(),
+    let verdict = match code {
+        ErrorCode::UuidAlreadyExists => return already_exists(),
         // A message that cannot be built or signed keeps the stored row and texts no one
         // (`send_sms.go:126-131`): the realm's fault, never the record's.
-        "sms_failure" if error.contains("failed to build sms") => {
+        ErrorCode::SmsFailure if error.contains("failed to build sms") => {
             misconfigured(RealmFault::MessageNotBuilt, error_code)
         }
-        "sms_failure" if error.contains("failed to sign sms") => {
+        ErrorCode::SmsFailure if error.contains("failed to sign sms") => {
             misconfigured(RealmFault::MessageNotSigned, error_code)
         }
         // A failed send deletes the row, so the same uuid is safe to resend
         // (`send_sms.go:143-147`); a commit failure is likewise retryable.
-        "sms_failure" | "internal_server_error" => Verdict::Transient(error_code.to_owned()),
-        "quota_exceeded" => Verdict::Stop(StopSignal::QuotaExhausted),
-        "sms_queue_full" | "maintenance_mode" => Verdict::Stop(StopSignal::Unavailable),
-        "" => misconfigured(RealmFault::NoSmsProvider, error_code),
-        "unsupported_test_type" | "invalid_test_type" => {
+        ErrorCode::SmsFailure | ErrorCode::InternalServerError => {
+            Verdict::Transient(error_code.to_owned())
+        }
+        ErrorCode::QuotaExceeded => Verdict::Stop(StopSignal::QuotaExhausted),
+        code if code.is_unavailable() => Verdict::Stop(StopSignal::Unavailable),
+        ErrorCode::Empty => misconfigured(RealmFault::NoSmsProvider, error_code),
+        ErrorCode::UnsupportedTestType | ErrorCode::InvalidTestType => {
             misconfigured(RealmFault::TestTypeRefused, error_code)
         }
-        "missing_date" => misconfigured(RealmFault::DateRequired, error_code),
-        code if RECORD_FAULTS.contains(&code) => {
+        ErrorCode::MissingDate => misconfigured(RealmFault::DateRequired, error_code),
+        code if code.is_the_records_fault() => {
             Verdict::Settled(Outcome::not_sent(NotSentReason::Rejected {
-                error_code: code.to_owned(),
+                error_code: error_code.to_owned(),
             }))
         }
-        other => misconfigured(RealmFault::RequestRefused, other),
+        _ => misconfigured(RealmFault::RequestRefused, error_code),
     };
     (verdict, attempt)
 }
@@ -282,7 +281,8 @@ fn whole_batch_failed(request_len: usize, answers: &[ItemAnswer]) -> bool {
     request_len >= 2
         && answers.len() >= request_len
         && answers[..request_len].iter().all(|a| {
-            matches!(a, ItemAnswer::Failed { error_code, .. } if error_code == "internal_server_error")
+            matches!(a, ItemAnswer::Failed { error_code, .. }
+                if ErrorCode::parse(error_code) == ErrorCode::InternalServerError)
         })
 }
 

@@ -10,6 +10,7 @@
 //! * [`outcome`]: [`Outcome`], what happened to one record, and the seed's sent flag.
 //! * [`attempt`]: [`AttemptAnswer`] and [`KeyHistory`], what earlier attempts of a uuid proved.
 //! * [`dedup`]: [`DedupKey`], the verification server's `uuid`, derived with a keyed HMAC.
+//! * [`error_code`]: [`ErrorCode`], the verification server's `errorCode`s, read once.
 //! * [`evaluate`]: [`evaluate_response`], the judgement of one batch-issue answer.
 //! * [`backoff`]: [`Backoff`], the one retry policy (full-jitter backoff, attempt budget,
 //!   `Retry-After`, deadline), shared by every retry.
@@ -20,6 +21,7 @@ pub mod attempt;
 pub mod backoff;
 pub mod date_window;
 pub mod dedup;
+pub mod error_code;
 pub mod evaluate;
 pub mod outcome;
 pub mod phone;
@@ -30,6 +32,7 @@ pub use attempt::{AttemptAnswer, KeyHistory, UnknownAttemptAnswer};
 pub use backoff::{Backoff, GiveUp};
 pub use date_window::{DateField, DateWindow};
 pub use dedup::{DedupKey, DedupSecret};
+pub use error_code::ErrorCode;
 pub use evaluate::{
     evaluate_response, Evaluation, ItemAnswer, RealmFault, RetryBudget, StopSignal,
 };
