@@ -29,7 +29,7 @@ use ca_notify_domain::{
     Outcome, StopSignal,
 };
 use ca_notify_ports::{IssueError, IssueItem, SinkError};
-use tokio::time::{sleep, sleep_until, Instant};
+use tokio::time::{sleep_until, Instant};
 use tracing::{debug, warn};
 
 use crate::context::RunCtx;
@@ -221,11 +221,10 @@ async fn issue_round(
                 // request was only started because it would); a stop cuts the wait short
                 // and leaves them claimed until their lease ends. A server that answered
                 // (without codes) has finished: the usual backoff will do.
-                let (resend_at, cut_short) = if may_still_run {
-                    (sent_at + longest_request, DeferReason::NoAnswer)
+                let resend_at = if may_still_run {
+                    sent_at + longest_request
                 } else {
-                    let delay = backoff.delay(retries_done, rand::random());
-                    (Instant::now() + delay, ctx.halt_reason())
+                    Instant::now() + backoff.delay(retries_done, rand::random())
                 };
                 warn!(
                     items = items.len(),
@@ -234,13 +233,13 @@ async fn issue_round(
                     wait_ms = resend_at.saturating_duration_since(Instant::now()).as_millis() as u64,
                     "Batch-issue request got no answer for its items; its uuids go again only once it must have ended."
                 );
-                let waited = tokio::select! {
-                    () = sleep_until(resend_at) => true,
-                    () = ctx.shutdown.cancelled() => false,
-                    () = ctx.stop_issuing.cancelled() => false,
-                };
-                if !waited {
-                    defer(entries, &pending, cut_short);
+                if let Err(reason) = wait_unless_stopped(ctx, resend_at).await {
+                    let reason = if may_still_run {
+                        DeferReason::NoAnswer
+                    } else {
+                        reason
+                    };
+                    defer(entries, &pending, reason);
                     return;
                 }
                 if retries_done >= backoff.max_retries {
@@ -325,16 +324,9 @@ async fn issue_round(
             delay_ms = delay.as_millis() as u64,
             "Re-sending items after transient failures."
         );
-        tokio::select! {
-            () = sleep(delay) => {}
-            () = ctx.shutdown.cancelled() => {
-                defer(entries, &pending, DeferReason::Shutdown);
-                return;
-            }
-            () = ctx.stop_issuing.cancelled() => {
-                defer(entries, &pending, ctx.halt_reason());
-                return;
-            }
+        if let Err(reason) = wait_unless_stopped(ctx, Instant::now() + delay).await {
+            defer(entries, &pending, reason);
+            return;
         }
     }
 }
@@ -404,6 +396,12 @@ async fn wait_for_rate_limit(ctx: &RunCtx, until: Instant) -> Result<(), DeferRe
         wait_ms = until.saturating_duration_since(Instant::now()).as_millis() as u64,
         "Verification server rate limit hit; this batch waits for the reset."
     );
+    wait_unless_stopped(ctx, until).await
+}
+
+/// Sleeps until `until`, unless a shutdown or a stop of issuing comes first: then the
+/// reason to defer with. Every wait of a batch between requests goes through here.
+async fn wait_unless_stopped(ctx: &RunCtx, until: Instant) -> Result<(), DeferReason> {
     tokio::select! {
         () = sleep_until(until) => Ok(()),
         () = ctx.shutdown.cancelled() => Err(DeferReason::Shutdown),
