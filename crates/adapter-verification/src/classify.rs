@@ -10,7 +10,8 @@
 
 use std::time::{Duration, SystemTime};
 
-use ca_notify_domain::{scrub_phone_numbers, DedupKey, ErrorCode, ItemAnswer};
+use ca_notify_domain::scrub::scrub_then_truncate;
+use ca_notify_domain::{DedupKey, ErrorCode, ItemAnswer};
 use ca_notify_ports::IssueError;
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
@@ -246,9 +247,7 @@ pub fn quote(json_error: Option<&str>, body: &[u8]) -> String {
         None => String::from_utf8_lossy(body),
     };
     let collapsed: String = raw.split_whitespace().collect::<Vec<_>>().join(" ");
-    // Scrub before cutting, so a number split by the cut cannot survive in part.
-    let scrubbed = scrub_phone_numbers(&collapsed);
-    let short: String = scrubbed.chars().take(MAX_QUOTED_CHARS).collect();
+    let short = scrub_then_truncate(&collapsed, MAX_QUOTED_CHARS);
     if short.is_empty() {
         "(no message)".to_owned()
     } else {
