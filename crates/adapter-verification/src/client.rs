@@ -192,16 +192,18 @@ impl VerificationClient {
                     )
                 });
             };
-            self.pacer
+            let ticket = self
+                .pacer
                 .acquire(last_start)
                 .await
                 .map_err(|NotBefore(until)| IssueError::RateLimited { until })?;
             let judgement = match self.exchange(body.clone()).await {
                 Ok(exchange) => {
-                    if let Some(limits) = RateLimitHeaders::from_headers(&exchange.headers) {
-                        self.pacer
-                            .observe(&limits, exchange.at.wall, exchange.at.instant);
-                    }
+                    ticket.answered(
+                        RateLimitHeaders::from_headers(&exchange.headers).as_ref(),
+                        exchange.at.wall,
+                        exchange.at.instant,
+                    );
                     tracing::debug!(
                         status = exchange.status.as_u16(),
                         attempt = retries + 1,
@@ -215,11 +217,18 @@ impl VerificationClient {
                         exchange.at,
                     )
                 }
-                Err(TransportFailure::NotSent(reason)) => Judgement::Transient(reason),
-                Err(TransportFailure::NoAnswer(reason)) => Judgement::NoAnswer {
-                    text: reason,
-                    may_still_run: true,
-                },
+                Err(TransportFailure::NotSent(reason)) => {
+                    ticket.not_sent();
+                    Judgement::Transient(reason)
+                }
+                Err(TransportFailure::NoAnswer(reason)) => {
+                    // It may have reached the server and taken a token.
+                    drop(ticket);
+                    Judgement::NoAnswer {
+                        text: reason,
+                        may_still_run: true,
+                    }
+                }
             };
             match judgement {
                 Judgement::Answered(answers) => return Ok(answers),

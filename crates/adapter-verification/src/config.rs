@@ -13,10 +13,6 @@ use secrecy::{ExposeSecret, SecretString};
 
 pub use ca_notify_ports::config::ConfigError;
 
-/// The request limiter's default budget: the reference deployment's 60 tokens a minute
-/// (the verification server's `terraform/services.tf:83-91`; the code default is 120).
-pub const DEFAULT_REQUESTS_PER_MINUTE: u32 = 60;
-
 /// The default per-request timeout. The server's own Twilio send can take 25–30 s
 /// (`pkg/sms/twilio.go:44-101`), and giving up early risks a second text (contract §5.3).
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -41,10 +37,13 @@ pub struct VerificationConfig {
     /// realm does not know fails *after* the code was stored, so a retry answers 409
     /// with no text ever sent (contract §5.2, §6.3): configure it with care.
     pub sms_template_label: Option<String>,
-    /// The server's request budget per minute for this realm and egress IP.
-    pub requests_per_minute: u32,
+    /// An optional cap on our requests per minute, for all workers together. Unset (the
+    /// default), the server's `X-RateLimit-*` headers set the pace; set it when the realm
+    /// and egress IP are shared with other clients, whose requests our headers cannot
+    /// foresee.
+    pub requests_per_minute: Option<u32>,
     /// How many ca-notify workers (processes or machines behind one egress IP) share
-    /// that budget; each takes `requests_per_minute / workers`. Tasks inside one process
+    /// the server's window (and the cap); each takes its share. Tasks inside one process
     /// share one client and its pacer, so they do not count here.
     pub workers: u32,
     /// The TCP/TLS connect timeout.
@@ -57,14 +56,15 @@ pub struct VerificationConfig {
 
 impl VerificationConfig {
     /// Settings with every default: `confirmed` tests, the realm's default template,
-    /// 60 requests a minute for one worker, a 10 s connect and 60 s request timeout.
+    /// paced by the server's headers with no cap, one worker, a 10 s connect and 60 s
+    /// request timeout.
     pub fn new(base_url: impl Into<String>, api_key: SecretString) -> Self {
         Self {
             base_url: base_url.into(),
             api_key,
             test_type: TestType::Confirmed,
             sms_template_label: None,
-            requests_per_minute: DEFAULT_REQUESTS_PER_MINUTE,
+            requests_per_minute: None,
             workers: 1,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
@@ -102,21 +102,21 @@ impl VerificationConfig {
                 ));
             }
         }
-        if self.requests_per_minute == 0 {
+        if self.requests_per_minute == Some(0) {
             return Err(invalid(
                 "verification.requests_per_minute",
-                "must be at least 1",
+                "must be at least 1; leave it unset to let the server's headers set the pace",
             ));
         }
         if self.workers == 0 {
             return Err(invalid("verification.workers", "must be at least 1"));
         }
-        if self.workers > self.requests_per_minute {
+        if let Some(cap) = self.requests_per_minute.filter(|&cap| self.workers > cap) {
             return Err(invalid(
                 "verification.workers",
                 format!(
-                    "{} workers cannot share {} requests a minute: each needs at least one",
-                    self.workers, self.requests_per_minute
+                    "{} workers cannot share {cap} requests a minute: each needs at least one",
+                    self.workers
                 ),
             ));
         }
@@ -205,7 +205,7 @@ mod tests {
     fn defaults_follow_the_contract() {
         let c = config("https://adminapi.example.org");
         assert_eq!(c.test_type, TestType::Confirmed);
-        assert_eq!(c.requests_per_minute, 60);
+        assert_eq!(c.requests_per_minute, None, "the server's headers set the pace");
         assert_eq!(c.workers, 1);
         assert_eq!(c.request_timeout, Duration::from_secs(60));
         assert_eq!(c.validate(), Ok(()));
@@ -251,10 +251,16 @@ mod tests {
             ),
             (
                 "verification.requests_per_minute",
-                Box::new(|c| c.requests_per_minute = 0),
+                Box::new(|c| c.requests_per_minute = Some(0)),
             ),
             ("verification.workers", Box::new(|c| c.workers = 0)),
-            ("verification.workers", Box::new(|c| c.workers = 61)),
+            (
+                "verification.workers",
+                Box::new(|c| {
+                    c.requests_per_minute = Some(60);
+                    c.workers = 61;
+                }),
+            ),
             (
                 "verification.connect_timeout",
                 Box::new(|c| c.connect_timeout = Duration::ZERO),

@@ -31,19 +31,16 @@ impl VerificationClient {
         };
         let body = self.encode(&request).map_err(|e| e.to_string())?;
         let far = Instant::now() + std::time::Duration::from_secs(120);
-        self.pacer()
-            .acquire(far)
-            .await
-            .map_err(|_| format!("{base}: our own pacing holds requests for over two minutes"))?;
+        let ticket =
+            self.pacer().acquire(far).await.map_err(|_| {
+                format!("{base}: our own pacing holds requests for over two minutes")
+            })?;
         let exchange = self
             .exchange(body)
             .await
             .map_err(|e| format!("could not reach the verification server at {base}: {e}"))?;
         let limits = RateLimitHeaders::from_headers(&exchange.headers);
-        if let Some(limits) = &limits {
-            self.pacer()
-                .observe(limits, exchange.at.wall, exchange.at.instant);
-        }
+        ticket.answered(limits.as_ref(), exchange.at.wall, exchange.at.instant);
         let limiter = match limits {
             Some(l) if l.limit > 0 => format!(
                 "request limit {} per window, {} left in this one",

@@ -13,10 +13,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use crate::client::VerificationClient;
-use crate::config::{
-    VerificationConfig, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUESTS_PER_MINUTE,
-    DEFAULT_REQUEST_TIMEOUT,
-};
+use crate::config::{VerificationConfig, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
 
 /// The section's duration settings and their ranges.
 pub const DURATIONS: [DurationRange; 2] = [
@@ -36,8 +33,9 @@ pub struct VerificationSection {
         deserialize_with = "secret::as_written"
     )]
     pub api_key: Option<SecretString>,
-    /// Requests per minute for all workers together (the server's limit is per realm and IP).
-    pub requests_per_minute: u32,
+    /// An optional cap on requests per minute for all workers together; unset, the
+    /// server's `X-RateLimit-*` headers set the pace (its limit is per realm and IP).
+    pub requests_per_minute: Option<u32>,
     /// Default test type for records without one.
     pub test_type: String,
     /// The realm's SMS template label; unset for the default template.
@@ -53,7 +51,7 @@ impl Default for VerificationSection {
         Self {
             base_url: None,
             api_key: None,
-            requests_per_minute: DEFAULT_REQUESTS_PER_MINUTE,
+            requests_per_minute: None,
             test_type: "confirmed".to_owned(),
             sms_template_label: None,
             request_timeout_secs: DEFAULT_REQUEST_TIMEOUT.as_secs(),

@@ -498,7 +498,7 @@ async fn no_retry_starts_that_would_end_after_the_deadline() {
 async fn pacing_that_cannot_fit_before_the_deadline_is_rate_limited_without_sending() {
     let server = serve(200, "batch-all-success.response.json", 1).await;
     let mut config = common::config(&server.uri(), API_KEY);
-    config.requests_per_minute = 1;
+    config.requests_per_minute = Some(1);
     let client = VerificationClient::new(config).expect("client");
     let items = fixture_items("batch-all-success.request.json");
     client.issue_batch(&items, far()).await.expect("first slot");

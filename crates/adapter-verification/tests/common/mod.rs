@@ -25,10 +25,9 @@ pub fn fixture_json(name: &str) -> serde_json::Value {
     serde_json::from_str(&fixture(name)).expect("fixture is JSON")
 }
 
-/// Settings for tests: no pacing to speak of, millisecond backoff.
+/// Settings for tests: paced by the server's headers as by default, millisecond backoff.
 pub fn config(base_url: &str, api_key: &str) -> VerificationConfig {
     let mut config = VerificationConfig::new(base_url, api_key.to_owned().into());
-    config.requests_per_minute = 60_000;
     config.request_timeout = Duration::from_secs(5);
     config.transport_backoff = Backoff {
         base: Duration::from_millis(1),
