@@ -35,12 +35,10 @@ fn pipeline(store: Arc<MemoryStore>, twilio_url: String, verification_url: Strin
         base_url: twilio_url,
         account_sid: ca_notify_simulators::twilio::DEFAULT_ACCOUNT_SID.to_owned(),
         auth_token: SecretString::from(ca_notify_simulators::twilio::DEFAULT_AUTH_TOKEN),
-        requests_per_second: 1_000,
         ..TwilioConfig::default()
     }))
     .expect("twilio config");
     let issuer = VerificationClient::new(VerificationConfig {
-        requests_per_minute: 60_000,
         // The simulator answers at once; no request may start that could outlive the
         // run's deadline.
         request_timeout: Duration::from_secs(5),

@@ -52,7 +52,6 @@ fn twilio(sim: &RunningTwilioSim, concurrency: usize) -> TwilioValidator {
     TwilioValidator::new(TwilioConfig {
         base_url: sim.base_url(),
         concurrency,
-        requests_per_second: 1_000_000,
         backoff: Backoff {
             base: Duration::from_millis(20),
             cap: Duration::from_millis(500),

@@ -1,9 +1,10 @@
 //! The Twilio Lookup v2 adapter: [`TwilioValidator`], a [`PhoneValidator`] over
 //! `GET {base}/v2/PhoneNumbers/%2B…?Fields=line_type_intelligence`.
 //!
-//! One number per request, at most `concurrency` requests in flight (a semaphore) and at
-//! most this worker's share of `requests_per_second` started (a `governor` limiter), each
-//! distinct number looked up once (the `cache` module). Answers are judged in one place,
+//! One number per request, as many in flight as Twilio lets us (the `pace` module: up to
+//! `concurrency`, halved on a 429 and won back one answer at a time), at most this
+//! worker's share of `requests_per_second` started when that optional cap is set (a
+//! `governor` limiter), each distinct number looked up once (the `cache` module). Answers are judged in one place,
 //! `interpret_error` and `interpret_lookup`:
 //!
 //! * 200 → the verdict of the body under the [`LineTypePolicy`] (`valid == false` is
@@ -13,8 +14,9 @@
 //!   → `Misconfigured`, never retried and never a verdict;
 //! * 401, 403 or Twilio code 20003 → `Unauthorized`, never retried and never a verdict:
 //!   our credentials say nothing about the number;
-//! * 408, 429/20429, 5xx, timeouts, resets → retried (the `retry` module), then
-//!   `Unavailable`;
+//! * 429/20429 → Twilio pushing back: fewer lookups in flight, and the lookup retried
+//!   until the deadline (never a verdict, never counted against the retry budget);
+//! * 408, 5xx, timeouts, resets → retried (the `retry` module), then `Unavailable`;
 //! * anything else (400, 404, a 200 that is not a Lookup body) → `Unknown`, so the record
 //!   is deferred rather than judged on a misunderstanding.
 //!
@@ -38,12 +40,12 @@ use governor::{DefaultDirectRateLimiter, RateLimiter};
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, RETRY_AFTER};
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
-use tokio::sync::Semaphore;
 use tokio::time::{timeout_at, Instant};
 
 use crate::account;
 use crate::cache::VerdictCache;
 use crate::config::{ConfigError, TwilioConfig};
+use crate::pace::Aimd;
 use crate::policy::{LineReading, LineTypePolicy};
 use crate::retry::{run_with_retries, Attempt};
 use crate::wire::{safe_text, LookupResponse, TwilioErrorBody};
@@ -66,6 +68,10 @@ pub struct TwilioStats {
     pub retries: u64,
     /// Distinct numbers with a cached verdict.
     pub cached_numbers: usize,
+    /// Answers that were Twilio pushing back (429).
+    pub throttled: u64,
+    /// Lookups allowed in flight now (the configured concurrency until Twilio pushes back).
+    pub allowed_concurrency: usize,
 }
 
 /// The Twilio Lookup v2 [`PhoneValidator`]. Create one per run: it remembers every verdict.
@@ -77,8 +83,8 @@ pub struct TwilioValidator {
     account_sid: String,
     /// `Basic base64(sid:token)`, marked sensitive so `Debug` of a header map hides it.
     authorization: HeaderValue,
-    permits: Semaphore,
-    limiter: DefaultDirectRateLimiter,
+    pace: Aimd,
+    cap: Option<DefaultDirectRateLimiter>,
     clock: DefaultClock,
     backoff: Backoff,
     request_timeout: Duration,
@@ -94,7 +100,7 @@ impl fmt::Debug for TwilioValidator {
             .field("lookup_prefix", &self.lookup_prefix.as_str())
             .field("account_sid", &self.account_sid)
             .field("auth_token", &"[REDACTED]")
-            .field("concurrency_available", &self.permits.available_permits())
+            .field("allowed_concurrency", &self.pace.allowed())
             .field("backoff", &self.backoff)
             .field("request_timeout", &self.request_timeout)
             .field("policy", &self.policy)
@@ -126,14 +132,16 @@ impl TwilioValidator {
                 ConfigError::new("twilio", format!("cannot build the HTTP client: {e}"))
             })?;
         let clock = DefaultClock::default();
-        let limiter = RateLimiter::direct_with_clock(config.per_worker_quota(), clock.clone());
+        let cap = config
+            .per_worker_quota()
+            .map(|quota| RateLimiter::direct_with_clock(quota, clock.clone()));
         Ok(Self {
             http,
             lookup_prefix,
             account_sid: config.account_sid,
             authorization,
-            permits: Semaphore::new(config.concurrency),
-            limiter,
+            pace: Aimd::new(config.concurrency),
+            cap,
             clock,
             backoff: config.backoff,
             request_timeout: config.request_timeout,
@@ -175,6 +183,8 @@ impl TwilioValidator {
             requests: self.requests.load(Ordering::Relaxed),
             retries: self.retries.load(Ordering::Relaxed),
             cached_numbers: self.cache.len(),
+            throttled: self.pace.throttled(),
+            allowed_concurrency: self.pace.allowed(),
         }
     }
 
@@ -214,8 +224,9 @@ impl TwilioValidator {
         .await
     }
 
-    /// One request: a concurrency permit, a rate-limiter cell, the call, the answer read
-    /// (capped) and handed to `interpret`. Waits end at `deadline`.
+    /// One request: a place in flight, a cell of the optional cap, the call, the answer
+    /// read (capped) and handed to `interpret`; a 429 slows the pace and comes back as
+    /// [`Attempt::Throttled`]. Waits end at `deadline`.
     async fn send<T>(
         &self,
         url: &reqwest::Url,
@@ -223,15 +234,10 @@ impl TwilioValidator {
         deadline: Instant,
         interpret: impl FnOnce(StatusCode, Option<Duration>, &[u8]) -> Attempt<T>,
     ) -> Attempt<T> {
-        let Ok(permit) = timeout_at(deadline, self.permits.acquire()).await else {
+        let Some(slot) = self.pace.acquire(deadline).await else {
             return Attempt::Fail(ValidationError::Unavailable(
                 "the deadline passed while waiting for a free lookup slot".to_owned(),
             ));
-        };
-        let Ok(_permit) = permit else {
-            return Attempt::Fail(ValidationError::Unknown(anyhow::anyhow!(
-                "the lookup slots were closed"
-            )));
         };
         if !self.wait_for_rate_limit(deadline).await {
             return Attempt::Fail(ValidationError::Unavailable(
@@ -272,13 +278,33 @@ impl TwilioValidator {
             body_bytes = body.len(),
             "Twilio Lookup answered."
         );
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            slot.throttled(retry_after);
+            return match interpret(status, retry_after, &body) {
+                Attempt::Retry {
+                    reason,
+                    retry_after,
+                } => Attempt::Throttled {
+                    reason,
+                    retry_after,
+                },
+                other => other,
+            };
+        }
+        if !status.is_server_error() {
+            slot.answered();
+        }
         interpret(status, retry_after, &body)
     }
 
-    /// Waits for a rate-limiter cell on tokio's clock; `false` if `deadline` comes first.
+    /// Waits for a cell of the optional cap on tokio's clock; `false` if `deadline` comes
+    /// first.
     async fn wait_for_rate_limit(&self, deadline: Instant) -> bool {
+        let Some(cap) = &self.cap else {
+            return true;
+        };
         loop {
-            match self.limiter.check() {
+            match cap.check() {
                 Ok(()) => return true,
                 Err(not_until) => {
                     let wait = not_until.wait_time_from(self.clock.now());

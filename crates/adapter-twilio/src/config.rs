@@ -24,10 +24,6 @@ pub const DEFAULT_BASE_URL: &str = "https://lookups.twilio.com";
 /// above that (about 100 by default, per a third-party source; Twilio publishes no figure).
 pub const DEFAULT_CONCURRENCY: usize = 10;
 
-/// Well above what ten connections with Twilio's usual 100–300 ms latency can reach, so by
-/// default the limiter only guards against a runaway configuration.
-pub const DEFAULT_REQUESTS_PER_SECOND: u32 = 100;
-
 /// More parallel lookups than this is a typo, not a plan.
 const MAX_CONCURRENCY: usize = 1_000;
 
@@ -44,10 +40,13 @@ pub struct TwilioConfig {
     pub account_sid: String,
     /// The Basic-auth password: the Auth Token or the API Key secret.
     pub auth_token: SecretString,
-    /// Lookups in flight at once, for this process.
+    /// The most lookups in flight at once, for this process: where the pace starts, and
+    /// the ceiling it wins back to after Twilio pushes back (429).
     pub concurrency: usize,
-    /// Lookups per second for the whole deployment; each process takes its share.
-    pub requests_per_second: u32,
+    /// An optional cap on lookups per second for the whole deployment (each process takes
+    /// its share). Unset by default: Twilio limits concurrency, not a rate, and says so
+    /// with a 429.
+    pub requests_per_second: Option<u32>,
     /// How many processes (workers) share `requests_per_second`.
     pub workers: u32,
     /// Longest wait for a TCP + TLS connection.
@@ -68,7 +67,7 @@ impl Default for TwilioConfig {
             account_sid: String::new(),
             auth_token: SecretString::default(),
             concurrency: DEFAULT_CONCURRENCY,
-            requests_per_second: DEFAULT_REQUESTS_PER_SECOND,
+            requests_per_second: None,
             workers: 1,
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(10),
@@ -128,10 +127,10 @@ impl TwilioConfig {
                 format!("must be between 1 and {MAX_CONCURRENCY}"),
             ));
         }
-        if self.requests_per_second == 0 {
+        if self.requests_per_second == Some(0) {
             return Err(ConfigError::new(
                 "twilio.requests_per_second",
-                "must be at least 1",
+                "must be at least 1; leave it unset to let Twilio's 429s set the pace",
             ));
         }
         if self.workers == 0 {
@@ -191,20 +190,23 @@ impl TwilioConfig {
         Ok(url)
     }
 
-    /// This process's share of the deployment-wide rate: one lookup every
+    /// This process's share of the optional deployment-wide cap: one lookup every
     /// `workers / requests_per_second` seconds, with a burst of at most one second's share
-    /// (and never more than the concurrency, which caps bursts anyway).
-    pub(crate) fn per_worker_quota(&self) -> Quota {
-        let rps = f64::from(self.requests_per_second.max(1));
+    /// (and never more than the concurrency, which caps bursts anyway). `None` without a
+    /// cap.
+    pub(crate) fn per_worker_quota(&self) -> Option<Quota> {
+        let rps = f64::from(self.requests_per_second?.max(1));
         let workers = f64::from(self.workers.max(1));
         let period = Duration::from_secs_f64(workers / rps).max(Duration::from_nanos(1));
         let share = (rps / workers).floor() as u64;
         let burst = share
             .clamp(1, self.concurrency.max(1) as u64)
             .min(u64::from(u32::MAX)) as u32;
-        Quota::with_period(period)
-            .expect("the period is at least one nanosecond")
-            .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN))
+        Some(
+            Quota::with_period(period)
+                .expect("the period is at least one nanosecond")
+                .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN)),
+        )
     }
 }
 
@@ -340,7 +342,7 @@ mod tests {
             ),
             (
                 TwilioConfig {
-                    requests_per_second: 0,
+                    requests_per_second: Some(0),
                     ..config()
                 },
                 "twilio.requests_per_second",
@@ -400,12 +402,13 @@ mod tests {
 
     #[test]
     fn the_rate_is_shared_between_workers() {
+        assert!(config().per_worker_quota().is_none(), "no cap by default");
         let c = TwilioConfig {
-            requests_per_second: 100,
+            requests_per_second: Some(100),
             workers: 4,
             ..config()
         };
-        let q = c.per_worker_quota();
+        let q = c.per_worker_quota().expect("capped");
         assert_eq!(q.replenish_interval(), Duration::from_millis(40));
         assert_eq!(
             q.burst_size().get(),
@@ -413,14 +416,13 @@ mod tests {
             "a burst of at most the concurrency"
         );
         let slow = TwilioConfig {
-            requests_per_second: 1,
+            requests_per_second: Some(1),
             workers: 3,
             ..config()
-        };
-        assert_eq!(
-            slow.per_worker_quota().replenish_interval(),
-            Duration::from_secs(3)
-        );
-        assert_eq!(slow.per_worker_quota().burst_size().get(), 1);
+        }
+        .per_worker_quota()
+        .expect("capped");
+        assert_eq!(slow.replenish_interval(), Duration::from_secs(3));
+        assert_eq!(slow.burst_size().get(), 1);
     }
 }

@@ -36,6 +36,7 @@ pub mod wire;
 
 mod account;
 mod cache;
+mod pace;
 mod retry;
 
 use std::sync::Arc;

@@ -1,8 +1,13 @@
 //! The retry decision for Twilio requests, in one place: what one attempt came to, and how
 //! long to wait before the next one.
 //!
-//! The policy is the domain's [`Backoff::next_retry`]: retryable failures (429/20429,
-//! 5xx, timeouts, resets) wait a full-jitter exponential delay; when Twilio sends
+//! The policy is the domain's [`Backoff::next_retry`]: retryable failures (408, 5xx,
+//! timeouts, resets, the package rate limit 60616) wait a full-jitter exponential delay
+//! and spend the retry budget; a 429/20429 is Twilio pushing back, not a failure of the
+//! request ("aren't processed and are safe to retry", twilio.com/docs/api/errors/20429),
+//! so it waits the same kind of delay by [`Backoff::next_throttled_retry`] and is retried
+//! until the deadline, whatever the budget (the `pace` module slows the lookups meanwhile);
+//! when Twilio sends
 //! `Retry-After` (parsed by `ca-notify-http`) the wait is `max(Retry-After, backoff)`
 //! (Twilio does not promise the header for Lookup, so it is a floor, never the plan). A
 //! wait that would reach the caller's deadline is not taken: the lookup gives up at once
@@ -25,6 +30,12 @@ pub(crate) enum Attempt<T> {
         reason: String,
         retry_after: Option<Duration>,
     },
+    /// Twilio pushed back (429): the request was not processed; retried until the
+    /// deadline without spending the budget of failures.
+    Throttled {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
     /// A failure no retry can fix (credentials, a malformed answer, a 4xx).
     Fail(ValidationError),
 }
@@ -43,23 +54,33 @@ where
     Fut: Future<Output = Attempt<T>>,
 {
     let mut retries_done = 0;
+    let mut throttles = 0;
     loop {
         if Instant::now() >= deadline {
             return Err(ValidationError::Unavailable(format!(
                 "the deadline passed after {retries_done} retries"
             )));
         }
-        let (reason, retry_after) = match attempt(retries_done).await {
+        let (reason, retry_after, throttled) = match attempt(retries_done + throttles).await {
             Attempt::Done(value) => return Ok(value),
             Attempt::Fail(error) => return Err(error),
             Attempt::Retry {
                 reason,
                 retry_after,
-            } => (reason, retry_after),
+            } => (reason, retry_after, false),
+            Attempt::Throttled {
+                reason,
+                retry_after,
+            } => (reason, retry_after, true),
         };
         let now = Instant::now();
         let room = deadline.saturating_duration_since(now);
-        let wait = match backoff.next_retry(retries_done, jitter(), retry_after, room) {
+        let decision = if throttled {
+            backoff.next_throttled_retry(throttles, jitter(), retry_after, room)
+        } else {
+            backoff.next_retry(retries_done, jitter(), retry_after, room)
+        };
+        let wait = match decision {
             Ok(wait) if now + wait < deadline => wait,
             Ok(wait) | Err(GiveUp::PastDeadline(wait)) => {
                 tracing::warn!(
@@ -92,7 +113,11 @@ where
             "Twilio Lookup failed transiently; retrying after a backoff."
         );
         tokio::time::sleep(wait).await;
-        retries_done += 1;
+        if throttled {
+            throttles += 1;
+        } else {
+            retries_done += 1;
+        }
     }
 }
 

@@ -34,10 +34,11 @@ pub struct TwilioSection {
         deserialize_with = "secret::as_written"
     )]
     pub auth_token: Option<SecretString>,
-    /// Lookups in flight at once.
+    /// The most lookups in flight at once (fewer while Twilio pushes back with 429s).
     pub concurrency: usize,
-    /// Lookups per second for all workers together.
-    pub requests_per_second: u32,
+    /// An optional cap on lookups per second for all workers together; unset, Twilio's
+    /// 429s set the pace.
+    pub requests_per_second: Option<u32>,
     /// Per-lookup timeout.
     pub request_timeout_secs: u64,
     /// Whether `fixedVoip` numbers count as SMS-capable.
@@ -53,7 +54,7 @@ impl Default for TwilioSection {
             account_sid: None,
             auth_token: None,
             concurrency: 10,
-            requests_per_second: 50,
+            requests_per_second: None,
             request_timeout_secs: 10,
             fixed_voip_sms_capable: false,
             unknown_sms_capable: false,

@@ -25,11 +25,10 @@ async fn start(config: TwilioSimConfig) -> RunningTwilioSim {
         .expect("the simulator starts")
 }
 
-/// The adapter pointed at `sim`, with short backoffs and no binding rate limit.
+/// The adapter pointed at `sim`, with short backoffs and the default pace.
 fn config_for(sim: &RunningTwilioSim) -> TwilioConfig {
     TwilioConfig {
         base_url: sim.base_url(),
-        requests_per_second: 1_000_000,
         request_timeout: Duration::from_secs(5),
         backoff: Backoff {
             base: Duration::from_millis(5),
@@ -539,7 +538,7 @@ async fn the_rate_limit_paces_lookups() {
     let sim = start(TwilioSimConfig::default()).await;
     // 40 lookups/s shared by two workers: 20/s here, with a burst of 10.
     let validator = TwilioValidator::new(TwilioConfig {
-        requests_per_second: 40,
+        requests_per_second: Some(40),
         workers: 2,
         ..config_for(&sim)
     })
@@ -555,6 +554,55 @@ async fn the_rate_limit_paces_lookups() {
         "{:?}",
         started.elapsed()
     );
+}
+
+#[tokio::test]
+async fn twilio_pushing_back_slows_the_lookups_and_loses_none() {
+    // Twilio accepts 4 at a time here; we start at 10 and must learn that from its 429s.
+    let sim = start(TwilioSimConfig {
+        latency: Duration::from_millis(20),
+        concurrency_limit: Some(4),
+        ..TwilioSimConfig::default()
+    })
+    .await;
+    let validator = validator_for(&sim);
+    let numbers: Vec<PhoneNumber> = (0..300)
+        .map(|i| phone(&format!("+1415555{i:04}")))
+        .collect();
+    let deadline = deadline();
+    let results =
+        futures::future::join_all(numbers.iter().map(|n| validator.check(n, deadline))).await;
+    let verdicts = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(verdicts, 300, "every lookup ends in a verdict: none lost to a 429");
+    let stats = sim.stats();
+    assert_eq!(stats.lookups, 300, "one answered lookup per number");
+    assert!(stats.concurrency_rejections > 0, "Twilio did push back");
+    let ours = validator.stats();
+    assert_eq!(ours.throttled, stats.concurrency_rejections);
+    // AIMD: after the cuts, far fewer 429s than lookups.
+    assert!(
+        stats.concurrency_rejections < 100,
+        "{} 429s for 300 lookups",
+        stats.concurrency_rejections
+    );
+    assert!(ours.allowed_concurrency <= 10);
+}
+
+#[tokio::test]
+async fn a_429_with_retry_after_holds_the_lookups() {
+    let sim = start(TwilioSimConfig::default()).await;
+    sim.script_faults([Fault::TooManyRequests {
+        retry_after: Some(1),
+    }]);
+    let validator = validator_for(&sim);
+    let started = std::time::Instant::now();
+    let verdict = validator
+        .check(&phone("+14155550100"), deadline())
+        .await
+        .expect("retried after the hold");
+    assert_eq!(verdict, capable("mobile"));
+    assert!(started.elapsed() >= Duration::from_secs(1), "{:?}", started.elapsed());
+    assert_eq!(validator.stats().throttled, 1);
 }
 
 #[tokio::test]

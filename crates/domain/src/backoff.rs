@@ -81,6 +81,27 @@ impl Backoff {
         }
         Ok(wait)
     }
+
+    /// The retry decision after a server pushed back (a 429 of flow control, whose request
+    /// was not processed): the same wait as [`Backoff::next_retry`] after `throttles`
+    /// such answers, but no budget, since being told to slow down is not a failure of the
+    /// request; only the deadline ends it.
+    ///
+    /// # Errors
+    /// [`GiveUp::PastDeadline`] when the wait would end after `room`.
+    pub fn next_throttled_retry(
+        &self,
+        throttles: u32,
+        unit: f64,
+        retry_after: Option<Duration>,
+        room: Duration,
+    ) -> Result<Duration, GiveUp> {
+        let wait = self.wait(throttles, unit, retry_after);
+        if wait > room {
+            return Err(GiveUp::PastDeadline(wait));
+        }
+        Ok(wait)
+    }
 }
 
 /// Why [`Backoff::next_retry`] allows no further attempt.
@@ -167,6 +188,30 @@ mod tests {
         assert_eq!(
             b.next_retry(0, 0.0, None, Duration::ZERO),
             Ok(Duration::ZERO)
+        );
+    }
+
+    #[test]
+    fn a_throttled_retry_has_no_budget_but_keeps_the_deadline() {
+        let b = Backoff {
+            base: Duration::from_millis(100),
+            cap: Duration::from_secs(1),
+            max_retries: 1,
+        };
+        let room = Duration::from_secs(60);
+        assert_eq!(
+            b.next_throttled_retry(50, 1.0, None, room),
+            Ok(Duration::from_secs(1)),
+            "past the budget of failures, at the cap"
+        );
+        assert_eq!(
+            b.next_throttled_retry(0, 0.0, Some(Duration::from_secs(3)), room),
+            Ok(Duration::from_secs(3)),
+            "Retry-After is the floor"
+        );
+        assert_eq!(
+            b.next_throttled_retry(0, 0.0, Some(Duration::from_secs(90)), room),
+            Err(GiveUp::PastDeadline(Duration::from_secs(90)))
         );
     }
 }

@@ -248,8 +248,47 @@ async fn the_limiter_answers_plain_text_429_with_a_utc_retry_after() {
     );
     assert_eq!(limited.header("retry-after"), Some(reset.as_str()));
     assert_eq!(limited.header("x-ratelimit-remaining"), Some("0"));
+    assert!(limited.header("date").is_some(), "the 429 is dated too");
     let stats = sim.stats();
     assert_eq!((stats.rate_limited, stats.issued), (1, 0));
+}
+
+/// An RFC 1123 date with `UTC` or `GMT`, as seconds since the epoch.
+fn epoch_secs(date: &str) -> i64 {
+    let gmt = date.trim_end_matches(" UTC").trim_end_matches(" GMT").to_owned() + " GMT";
+    chrono::DateTime::parse_from_rfc2822(&gmt)
+        .unwrap_or_else(|e| panic!("{date}: {e}"))
+        .timestamp()
+}
+
+#[tokio::test]
+async fn the_limiter_announces_its_window_on_every_answer_against_the_date() {
+    for per_minute in [60u32, 120] {
+        let sim = start(SimConfig {
+            rate_limit: Some(RateLimit::per_minute(per_minute)),
+            ..SimConfig::default()
+        })
+        .await;
+        let first = post(&sim, vec![item("+12065550100", &uuid(1))]).await;
+        assert_eq!(first.status, 200);
+        let limit = per_minute.to_string();
+        let left = (per_minute - 1).to_string();
+        assert_eq!(first.header("x-ratelimit-limit"), Some(limit.as_str()));
+        assert_eq!(first.header("x-ratelimit-remaining"), Some(left.as_str()));
+        // The window is one minute from the bucket's first use, on the server's clock,
+        // which the answer's Date shows (both truncated to the second).
+        let reset = epoch_secs(first.header("x-ratelimit-reset").expect("reset"));
+        let date = epoch_secs(first.header("date").expect("every answer is dated"));
+        assert!((59..=61).contains(&(reset - date)), "{}", reset - date);
+        // An answer refused by the handler still went through the limiter.
+        let refused = post(&sim, vec![item("+12065550101", "not-a-uuid")]).await;
+        assert_eq!(refused.header("x-ratelimit-limit"), Some(limit.as_str()));
+        let after_two = (per_minute - 2).to_string();
+        assert_eq!(
+            refused.header("x-ratelimit-remaining"),
+            Some(after_two.as_str())
+        );
+    }
 }
 
 #[tokio::test]

@@ -115,11 +115,9 @@ pub async fn execute(args: &DemoArgs) -> Result<(), Failure> {
     t.account_sid = Some(twilio.account_sid().to_owned());
     t.auth_token = Some(SecretString::from(twilio.auth_token().to_owned()));
     t.concurrency = config.pipeline.validation_concurrency;
-    t.requests_per_second = 1_000;
     let v = &mut config.verification;
     v.base_url = Some(verification.base_url());
     v.api_key = Some(SecretString::from(verification.api_key()));
-    v.requests_per_minute = 6_000;
     // The simulator answers in ISSUE_LATENCY; no request may start that could outlive
     // the demo's deadline, so the demo waits for answers a little over that.
     v.request_timeout_secs = DEMO_REQUEST_TIMEOUT_SECS;
