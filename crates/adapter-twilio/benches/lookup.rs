@@ -146,12 +146,7 @@ fn print(rows: &[Row]) {
 
 /// 150 ms lookups; `tuned` sets the concurrency (else defaults, 10); `accepts` is the
 /// simulated account's concurrency ceiling (429/20429 above it).
-async fn latency_phase(
-    tuned: Option<usize>,
-    accepts: usize,
-    lookups: usize,
-    offset: usize,
-) -> Row {
+async fn latency_phase(tuned: Option<usize>, accepts: usize, lookups: usize, offset: usize) -> Row {
     let latency = Duration::from_millis(150);
     let sim = TwilioSimulator::start(TwilioSimConfig {
         latency,

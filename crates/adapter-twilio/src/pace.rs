@@ -251,10 +251,7 @@ mod tests {
             .await
             .expect("free")
             .throttled(Some(Duration::from_secs(2)));
-        assert!(aimd
-            .acquire(start + Duration::from_secs(1))
-            .await
-            .is_none());
+        assert!(aimd.acquire(start + Duration::from_secs(1)).await.is_none());
         let _slot = aimd.acquire(far()).await.expect("after the hold");
         assert_eq!(Instant::now(), start + Duration::from_secs(2));
     }

@@ -573,7 +573,10 @@ async fn twilio_pushing_back_slows_the_lookups_and_loses_none() {
     let results =
         futures::future::join_all(numbers.iter().map(|n| validator.check(n, deadline))).await;
     let verdicts = results.iter().filter(|r| r.is_ok()).count();
-    assert_eq!(verdicts, 300, "every lookup ends in a verdict: none lost to a 429");
+    assert_eq!(
+        verdicts, 300,
+        "every lookup ends in a verdict: none lost to a 429"
+    );
     let stats = sim.stats();
     assert_eq!(stats.lookups, 300, "one answered lookup per number");
     assert!(stats.concurrency_rejections > 0, "Twilio did push back");
@@ -601,7 +604,11 @@ async fn a_429_with_retry_after_holds_the_lookups() {
         .await
         .expect("retried after the hold");
     assert_eq!(verdict, capable("mobile"));
-    assert!(started.elapsed() >= Duration::from_secs(1), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(validator.stats().throttled, 1);
 }
 

@@ -205,7 +205,10 @@ mod tests {
     fn defaults_follow_the_contract() {
         let c = config("https://adminapi.example.org");
         assert_eq!(c.test_type, TestType::Confirmed);
-        assert_eq!(c.requests_per_minute, None, "the server's headers set the pace");
+        assert_eq!(
+            c.requests_per_minute, None,
+            "the server's headers set the pace"
+        );
         assert_eq!(c.workers, 1);
         assert_eq!(c.request_timeout, Duration::from_secs(60));
         assert_eq!(c.validate(), Ok(()));

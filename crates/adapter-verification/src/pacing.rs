@@ -367,7 +367,12 @@ pub struct Ticket<'a> {
 impl Ticket<'_> {
     /// The server answered at `now` (`now_wall` on our wall clock), with the limiter's
     /// headers when it sent them (an answer without them never reached the limiter).
-    pub fn answered(mut self, headers: Option<&RateLimitHeaders>, now_wall: SystemTime, now: Instant) {
+    pub fn answered(
+        mut self,
+        headers: Option<&RateLimitHeaders>,
+        now_wall: SystemTime,
+        now: Instant,
+    ) {
         self.settled = true;
         self.pacer.settle(|state| {
             if let Some(headers) = headers {
@@ -651,7 +656,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn uses_the_announced_budget_without_a_429() {
-        for (tokens, callers, latency_ms) in [(60, 4, 250), (120, 4, 250), (120, 16, 5), (60, 1, 0)] {
+        for (tokens, callers, latency_ms) in [(60, 4, 250), (120, 4, 250), (120, 16, 5), (60, 1, 0)]
+        {
             let server = ServerLimiter::new(tokens, Duration::from_secs(60), Duration::ZERO);
             let server = drive(
                 server,
@@ -777,7 +783,10 @@ mod tests {
         let ticket = pacer.acquire(far()).await.expect("next window");
         assert!(Instant::now() >= until && Instant::now() <= until + SLACK);
         // The new window is assumed full: a second request needs no answer first.
-        let second = pacer.acquire(far()).await.expect("second of the new window");
+        let second = pacer
+            .acquire(far())
+            .await
+            .expect("second of the new window");
         assert!(Instant::now() <= until + Duration::from_secs(2));
         drop((ticket, second));
     }
@@ -788,11 +797,23 @@ mod tests {
         let pacer = Pacer::new(None, 1);
         let now = Instant::now();
         let slow = pacer.acquire(far()).await.expect("probe");
-        slow.answered(Some(&limited(10, 0, "Tue, 15 Jun 2021 18:01:00 UTC")), wall, now);
+        slow.answered(
+            Some(&limited(10, 0, "Tue, 15 Jun 2021 18:01:00 UTC")),
+            wall,
+            now,
+        );
         pacer.state().learned = Learned::Unknown; // as if careful again
         let a = pacer.acquire(far()).await.expect("one");
-        a.answered(Some(&limited(10, 9, "Tue, 15 Jun 2021 18:00:30 UTC")), wall, now);
-        assert_eq!(pacer.learned_limit(), None, "an older window teaches nothing");
+        a.answered(
+            Some(&limited(10, 9, "Tue, 15 Jun 2021 18:00:30 UTC")),
+            wall,
+            now,
+        );
+        assert_eq!(
+            pacer.learned_limit(),
+            None,
+            "an older window teaches nothing"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -801,7 +822,11 @@ mod tests {
         let pacer = Pacer::new(None, 1);
         let now = Instant::now();
         let probe = pacer.acquire(far()).await.expect("probe");
-        probe.answered(Some(&limited(10, 5, "Tue, 15 Jun 2021 18:01:00 UTC")), wall, now);
+        probe.answered(
+            Some(&limited(10, 5, "Tue, 15 Jun 2021 18:01:00 UTC")),
+            wall,
+            now,
+        );
         let lost = pacer.acquire(far()).await.expect("lost");
         drop(lost);
         assert_eq!(pacer.learned_limit(), Some((10, 4)));
@@ -816,7 +841,11 @@ mod tests {
         let pacer = Pacer::new(None, 4);
         let now = Instant::now();
         let probe = pacer.acquire(far()).await.expect("probe");
-        probe.answered(Some(&limited(60, 3, "Tue, 15 Jun 2021 18:01:00 UTC")), wall, now);
+        probe.answered(
+            Some(&limited(60, 3, "Tue, 15 Jun 2021 18:01:00 UTC")),
+            wall,
+            now,
+        );
         // 3 left for 4 workers: none is ours before the reset.
         let NotBefore(until) = pacer
             .acquire(now + Duration::from_secs(30))
@@ -919,7 +948,10 @@ mod tests {
         // Ten seconds by the server's clock, plus the truncated second; our own clock
         // (ten minutes behind or not) plays no part.
         assert_eq!(skewed.window_left(ours), Some(Duration::from_secs(11)));
-        let undated = RateLimitHeaders { date: None, ..skewed };
+        let undated = RateLimitHeaders {
+            date: None,
+            ..skewed
+        };
         assert_eq!(undated.window_left(ours), Some(Duration::from_secs(61)));
     }
 

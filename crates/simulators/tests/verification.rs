@@ -255,7 +255,11 @@ async fn the_limiter_answers_plain_text_429_with_a_utc_retry_after() {
 
 /// An RFC 1123 date with `UTC` or `GMT`, as seconds since the epoch.
 fn epoch_secs(date: &str) -> i64 {
-    let gmt = date.trim_end_matches(" UTC").trim_end_matches(" GMT").to_owned() + " GMT";
+    let gmt = date
+        .trim_end_matches(" UTC")
+        .trim_end_matches(" GMT")
+        .to_owned()
+        + " GMT";
     chrono::DateTime::parse_from_rfc2822(&gmt)
         .unwrap_or_else(|e| panic!("{date}: {e}"))
         .timestamp()
