@@ -565,6 +565,23 @@ mod tests {
         assert!(err.to_string().contains("epoch_size"), "{err}");
     }
 
+    #[test]
+    fn the_rate_caps_are_unset_by_default_and_set_from_the_environment() {
+        let c = JobConfig::load(None, &env(&[])).expect("loads");
+        assert_eq!(c.verification.requests_per_minute, None);
+        assert_eq!(c.twilio.requests_per_second, None);
+        let c = JobConfig::load(
+            None,
+            &env(&[
+                ("CA_NOTIFY__VERIFICATION__REQUESTS_PER_MINUTE", "120"),
+                ("CA_NOTIFY__TWILIO__REQUESTS_PER_SECOND", "25"),
+            ]),
+        )
+        .expect("loads");
+        assert_eq!(c.verification.requests_per_minute, Some(120));
+        assert_eq!(c.twilio.requests_per_second, Some(25));
+    }
+
     /// A TOML string is kept as written; a secret written as a TOML number or boolean is
     /// refused, not turned into other text (`0x10` would become `16`), and not echoed.
     #[test]
