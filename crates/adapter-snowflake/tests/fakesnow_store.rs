@@ -153,7 +153,16 @@ mod store {
             json!(store.config.statement_timeout_secs)
         );
         assert_eq!(params["TIMEZONE"], json!("UTC"));
-        assert_eq!(params["QUERY_TAG"], json!("ca-notify"));
+        assert_eq!(params["AUTOCOMMIT"], json!(true));
+        assert_eq!(
+            params["QUERY_TAG"],
+            json!(format!(
+                "ca-notify run={} worker={}",
+                store.store.run_id(),
+                store.config.worker_id
+            ))
+        );
+        assert_eq!(params["QUERY_TAG"], json!(store.store.query_tag()));
         assert_eq!(login["database"], json!(db.database));
         assert_eq!(login["schema"], json!(db.schema));
         assert_eq!(login["warehouse"], json!("test_wh"));
@@ -335,7 +344,7 @@ mod store {
 
         store.migrate().await.expect("migrate");
         let after = store.check().await.expect("check");
-        assert_eq!(after.schema_version, Some(2));
+        assert_eq!(after.schema_version, Some(3));
         assert!(!after.needs_migration());
         assert_eq!(after.pending_records, Some(5));
         let claim = store.claim(2, LEASE).await.expect("claim");
@@ -388,10 +397,10 @@ mod store {
         let b = SnowflakeStore::connect(config).await.expect("connect");
         let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
         let (ra, rb) = (ra.expect("migrate a"), rb.expect("migrate b"));
-        assert_eq!((ra.to_version, rb.to_version), (2, 2));
+        assert_eq!((ra.to_version, rb.to_version), (3, 3));
         let again = a.migrate().await.expect("migrate again");
         assert!(!again.applied_any(), "{again}");
-        assert_eq!(again.from_version, 2);
+        assert_eq!(again.from_version, 3);
         assert_eq!(a.claim(5, LEASE).await.expect("claim").records.len(), 1);
     }
 
@@ -586,8 +595,13 @@ mod store {
         )
         .await;
         db.exec(
+            &format!("DROP TABLE {}", db.qualified(&format!("{state}_LOCK"))),
+            Vec::new(),
+        )
+        .await;
+        db.exec(
             &format!(
-                "DELETE FROM {} WHERE VERSION = 2",
+                "DELETE FROM {} WHERE VERSION >= 2",
                 db.qualified(&format!("{state}_MIGRATIONS"))
             ),
             Vec::new(),
@@ -601,7 +615,7 @@ mod store {
             other => panic!("expected a misconfiguration, got {other:?}"),
         }
         let report = store.store.migrate().await.expect("migrate");
-        assert_eq!((report.from_version, report.to_version), (1, 2));
+        assert_eq!((report.from_version, report.to_version), (1, 3));
         assert_eq!(
             store.key_histories(&[key]).await.expect("ledger")[0],
             KeyHistory {

@@ -50,6 +50,7 @@ fn config(server: &MockServer) -> SnowflakeConfig {
         worker_id: "worker-1".into(),
         lock_timeout_secs: 60,
         statement_timeout_secs: 120,
+        run_id: None,
     }
 }
 
