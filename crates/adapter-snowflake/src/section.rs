@@ -238,6 +238,53 @@ mod tests {
     }
 
     #[test]
+    fn one_login_only_and_key_pair_or_token_when_asked() {
+        let both = SnowflakeSection {
+            programmatic_access_token: Some(SecretString::from("pat-value")),
+            ..section()
+        }
+        .config(SourceTable::default(), "w".to_owned())
+        .expect_err("two logins");
+        assert_eq!(both.key(), "snowflake.password");
+        assert!(
+            both.to_string()
+                .contains("snowflake.programmatic_access_token"),
+            "{both}"
+        );
+        let token = SnowflakeSection {
+            password: None,
+            programmatic_access_token: Some(SecretString::from("pat-value")),
+            ..section()
+        }
+        .config(SourceTable::default(), "w".to_owned())
+        .expect("a token");
+        assert!(matches!(
+            token.auth,
+            SnowflakeAuth::ProgrammaticAccessToken(_)
+        ));
+        assert!(!format!("{token:?}").contains("pat-value"));
+        let missing = SnowflakeSection {
+            password: None,
+            private_key_path: Some("/nonexistent/key.p8".into()),
+            ..section()
+        }
+        .config(SourceTable::default(), "w".to_owned())
+        .expect_err("no such file");
+        assert_eq!(missing.key(), "snowflake.private_key_path");
+        let empty = SnowflakeSection {
+            password: Some(SecretString::from("")),
+            ..section()
+        }
+        .config(SourceTable::default(), "w".to_owned())
+        .expect_err("empty");
+        assert_eq!(
+            empty.key(),
+            "snowflake.password",
+            "named as the operator writes it"
+        );
+    }
+
+    #[test]
     fn a_bad_column_is_named_by_its_source_key() {
         let err = section()
             .config(

@@ -237,6 +237,17 @@ impl Fakesnow {
             .collect()
     }
 
+    /// The SQL text of every statement the sessions of `user` sent, in order.
+    pub fn statements_of(&self, user: &str) -> Vec<String> {
+        self.get("/__shim/queries")
+            .as_array()
+            .expect("a list")
+            .iter()
+            .filter(|q| q["login_name"] == user)
+            .filter_map(|q| q["sql"].as_str().map(str::to_owned))
+            .collect()
+    }
+
     /// The SQL text of every statement the shim saw.
     pub fn statements(&self) -> Vec<String> {
         self.get("/__shim/queries")
