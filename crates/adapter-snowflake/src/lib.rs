@@ -24,6 +24,8 @@ mod report;
 mod schema;
 pub mod section;
 mod sql;
+#[cfg(test)]
+mod sqlglot_check;
 mod store;
 
 pub use config::{ConfigError, SnowflakeAuth, SnowflakeConfig, SourceTable};
