@@ -1,6 +1,6 @@
 //! Checks on a real Snowflake account that concurrent claims never overlap — the one
-//! property of the claim protocol fakesnow cannot prove (docs/store-snowflake.md, "The
-//! caveat to verify on a real account").
+//! property of the claim protocol fakesnow cannot prove, because it serialises statements
+//! (docs/store-snowflake.md, "First run on a real account", step 4).
 //!
 //! It creates a scratch source table of `--records` rows in the configured database and
 //! schema, runs `--workers` workers (each with its own session) that claim `--batch`
