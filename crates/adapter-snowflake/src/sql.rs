@@ -617,17 +617,16 @@ mod tests {
             dedup_uuid: None,
             action: WriteAction::Final,
         }];
-        for sql in [write_back(&n, &token, &rows)] {
-            let (_, after_using) = sql
-                .text
-                .split_once(" ON st.RECORD_ID")
-                .expect("a USING subquery");
-            assert!(
-                !after_using.contains('?'),
-                "a placeholder outside USING: {}",
-                sql.text
-            );
-        }
+        let sql = write_back(&n, &token, &rows);
+        let (_, after_using) = sql
+            .text
+            .split_once(" ON st.RECORD_ID")
+            .expect("a USING subquery");
+        assert!(
+            !after_using.contains('?'),
+            "a placeholder outside USING: {}",
+            sql.text
+        );
     }
 
     #[test]
