@@ -162,8 +162,15 @@ impl SnowflakeStore {
                 let version = u32::try_from(cell(0, "schema version")?).unwrap_or(u32::MAX);
                 (version, Some(cell(1, "waiting records")? > 0))
             }
-            // No state tables (or not all of them) yet: ask for the version alone.
-            Err(StoreError::Misconfigured(_)) => (self.schema_version().await?.unwrap_or(0), None),
+            // No state tables (or not all of them) yet: ask for the version alone. When
+            // the tables are all there, the status failed for another reason (the source
+            // table, a grant): that is the error to report.
+            Err(StoreError::Misconfigured(m)) => match self.schema_version().await? {
+                Some(version) if version >= latest => {
+                    return Err(self.hint_migration(StoreError::Misconfigured(m)))
+                }
+                version => (version.unwrap_or(0), None),
+            },
             Err(e) => return Err(e),
         };
         if found > latest {

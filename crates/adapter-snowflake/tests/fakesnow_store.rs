@@ -800,4 +800,29 @@ mod store {
         assert_eq!(logins[0]["has_password"], json!(true));
         assert!(!logins[0].to_string().contains("pat-secret-value"));
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_run_whose_source_table_is_gone_is_told_so_not_to_migrate() {
+        let db = TestDb::new().await;
+        let user = unique("gone");
+        let store = store_with(&db, &user, &records(1, 1)).await;
+        db.exec(
+            &format!("DROP TABLE {}", db.qualified(&store.config.table.name)),
+            Vec::new(),
+        )
+        .await;
+        for auto_migrate in [true, false] {
+            match store.store.prepare_for_run(auto_migrate).await {
+                Err(StoreError::Misconfigured(m)) => {
+                    assert!(
+                        m.contains(&store.config.table.name.to_ascii_uppercase())
+                            || m.contains("does not exist"),
+                        "{m}"
+                    );
+                    assert!(!m.contains("auto_migrate is off"), "{m}");
+                }
+                other => panic!("expected the missing source table, got {other:?}"),
+            }
+        }
+    }
 }
