@@ -333,3 +333,66 @@ async fn execute(session: &Session, sql: &Sql) -> Result<Answer, snowflake_conne
 fn type_name(ty: &ColumnType) -> String {
     ty.as_str().to_owned()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::config::tests::config;
+
+    /// A log sink the test reads back.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn logged_building(auth: SnowflakeAuth) -> String {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let mut c = config();
+        c.auth = auth;
+        tracing::subscriber::with_default(subscriber, || {
+            Connection::new(&c, "run-1").expect("client");
+        });
+        let text = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
+        text
+    }
+
+    #[test]
+    fn a_password_login_warns_and_names_the_alternatives_without_the_secret() {
+        let logged = logged_building(SnowflakeAuth::Password(
+            "hunter2-password".to_owned().into(),
+        ));
+        assert!(logged.contains("WARN"), "{logged}");
+        assert!(logged.contains("snowflake.private_key_path"), "{logged}");
+        assert!(!logged.contains("hunter2"), "{logged}");
+        let token = logged_building(SnowflakeAuth::ProgrammaticAccessToken(
+            "pat-value".to_owned().into(),
+        ));
+        assert!(!token.contains("WARN"), "{token}");
+    }
+
+    #[test]
+    fn the_query_tag_names_the_run_and_the_worker_within_snowflakes_limit() {
+        assert_eq!(query_tag(" r1 ", "w-1"), "ca-notify run=r1 worker=w-1");
+        assert_eq!(
+            query_tag("r", &"w".repeat(5000)).chars().count(),
+            MAX_QUERY_TAG_CHARS
+        );
+    }
+}
