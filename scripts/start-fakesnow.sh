@@ -36,7 +36,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 
-if ! "$venv/bin/python" -c 'import fakesnow.server, uvicorn, pyarrow, duckdb' >/dev/null 2>&1; then
+if ! "$venv/bin/python" -c 'import fakesnow.server, uvicorn, pyarrow, duckdb, sqlglot' >/dev/null 2>&1; then
   if ! "$python_bin" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
     echo "start-fakesnow.sh: fakesnow 0.12.1 needs Python >= 3.11; set PYTHON to one" >&2
     exit 1
@@ -47,7 +47,7 @@ if ! "$venv/bin/python" -c 'import fakesnow.server, uvicorn, pyarrow, duckdb' >/
     exit 1
   fi
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$dir/requirements.txt" >&2
-  "$venv/bin/python" -c 'import fakesnow.server, uvicorn, pyarrow, duckdb'
+  "$venv/bin/python" -c 'import fakesnow.server, uvicorn, pyarrow, duckdb, sqlglot'
 fi
 
 case "$mode" in

@@ -56,6 +56,13 @@ pub enum Command {
         #[arg(long)]
         print_config: bool,
     },
+    /// Creates or upgrades the store's state tables (every run also does, unless
+    /// snowflake.auto_migrate is off).
+    Migrate {
+        /// Print the statements and the GRANTs for a DBA instead of running them.
+        #[arg(long)]
+        print: bool,
+    },
     #[cfg(feature = "demo")]
     /// Runs the Twilio Lookup and verification-server simulators for manual testing.
     Simulate {

@@ -57,6 +57,7 @@ async fn dispatch(cli: Cli, env: HashMap<String, String>) -> Result<(), Failure>
         Command::Check { print_config } => {
             commands::check::execute(config_path, &env, print_config).await
         }
+        Command::Migrate { print } => commands::migrate::execute(config_path, &env, print).await,
         #[cfg(feature = "demo")]
         Command::Simulate {
             twilio_port,

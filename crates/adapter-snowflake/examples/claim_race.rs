@@ -1,6 +1,6 @@
 //! Checks on a real Snowflake account that concurrent claims never overlap — the one
-//! property of the claim protocol fakesnow cannot prove (docs/store-snowflake.md, "The
-//! caveat to verify on a real account").
+//! property of the claim protocol fakesnow cannot prove, because it serialises statements
+//! (docs/store-snowflake.md, "First run on a real account", step 4).
 //!
 //! It creates a scratch source table of `--records` rows in the configured database and
 //! schema, runs `--workers` workers (each with its own session) that claim `--batch`
@@ -9,8 +9,8 @@
 //! `--keep`. It prints what it measured.
 //!
 //! Configuration comes from the environment: `CA_NOTIFY_SNOWFLAKE_ACCOUNT`, `_USER`,
-//! `_PASSWORD` or `_PRIVATE_KEY_PATH` (with `_PRIVATE_KEY_PASSPHRASE` for an encrypted
-//! key), `_DATABASE`, `_SCHEMA`, and optionally `_WAREHOUSE`, `_ROLE`, `_BASE_URL` (e.g. a
+//! `_PRIVATE_KEY_PATH` (with `_PRIVATE_KEY_PASSPHRASE` for an encrypted key),
+//! `_PROGRAMMATIC_ACCESS_TOKEN` or `_PASSWORD`, `_DATABASE`, `_SCHEMA`, and optionally `_WAREHOUSE`, `_ROLE`, `_BASE_URL` (e.g. a
 //! fakesnow shim on 127.0.0.1, for a dry run).
 
 use std::collections::BTreeMap;
@@ -75,6 +75,9 @@ fn env(name: &str) -> Option<String> {
 fn config(source: &str, state: &str, worker: usize) -> Result<SnowflakeConfig, String> {
     let required = |name: &str| env(name).ok_or(format!("set CA_NOTIFY_SNOWFLAKE_{name}"));
     let auth = match (env("PASSWORD"), env("PRIVATE_KEY_PATH")) {
+        _ if env("PROGRAMMATIC_ACCESS_TOKEN").is_some() => SnowflakeAuth::ProgrammaticAccessToken(
+            env("PROGRAMMATIC_ACCESS_TOKEN").unwrap_or_default().into(),
+        ),
         (_, Some(path)) => SnowflakeAuth::KeyPair {
             private_key_pem: std::fs::read_to_string(&path)
                 .map_err(|e| format!("{path}: {e}"))?
@@ -102,13 +105,16 @@ fn config(source: &str, state: &str, worker: usize) -> Result<SnowflakeConfig, S
         worker_id: format!("claim-race-{worker}"),
         lock_timeout_secs: 60,
         statement_timeout_secs: 300,
+        run_id: None,
     })
 }
 
 /// A plain session for creating and dropping the scratch tables.
 async fn admin(config: &SnowflakeConfig) -> Result<Session, String> {
     let auth = match &config.auth {
-        SnowflakeAuth::Password(p) => AuthConfig::password(p.expose_secret().to_owned()),
+        SnowflakeAuth::Password(p) | SnowflakeAuth::ProgrammaticAccessToken(p) => {
+            AuthConfig::password(p.expose_secret().to_owned())
+        }
         SnowflakeAuth::KeyPair {
             private_key_pem,
             passphrase,

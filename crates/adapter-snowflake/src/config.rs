@@ -34,6 +34,10 @@ const MAX_STATEMENT_TIMEOUT_SECS: u32 = 604_800;
 pub enum SnowflakeAuth {
     /// User and password (unattended use may need an MFA exemption; prefer key pairs).
     Password(SecretString),
+    /// A programmatic access token, sent where a password would be (Snowflake docs: "Using
+    /// programmatic access tokens for authentication": a token can replace a password in
+    /// Snowflake drivers).
+    ProgrammaticAccessToken(SecretString),
     /// Key-pair authentication: a JWT signed with this RSA key (Snowflake docs: "Key-pair
     /// authentication and key-pair rotation").
     KeyPair {
@@ -50,6 +54,7 @@ impl fmt::Debug for SnowflakeAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Password(_) => f.write_str("Password([REDACTED])"),
+            Self::ProgrammaticAccessToken(_) => f.write_str("ProgrammaticAccessToken([REDACTED])"),
             Self::KeyPair { passphrase, .. } => f
                 .debug_struct("KeyPair")
                 .field("private_key_pem", &format_args!("[REDACTED]"))
@@ -108,6 +113,10 @@ pub struct SnowflakeConfig {
     /// Seconds a statement may run before Snowflake cancels it.
     #[serde(default = "default_statement_timeout")]
     pub statement_timeout_secs: u32,
+    /// The run this store handle works for, carried in every statement's `QUERY_TAG`;
+    /// a fresh id per handle when absent.
+    #[serde(default)]
+    pub run_id: Option<String>,
 }
 
 fn default_state_table() -> String {
@@ -138,6 +147,7 @@ impl fmt::Debug for SnowflakeConfig {
             .field("worker_id", &self.worker_id)
             .field("lock_timeout_secs", &self.lock_timeout_secs)
             .field("statement_timeout_secs", &self.statement_timeout_secs)
+            .field("run_id", &self.run_id)
             .finish()
     }
 }
@@ -163,6 +173,8 @@ pub(crate) struct Names {
     pub meta: ObjectName,
     /// The attempt log: every issue attempt's answer, per dedup uuid.
     pub attempts: ObjectName,
+    /// The claim lock: one row every claim transaction updates first (version 3).
+    pub lock: ObjectName,
 }
 
 impl SnowflakeConfig {
@@ -184,6 +196,9 @@ impl SnowflakeConfig {
             parse_base_url(base_url)?;
         }
         validate_text("snowflake.worker_id", &self.worker_id, 256)?;
+        if let Some(run_id) = &self.run_id {
+            validate_text("snowflake.run_id", run_id, 256)?;
+        }
         if !(1..=MAX_LOCK_TIMEOUT_SECS).contains(&self.lock_timeout_secs) {
             return Err(ConfigError::new(
                 "snowflake.lock_timeout_secs",
@@ -205,6 +220,14 @@ impl SnowflakeConfig {
                 if password.expose_secret().is_empty() {
                     return Err(ConfigError::new(
                         "snowflake.auth.password",
+                        "must not be empty",
+                    ));
+                }
+            }
+            SnowflakeAuth::ProgrammaticAccessToken(token) => {
+                if token.expose_secret().trim().is_empty() {
+                    return Err(ConfigError::new(
+                        "snowflake.auth.programmatic_access_token",
                         "must not be empty",
                     ));
                 }
@@ -299,22 +322,30 @@ impl SnowflakeConfig {
         let migrations = state.with_suffix("_MIGRATIONS");
         let meta = state.with_suffix("_META");
         let attempts = state.with_suffix("_ATTEMPTS");
+        let lock = state.with_suffix("_LOCK");
         Ok(Names {
             source,
             state,
             migrations,
             meta,
             attempts,
+            lock,
         })
     }
 
-    /// Every statement the store's migration runs on a new schema, for a DBA to review or
-    /// run by hand (then grant the store `SELECT, INSERT, UPDATE` on the four tables).
+    /// The script a DBA runs instead of the store's own migration (`ca-notify migrate
+    /// --print`): every statement the migration runs on a new schema, in order, with the
+    /// records it keeps, then the GRANTs the configured role needs to run without
+    /// `CREATE TABLE`.
     ///
     /// # Errors
     /// As [`SnowflakeConfig::validate`] for the database, schema and table names.
     pub fn migration_sql(&self) -> Result<String, ConfigError> {
-        Ok(crate::schema::ddl_for_review(&self.names()?))
+        Ok(crate::schema::dba_script(
+            &self.names()?,
+            self.role.as_deref(),
+            self.warehouse.as_deref(),
+        ))
     }
 
     /// The validated base URL, if one is configured.
@@ -418,6 +449,7 @@ pub(crate) mod tests {
             worker_id: "worker-1".to_owned(),
             lock_timeout_secs: DEFAULT_LOCK_TIMEOUT_SECS,
             statement_timeout_secs: DEFAULT_STATEMENT_TIMEOUT_SECS,
+            run_id: None,
         }
     }
 
@@ -601,7 +633,14 @@ pub(crate) mod tests {
         assert!(sql.contains(
             "CREATE TABLE IF NOT EXISTS \"COVID\".\"PUBLIC\".\"CA_NOTIFY_STATE_ATTEMPTS\" ("
         ));
-        assert_eq!(sql.lines().filter(|l| l.ends_with(';')).count(), 4, "{sql}");
+        assert!(sql.contains("GRANT SELECT, UPDATE ON TABLE \"COVID\".\"PUBLIC\".\"CA_NOTIFY_STATE_LOCK\" TO ROLE \"NOTIFIER\";"), "{sql}");
+        // The migrations table, four tables, the lock row, three versions, the binding;
+        // then usage on the database, schema and warehouse and six tables.
+        assert_eq!(
+            sql.lines().filter(|l| l.ends_with(';')).count(),
+            10 + 9,
+            "{sql}"
+        );
     }
 
     #[test]

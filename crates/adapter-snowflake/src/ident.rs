@@ -172,6 +172,11 @@ impl ObjectName {
         }
     }
 
+    /// `("DATABASE", "SCHEMA")`, quoted, for grants on the containers.
+    pub fn database_and_schema(&self) -> (String, String) {
+        (self.database.sql(), self.schema.sql())
+    }
+
     /// The table part.
     pub fn table(&self) -> &Ident {
         &self.table

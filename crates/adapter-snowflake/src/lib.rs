@@ -6,7 +6,8 @@
 //! [`ResultSink`](ca_notify_ports::ResultSink) over `snowflake-connector-rs`
 //! (docs/decisions/0001-snowflake-connector-rs.md says why that client): every value is a
 //! bound parameter, every identifier from configuration is validated and quoted, and a
-//! claim is one autocommitted `MERGE` stamping a token and a lease, read back by token.
+//! claim is one explicit transaction that takes the claim lock first, then stamps a token
+//! and a lease, read back by token.
 //! docs/store-snowflake.md has the DDL, the claim protocol and its caveats.
 //!
 //! * [`config`]: [`SnowflakeConfig`], [`SnowflakeAuth`], [`SourceTable`] and their validation.
@@ -23,10 +24,12 @@ mod report;
 mod schema;
 pub mod section;
 mod sql;
+#[cfg(test)]
+mod sqlglot_check;
 mod store;
 
 pub use config::{ConfigError, SnowflakeAuth, SnowflakeConfig, SourceTable};
 pub use error::StoreError;
 pub use report::{CheckReport, ColumnReport, MigrationReport};
 pub use section::SnowflakeSection;
-pub use store::SnowflakeStore;
+pub use store::{RunReadiness, SnowflakeStore};

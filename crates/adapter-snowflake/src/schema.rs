@@ -30,7 +30,15 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         description: "create the attempt log",
         statements: v2_create_attempt_log,
     },
+    Migration {
+        version: 3,
+        description: "create the claim lock",
+        statements: v3_create_claim_lock,
+    },
 ];
+
+/// The name of the one row of the lock table every claim transaction updates first.
+pub(crate) const CLAIM_LOCK_ROW: &str = "claim";
 
 /// The meta key naming the source table (and id column) a state table belongs to.
 pub(crate) const SOURCE_TABLE_KEY: &str = "source_table";
@@ -119,6 +127,33 @@ fn v2_create_attempt_log(names: &Names) -> Vec<String> {
     )]
 }
 
+/// Version 3 (issue 15): the claim lock, a table of one row that every claim transaction
+/// updates before it reads anything, so claims run one after another and each one's
+/// statements see every earlier claim committed (docs/store-snowflake.md, "Claim
+/// protocol"). The row is inserted unless present; two workers migrating at once may both
+/// insert it (Snowflake enforces no key), which is harmless: the claim's `UPDATE` takes the
+/// table's lock whatever the number of rows it matches.
+fn v3_create_claim_lock(names: &Names) -> Vec<String> {
+    let pk = names.lock.with_suffix("_PK");
+    vec![
+        format!(
+            "CREATE TABLE IF NOT EXISTS {lock} (\
+               NAME VARCHAR NOT NULL COMMENT 'The lock; claim is the only one', \
+               HOLDER VARCHAR COMMENT 'Worker whose claim took it last', \
+               TAKEN_AT TIMESTAMP_NTZ COMMENT 'When it was taken last (UTC)', \
+               CONSTRAINT {pk} PRIMARY KEY (NAME)\
+             ) COMMENT = 'ca-notify claim lock: every claim transaction updates its row first'",
+            lock = names.lock.sql(),
+            pk = pk.table().sql(),
+        ),
+        format!(
+            "INSERT INTO {lock} (NAME) SELECT '{CLAIM_LOCK_ROW}' \
+             WHERE NOT EXISTS (SELECT 1 FROM {lock} WHERE NAME = '{CLAIM_LOCK_ROW}')",
+            lock = names.lock.sql(),
+        ),
+    ]
+}
+
 /// The source table the state table belongs to, as recorded.
 pub(crate) fn read_binding(names: &Names) -> Sql {
     Sql {
@@ -192,7 +227,8 @@ pub(crate) fn record_version(names: &Names, migration: &Migration, worker: &str)
     }
 }
 
-/// Every statement `migrate` runs on a new schema, as a DBA reviews them.
+/// Every DDL statement `migrate` runs on a new schema (the docs show them).
+#[cfg(test)]
 pub(crate) fn ddl_for_review(names: &Names) -> String {
     let mut statements = vec![create_migrations_table(names).text];
     for m in MIGRATIONS {
@@ -203,6 +239,81 @@ pub(crate) fn ddl_for_review(names: &Names) -> String {
         .map(|s| format!("{s};"))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// A text as a Snowflake string literal: `'` doubled and `\\` escaped (a backslash
+/// starts an escape sequence in Snowflake's single-quoted strings).
+fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+/// The script `ca-notify migrate --print` writes for a DBA who runs the migration by hand:
+/// every statement `migrate` sends on a new schema, in order (the DDL exactly as sent;
+/// the version and source-table records with their values written as literals, where
+/// `migrate` binds them), then the GRANTs the service role needs to run without
+/// `CREATE TABLE`.
+pub(crate) fn dba_script(names: &Names, role: Option<&str>, warehouse: Option<&str>) -> String {
+    let mut out = vec![
+        "-- ca-notify state tables: run as a role that may create tables in the schema.".to_owned(),
+        format!("{};", create_migrations_table(names).text),
+    ];
+    for m in MIGRATIONS {
+        out.push(format!("-- Version {}: {}.", m.version, m.description));
+        out.extend((m.statements)(names).into_iter().map(|s| format!("{s};")));
+        out.push(format!(
+            "INSERT INTO {migrations} (VERSION, DESCRIPTION, APPLIED_AT, APPLIED_BY) \
+             SELECT {v}, {d}, SYSDATE(), CURRENT_USER() WHERE NOT EXISTS (SELECT 1 FROM {migrations} WHERE VERSION = {v});",
+            migrations = names.migrations.sql(),
+            v = m.version,
+            d = literal(m.description),
+        ));
+    }
+    out.push("-- The source table whose ledger these tables keep.".to_owned());
+    out.push(format!(
+        "INSERT INTO {meta} (KEY, VALUE) SELECT {k}, {v} WHERE NOT EXISTS (SELECT 1 FROM {meta} WHERE KEY = {k});",
+        meta = names.meta.sql(),
+        k = literal(SOURCE_TABLE_KEY),
+        v = literal(&binding(names)),
+    ));
+    let Some(role) = role else {
+        out.push("-- Set snowflake.role to print the GRANTs for the service role.".to_owned());
+        return out.join("\n");
+    };
+    let role = crate::ident::Ident::parse(role).map_or_else(|_| role.to_owned(), |r| r.sql());
+    out.push("-- What the service role needs to run without CREATE TABLE.".to_owned());
+    let mut containers = vec![names.state.database_and_schema()];
+    if !containers.contains(&names.source.table.database_and_schema()) {
+        containers.push(names.source.table.database_and_schema());
+    }
+    for (database, schema) in containers {
+        out.push(format!(
+            "GRANT USAGE ON DATABASE {database} TO ROLE {role};"
+        ));
+        out.push(format!(
+            "GRANT USAGE ON SCHEMA {database}.{schema} TO ROLE {role};"
+        ));
+    }
+    if let Some(warehouse) = warehouse {
+        let warehouse = crate::ident::Ident::parse(warehouse)
+            .map_or_else(|_| warehouse.to_owned(), |w| w.sql());
+        out.push(format!(
+            "GRANT USAGE ON WAREHOUSE {warehouse} TO ROLE {role};"
+        ));
+    }
+    for (privileges, table) in [
+        ("SELECT", &names.source.table),
+        ("SELECT", &names.migrations),
+        ("SELECT, INSERT", &names.meta),
+        ("SELECT, INSERT, UPDATE", &names.state),
+        ("SELECT, INSERT", &names.attempts),
+        ("SELECT, UPDATE", &names.lock),
+    ] {
+        out.push(format!(
+            "GRANT {privileges} ON TABLE {table} TO ROLE {role};",
+            table = table.sql()
+        ));
+    }
+    out.join("\n")
 }
 
 #[cfg(test)]
@@ -258,7 +369,7 @@ mod tests {
         for m in MIGRATIONS {
             for statement in (m.statements)(&names) {
                 assert!(
-                    statement.contains("IF NOT EXISTS"),
+                    statement.contains("IF NOT EXISTS") || statement.contains("WHERE NOT EXISTS"),
                     "v{} is not idempotent: {statement}",
                     m.version
                 );
@@ -266,6 +377,7 @@ mod tests {
                     statement.contains(&names.state.sql())
                         || statement.contains(&names.meta.sql())
                         || statement.contains(&names.attempts.sql())
+                        || statement.contains(&names.lock.sql())
                 );
                 assert!(!statement.contains(&names.source.table.sql()));
             }

@@ -2,9 +2,11 @@
 //!
 //! The recipients' table comes from the shared `[source]` section
 //! ([`SourceTable`]); this section holds the connection, the login and the store's own
-//! state table. [`SnowflakeSection::config`] picks the login (a password, or a key pair
-//! given inline or as a file) and names the key of any value it cannot use. Secrets are
-//! taken exactly as written and never shown.
+//! state table. [`SnowflakeSection::config`] picks the one login configured — a key pair
+//! (the documented default: the private key from a file, `private_key_path`, or inline),
+//! a programmatic access token, or a password (still accepted, with a warning at login:
+//! Snowflake is retiring password-only sign-in for service users) — and names the key of
+//! any value it cannot use. Secrets are taken exactly as written and never shown.
 
 use std::path::PathBuf;
 
@@ -49,6 +51,12 @@ pub struct SnowflakeSection {
         deserialize_with = "secret::as_written"
     )]
     pub private_key_passphrase: Option<SecretString>,
+    /// A programmatic access token (sent in place of a password).
+    #[serde(
+        serialize_with = "secret::redact",
+        deserialize_with = "secret::as_written"
+    )]
+    pub programmatic_access_token: Option<SecretString>,
     /// Warehouse.
     pub warehouse: Option<String>,
     /// Database.
@@ -65,6 +73,9 @@ pub struct SnowflakeSection {
     pub lock_timeout_secs: u32,
     /// `STATEMENT_TIMEOUT_IN_SECONDS` for the session.
     pub statement_timeout_secs: u32,
+    /// Whether `run` creates or upgrades the state tables itself when they are missing or
+    /// behind; off, it stops and names `ca-notify migrate`.
+    pub auto_migrate: bool,
 }
 
 impl Default for SnowflakeSection {
@@ -76,6 +87,7 @@ impl Default for SnowflakeSection {
             private_key: None,
             private_key_path: None,
             private_key_passphrase: None,
+            programmatic_access_token: None,
             warehouse: None,
             database: String::new(),
             schema: String::new(),
@@ -84,6 +96,7 @@ impl Default for SnowflakeSection {
             state_table: DEFAULT_STATE_TABLE.to_owned(),
             lock_timeout_secs: 60,
             statement_timeout_secs: 120,
+            auto_migrate: true,
         }
     }
 }
@@ -113,14 +126,42 @@ impl SnowflakeSection {
             worker_id,
             lock_timeout_secs: self.lock_timeout_secs,
             statement_timeout_secs: self.statement_timeout_secs,
+            run_id: None,
         };
         built.validate().map_err(operator_key)?;
         Ok(built)
     }
 
     fn auth(&self) -> Result<SnowflakeAuth, ConfigError> {
+        let key_pair = self.private_key.is_some() || self.private_key_path.is_some();
+        let given: Vec<&str> = [
+            (key_pair, "snowflake.private_key_path"),
+            (
+                self.programmatic_access_token.is_some(),
+                "snowflake.programmatic_access_token",
+            ),
+            (self.password.is_some(), "snowflake.password"),
+        ]
+        .into_iter()
+        .filter_map(|(set, key)| set.then_some(key))
+        .collect();
+        if given.len() > 1 {
+            return Err(ConfigError::new(
+                given[1],
+                format!("is set together with {}; configure one login", given[0]),
+            ));
+        }
+        if let Some(token) = &self.programmatic_access_token {
+            return Ok(SnowflakeAuth::ProgrammaticAccessToken(token.clone()));
+        }
         if let Some(password) = &self.password {
             return Ok(SnowflakeAuth::Password(password.clone()));
+        }
+        if self.private_key.is_some() && self.private_key_path.is_some() {
+            return Err(ConfigError::new(
+                "snowflake.private_key",
+                "is set together with snowflake.private_key_path; configure one",
+            ));
         }
         let pem = match (&self.private_key, &self.private_key_path) {
             (Some(pem), _) => pem.clone(),
@@ -129,13 +170,13 @@ impl SnowflakeSection {
                 .map_err(|e| {
                     ConfigError::new(
                         "snowflake.private_key_path",
-                        format!("cannot read {}: {e}", path.display()),
+                        format!("cannot read {}: {}", path.display(), e.kind()),
                     )
                 })?,
             (None, None) => {
                 return Err(ConfigError::missing(
-                    "snowflake.password",
-                    "a login for store.kind = snowflake (or snowflake.private_key or snowflake.private_key_path for a key pair)",
+                    "snowflake.private_key_path",
+                    "a login for store.kind = snowflake: a key pair (snowflake.private_key_path, or snowflake.private_key), snowflake.programmatic_access_token, or snowflake.password",
                 ))
             }
         };
@@ -151,6 +192,12 @@ impl SnowflakeSection {
 fn operator_key(e: ConfigError) -> ConfigError {
     let key = match e.key() {
         "snowflake.table.name" => "source.table".to_owned(),
+        "snowflake.auth.password" => "snowflake.password".to_owned(),
+        "snowflake.auth.programmatic_access_token" => {
+            "snowflake.programmatic_access_token".to_owned()
+        }
+        "snowflake.auth.key_pair.private_key_pem" => "snowflake.private_key_path".to_owned(),
+        "snowflake.auth.key_pair.passphrase" => "snowflake.private_key_passphrase".to_owned(),
         other => match other.strip_prefix("snowflake.table.") {
             Some(column) => format!("source.{column}"),
             None => return e,
@@ -188,6 +235,53 @@ mod tests {
             .expect("valid");
         assert_eq!(config.state_table, "CA_NOTIFY_STATE");
         assert_eq!(config.statement_timeout_secs, 120);
+    }
+
+    #[test]
+    fn one_login_only_and_key_pair_or_token_when_asked() {
+        let both = SnowflakeSection {
+            programmatic_access_token: Some(SecretString::from("pat-value")),
+            ..section()
+        }
+        .config(SourceTable::default(), "w".to_owned())
+        .expect_err("two logins");
+        assert_eq!(both.key(), "snowflake.password");
+        assert!(
+            both.to_string()
+                .contains("snowflake.programmatic_access_token"),
+            "{both}"
+        );
+        let token = SnowflakeSection {
+            password: None,
+            programmatic_access_token: Some(SecretString::from("pat-value")),
+            ..section()
+        }
+        .config(SourceTable::default(), "w".to_owned())
+        .expect("a token");
+        assert!(matches!(
+            token.auth,
+            SnowflakeAuth::ProgrammaticAccessToken(_)
+        ));
+        assert!(!format!("{token:?}").contains("pat-value"));
+        let missing = SnowflakeSection {
+            password: None,
+            private_key_path: Some("/nonexistent/key.p8".into()),
+            ..section()
+        }
+        .config(SourceTable::default(), "w".to_owned())
+        .expect_err("no such file");
+        assert_eq!(missing.key(), "snowflake.private_key_path");
+        let empty = SnowflakeSection {
+            password: Some(SecretString::from("")),
+            ..section()
+        }
+        .config(SourceTable::default(), "w".to_owned())
+        .expect_err("empty");
+        assert_eq!(
+            empty.key(),
+            "snowflake.password",
+            "named as the operator writes it"
+        );
     }
 
     #[test]

@@ -154,27 +154,147 @@ fn claimable(names: &Names) -> String {
     )
 }
 
-/// Stamps `token` and a lease of `lease_ms` on up to `max` claimable records, in one
-/// autocommitted statement. Records seen for the first time get their state row here.
+/// A row count written into the statement text: Snowflake takes only a constant after
+/// `LIMIT` (a bind is refused), so the count is a validated integer, never a value from
+/// outside, and rendered as a literal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Limit(u32);
+
+impl Limit {
+    /// Most rows one claim or peek takes.
+    pub const MAX: u32 = 100_000;
+
+    /// `n` rows, at least one and at most [`Limit::MAX`].
+    pub fn clamped(n: usize) -> Self {
+        Self(u32::try_from(n).unwrap_or(Self::MAX).clamp(1, Self::MAX))
+    }
+
+    /// The count.
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl fmt::Display for Limit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Whether any record is waiting for a claim: one cheap read, sent before a claim takes
+/// the lock, so that a run with nothing to do costs one statement and takes no lock.
+/// Only a hint: the claim itself checks every condition again under the lock.
+pub(crate) fn claim_hint(names: &Names) -> Sql {
+    Sql {
+        text: format!(
+            "SELECT 1 AS PENDING {claimable} LIMIT 1",
+            claimable = claimable(names)
+        ),
+        binds: Vec::new(),
+    }
+}
+
+/// The schema version and whether any record waits, in one statement: what a run asks
+/// first. Fails (object missing) before the state tables exist.
+pub(crate) fn run_status(names: &Names) -> Sql {
+    Sql {
+        text: format!(
+            "SELECT (SELECT COALESCE(MAX(VERSION), 0) FROM {migrations}) AS VERSION, \
+                    (SELECT COUNT(*) FROM (SELECT 1 AS ONE {claimable} LIMIT 1) AS w) AS PENDING",
+            migrations = names.migrations.sql(),
+            claimable = claimable(names),
+        ),
+        binds: Vec::new(),
+    }
+}
+
+/// Opens the claim's explicit transaction.
+pub(crate) fn begin() -> Sql {
+    Sql {
+        text: "BEGIN TRANSACTION".to_owned(),
+        binds: Vec::new(),
+    }
+}
+
+/// Commits it.
+pub(crate) fn commit() -> Sql {
+    Sql {
+        text: "COMMIT".to_owned(),
+        binds: Vec::new(),
+    }
+}
+
+/// Rolls it back after a failed statement.
+pub(crate) fn rollback() -> Sql {
+    Sql {
+        text: "ROLLBACK".to_owned(),
+        binds: Vec::new(),
+    }
+}
+
+/// The claim transaction's first statement: an `UPDATE` of the lock row, which takes the
+/// lock table's lock until the transaction ends. Another claim's `UPDATE` waits here (up
+/// to `LOCK_TIMEOUT`), so the statements after it begin only once every earlier claim has
+/// committed, and see its stamps.
+pub(crate) fn take_claim_lock(names: &Names, worker: &str) -> Sql {
+    Sql {
+        text: format!(
+            "UPDATE {lock} SET HOLDER = ?, TAKEN_AT = {NOW} WHERE NAME = '{row}'",
+            lock = names.lock.sql(),
+            row = crate::schema::CLAIM_LOCK_ROW,
+        ),
+        binds: vec![Value::text(worker)],
+    }
+}
+
+/// Under the lock: gives up to `limit` source records that have no state row yet one (no
+/// claim, no outcome). No two rows for one id can appear: the source side is `DISTINCT`,
+/// and the anti-join sees every row an earlier claim inserted, because this statement
+/// began after that claim committed (Snowflake enforces no primary key).
+pub(crate) fn adopt(names: &Names, limit: Limit) -> Sql {
+    Sql {
+        text: format!(
+            "INSERT INTO {state} (RECORD_ID, ATTEMPTS, UPDATED_AT) \
+             SELECT DISTINCT {key} AS RECORD_ID, 0, {NOW} \
+             FROM {source} AS src LEFT JOIN {state} AS s ON s.RECORD_ID = {key} \
+             WHERE src.{id} IS NOT NULL AND s.RECORD_ID IS NULL \
+             ORDER BY RECORD_ID LIMIT {limit}",
+            state = names.state.sql(),
+            source = names.source.table.sql(),
+            key = source_key(names, "src"),
+            id = names.source.id.sql(),
+        ),
+        binds: Vec::new(),
+    }
+}
+
+/// Under the lock: stamps `token`, the worker and a lease of `lease_ms` on up to `limit`
+/// state rows of records still in the source that have no outcome and no live lease. The
+/// `WHERE` of the `UPDATE` checks outcome and lease again on the row it changes, so a
+/// claim of an expired lease is decided in the same statement that takes it.
 pub(crate) fn claim(
     names: &Names,
     token: &ClaimToken,
     worker: &str,
     lease_ms: i64,
-    max: i64,
+    limit: Limit,
 ) -> Sql {
     let text = format!(
-        "MERGE INTO {state} AS st USING (\
-           SELECT f.RECORD_ID, ? AS CLAIM_TOKEN, ? AS CLAIMED_BY, DATEADD(millisecond, ?, {NOW}) AS LEASE_UNTIL \
-           FROM (SELECT DISTINCT {key} AS RECORD_ID {claimable} ORDER BY RECORD_ID LIMIT ?) AS f\
-         ) AS c ON st.RECORD_ID = c.RECORD_ID \
-         WHEN MATCHED AND st.OUTCOME IS NULL THEN UPDATE SET \
-           CLAIM_TOKEN = c.CLAIM_TOKEN, CLAIMED_BY = c.CLAIMED_BY, LEASE_UNTIL = c.LEASE_UNTIL, UPDATED_AT = {NOW} \
-         WHEN NOT MATCHED THEN INSERT (RECORD_ID, ATTEMPTS, CLAIM_TOKEN, CLAIMED_BY, LEASE_UNTIL, UPDATED_AT) \
-           VALUES (c.RECORD_ID, 0, c.CLAIM_TOKEN, c.CLAIMED_BY, c.LEASE_UNTIL, {NOW})",
+        "UPDATE {state} AS st SET CLAIM_TOKEN = c.CLAIM_TOKEN, CLAIMED_BY = c.CLAIMED_BY, \
+           LEASE_UNTIL = c.LEASE_UNTIL, UPDATED_AT = {NOW} \
+         FROM (\
+           SELECT s.RECORD_ID, ? AS CLAIM_TOKEN, ? AS CLAIMED_BY, DATEADD(millisecond, ?, {NOW}) AS LEASE_UNTIL \
+           FROM {state} AS s \
+           WHERE s.OUTCOME IS NULL AND (s.LEASE_UNTIL IS NULL OR s.LEASE_UNTIL < {NOW}) \
+             AND s.RECORD_ID IN (SELECT {key} FROM {source} AS src WHERE src.{id} IS NOT NULL) \
+           ORDER BY s.RECORD_ID LIMIT {limit}\
+         ) AS c \
+         WHERE st.RECORD_ID = c.RECORD_ID AND st.OUTCOME IS NULL \
+           AND (st.LEASE_UNTIL IS NULL OR st.LEASE_UNTIL < {NOW})",
         state = names.state.sql(),
+        source = names.source.table.sql(),
         key = source_key(names, "src"),
-        claimable = claimable(names),
+        id = names.source.id.sql(),
     );
     Sql {
         text,
@@ -182,7 +302,6 @@ pub(crate) fn claim(
             Value::text(token.as_str()),
             Value::text(worker),
             Value::int(lease_ms),
-            Value::int(max),
         ],
     }
 }
@@ -208,13 +327,13 @@ pub(crate) fn read_claimed(names: &Names, token: &ClaimToken) -> Sql {
     }
 }
 
-/// Up to `max` records the next claim would take, without claiming them.
-pub(crate) fn peek(names: &Names, max: i64) -> Sql {
+/// Up to `limit` records the next claim would take, without claiming them.
+pub(crate) fn peek(names: &Names, limit: Limit) -> Sql {
     let text = format!(
         "SELECT {key} AS RECORD_ID, {columns}, COUNT(*) OVER (PARTITION BY {key}) AS SOURCE_ROWS \
          {claimable} \
          QUALIFY ROW_NUMBER() OVER (PARTITION BY {key} ORDER BY src.{phone}) = 1 \
-         ORDER BY RECORD_ID LIMIT ?",
+         ORDER BY RECORD_ID LIMIT {limit}",
         key = source_key(names, "src"),
         columns = source_columns(names, "src"),
         claimable = claimable(names),
@@ -222,7 +341,7 @@ pub(crate) fn peek(names: &Names, max: i64) -> Sql {
     );
     Sql {
         text,
-        binds: vec![Value::int(max)],
+        binds: Vec::new(),
     }
 }
 
@@ -427,9 +546,13 @@ mod tests {
         let attempts = vec![attempt("1", 0), attempt("1", 1)];
         let uuids = vec!["a".to_owned(), "b".to_owned(), "c".to_owned()];
         for sql in [
-            claim(&n, &token, "w", 60_000, 100),
+            claim(&n, &token, "w", 60_000, Limit::clamped(100)),
+            claim_hint(&n),
+            run_status(&n),
+            take_claim_lock(&n, "w"),
+            adopt(&n, Limit::clamped(100)),
             read_claimed(&n, &token),
-            peek(&n, 10),
+            peek(&n, Limit::clamped(10)),
             count_claimable(&n),
             release(&n, &token, &ids),
             write_back(&n, &token, &rows),
@@ -467,7 +590,8 @@ mod tests {
             answer: "issued",
         }];
         for sql in [
-            claim(&n, &token, "worker'--", 1, 1),
+            claim(&n, &token, "worker'--", 1, Limit::clamped(1)),
+            take_claim_lock(&n, "worker'--"),
             append_attempts(&n, &token, &attempts),
             key_histories(&n, &["1' OR '1'='1".to_owned()]),
             read_claimed(&n, &token),
@@ -493,17 +617,52 @@ mod tests {
             dedup_uuid: None,
             action: WriteAction::Final,
         }];
-        for sql in [claim(&n, &token, "w", 1, 1), write_back(&n, &token, &rows)] {
-            let (_, after_using) = sql
-                .text
-                .split_once(" ON st.RECORD_ID")
-                .expect("a USING subquery");
-            assert!(
-                !after_using.contains('?'),
-                "a placeholder outside USING: {}",
-                sql.text
-            );
+        let sql = write_back(&n, &token, &rows);
+        let (_, after_using) = sql
+            .text
+            .split_once(" ON st.RECORD_ID")
+            .expect("a USING subquery");
+        assert!(
+            !after_using.contains('?'),
+            "a placeholder outside USING: {}",
+            sql.text
+        );
+    }
+
+    #[test]
+    fn limits_are_integer_literals_within_bounds() {
+        assert_eq!(Limit::clamped(0).get(), 1);
+        assert_eq!(Limit::clamped(100).get(), 100);
+        assert_eq!(Limit::clamped(usize::MAX).get(), Limit::MAX);
+        let n = names();
+        let token = ClaimToken::new("3f0c6a52-6c1e-4a55-9a43-2b1d8e0f7c11");
+        for (sql, want) in [
+            (claim(&n, &token, "w", 1, Limit::clamped(100)), "LIMIT 100)"),
+            (adopt(&n, Limit::clamped(100)), "LIMIT 100"),
+            (peek(&n, Limit::clamped(7)), "LIMIT 7"),
+            (claim_hint(&n), "LIMIT 1"),
+        ] {
+            assert!(sql.text.contains(want), "{want} not in {}", sql.text);
+            assert!(!sql.text.contains("LIMIT ?"), "{}", sql.text);
         }
+    }
+
+    #[test]
+    fn a_claim_checks_outcome_and_lease_on_the_row_it_changes() {
+        let sql = claim(
+            &names(),
+            &ClaimToken::new("3f0c6a52-6c1e-4a55-9a43-2b1d8e0f7c11"),
+            "w",
+            1,
+            Limit::clamped(1),
+        )
+        .text;
+        let (_, outer_where) = sql.rsplit_once(") AS c WHERE").expect("an outer WHERE");
+        assert!(outer_where.contains("st.OUTCOME IS NULL"), "{outer_where}");
+        assert!(
+            outer_where.contains("st.LEASE_UNTIL IS NULL OR st.LEASE_UNTIL < SYSDATE()"),
+            "{outer_where}"
+        );
     }
 
     fn attempt(id: &str, index: i64) -> AttemptRow {

@@ -1,11 +1,15 @@
 //! The Snowflake store: claims recipients from the configured table and keeps the ledger
 //! of outcomes in its own state table, through the `PhoneSource` and `ResultSink` ports.
 //!
-//! Claim protocol (docs/store-snowflake.md has the full argument):
-//! 1. one autocommitted `MERGE` stamps a fresh token and a lease on up to N records with
-//!    no final outcome and no live lease (Snowflake runs the `MERGE`s on one table one
-//!    after another, so two claims do not take the same record; the document discusses
-//!    the one open question about that on a real account);
+//! Claim protocol (docs/store-snowflake.md has the full argument, from Snowflake's
+//! documented rules):
+//! 0. one cheap `SELECT … LIMIT 1` asks whether anything waits; when nothing does, the
+//!    claim ends there (an idle run costs one statement and takes no lock);
+//! 1. one explicit transaction: `UPDATE` of the claim lock row (claims queue here), then
+//!    an `INSERT` giving new source records their state row, then an `UPDATE` stamping a
+//!    fresh token and a lease on up to N rows with no outcome and no live lease (checked
+//!    again on each row it changes), then `COMMIT`. Every statement after the lock began
+//!    after the previous claim committed, so it sees that claim's rows and stamps;
 //! 2. one `SELECT` reads back exactly the records that carry the token;
 //! 3. one `INSERT` appends the batch's attempt answers to the attempt log (each unless
 //!    the log holds it already), then one `MERGE` writes the outcomes, only where the
@@ -34,7 +38,7 @@ use crate::decode::{self, DecodeError};
 use crate::error::StoreError;
 use crate::report::{CheckReport, ColumnReport, MigrationReport};
 use crate::schema::{self, MIGRATIONS};
-use crate::sql::{self, AttemptRow, OutcomeRow, Sql, WriteAction};
+use crate::sql::{self, AttemptRow, Limit, OutcomeRow, Sql, WriteAction};
 
 /// Most ids in one `IN (…)` list, and most outcomes in one write-back statement; larger
 /// requests are split into statements of this size, each atomic and idempotent.
@@ -48,6 +52,35 @@ pub struct SnowflakeStore {
     conn: Connection,
     names: Names,
     worker_id: String,
+    run_id: String,
+    /// What the last statement said about waiting records, so a claim can skip its hint
+    /// (see [`Hint`]).
+    hint: std::sync::Mutex<Hint>,
+}
+
+/// What the store knows about waiting records before a claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hint {
+    /// Nothing: the claim asks first (`claim_hint`).
+    Unknown,
+    /// Records wait (the run's status said so, or the last claim was full): the claim
+    /// goes straight to its transaction.
+    Waiting,
+    /// The run's status just said nothing waits: the next claim is empty without a
+    /// statement (a record arriving since is taken by the next run, as if it had arrived
+    /// a moment later).
+    Idle,
+}
+
+/// What [`SnowflakeStore::prepare_for_run`] found and did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunReadiness {
+    /// The schema version found (0: no state tables).
+    pub found_version: u32,
+    /// The schema version now.
+    pub version: u32,
+    /// Whether any record waits for a claim (`None` when a migration ran first).
+    pub waiting: Option<bool>,
 }
 
 impl fmt::Debug for SnowflakeStore {
@@ -74,13 +107,122 @@ impl SnowflakeStore {
         let names = config
             .names()
             .map_err(|e| StoreError::Misconfigured(e.to_string()))?;
-        let conn = Connection::new(&config)?;
+        let run_id = config
+            .run_id
+            .as_deref()
+            .map(str::trim)
+            .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+        let conn = Connection::new(&config, &run_id)?;
         conn.ensure_session().await?;
         Ok(Self {
             conn,
             names,
             worker_id: config.worker_id.trim().to_owned(),
+            run_id,
+            hint: std::sync::Mutex::new(Hint::Unknown),
         })
+    }
+
+    /// The run id in this handle's `QUERY_TAG`.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// The `QUERY_TAG` every statement of this handle carries.
+    pub fn query_tag(&self) -> &str {
+        self.conn.query_tag()
+    }
+
+    /// What a run does first: one statement reads the schema version and whether anything
+    /// waits. A state table behind this build is migrated when `auto_migrate` allows, and
+    /// otherwise refused with a message naming `ca-notify migrate`. When nothing waits,
+    /// the run's first claim costs no statement.
+    ///
+    /// # Errors
+    /// [`StoreError::Misconfigured`] for a schema this build cannot run on (missing or
+    /// older with `auto_migrate` off, or newer); as [`SnowflakeStore::migrate`] otherwise.
+    pub async fn prepare_for_run(&self, auto_migrate: bool) -> Result<RunReadiness, StoreError> {
+        let latest = schema::latest_version();
+        let (found, waiting) = match self
+            .conn
+            .run("reading the run status", &sql::run_status(&self.names))
+            .await
+        {
+            Ok(answer) => {
+                let cell = |i: usize, what: &str| -> Result<u64, StoreError> {
+                    let cell = answer
+                        .rows
+                        .first()
+                        .and_then(|row| row.values().get(i))
+                        .ok_or_else(|| {
+                            decode_error(DecodeError(format!("no {what} in the run status")))
+                        })?;
+                    decode::count(cell, what).map_err(decode_error)
+                };
+                let version = u32::try_from(cell(0, "schema version")?).unwrap_or(u32::MAX);
+                (version, Some(cell(1, "waiting records")? > 0))
+            }
+            // No state tables (or not all of them) yet: ask for the version alone. When
+            // the tables are all there, the status failed for another reason (the source
+            // table, a grant): that is the error to report.
+            Err(StoreError::Misconfigured(m)) => match self.schema_version().await? {
+                Some(version) if version >= latest => {
+                    return Err(self.hint_migration(StoreError::Misconfigured(m)))
+                }
+                version => (version.unwrap_or(0), None),
+            },
+            Err(e) => return Err(e),
+        };
+        if found > latest {
+            return Err(StoreError::Misconfigured(format!(
+                "the state table {} is at schema version {found}, newer than this build knows ({latest}); upgrade ca-notify",
+                self.names.state
+            )));
+        }
+        if found == latest && waiting.is_some() {
+            self.set_hint(if waiting == Some(true) {
+                Hint::Waiting
+            } else {
+                Hint::Idle
+            });
+            return Ok(RunReadiness {
+                found_version: found,
+                version: found,
+                waiting,
+            });
+        }
+        if !auto_migrate {
+            return Err(StoreError::Misconfigured(format!(
+                "the state table {} is at schema version {found}, this build needs {latest}, and snowflake.auto_migrate is off; run `ca-notify migrate` (or have a DBA run `ca-notify migrate --print`)",
+                self.names.state
+            )));
+        }
+        let report = self.migrate().await?;
+        Ok(RunReadiness {
+            found_version: found,
+            version: report.to_version,
+            waiting: None,
+        })
+    }
+
+    fn set_hint(&self, hint: Hint) {
+        *self
+            .hint
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = hint;
+    }
+
+    /// The hint for this claim; an `Idle` hint is used once.
+    fn take_hint(&self) -> Hint {
+        let mut slot = self
+            .hint
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let hint = *slot;
+        if hint == Hint::Idle {
+            *slot = Hint::Unknown;
+        }
+        hint
     }
 
     /// Runs `SELECT 1`, checks that the source table and every configured column exist
@@ -145,6 +287,16 @@ impl SnowflakeStore {
                         .run("reading the attempt log", &sql::probe(&log, &log_columns))
                         .await
                         .map_err(|e| misconfigured_with(e, &format!("the attempt log {log}")))?;
+                }
+                if v >= 3 {
+                    let lock = self.names.lock.sql();
+                    self.conn
+                        .run(
+                            "reading the claim lock",
+                            &sql::probe(&lock, &["NAME".to_owned(), "HOLDER".to_owned()]),
+                        )
+                        .await
+                        .map_err(|e| misconfigured_with(e, &format!("the claim lock {lock}")))?;
                 }
                 let answer = self
                     .conn
@@ -491,20 +643,54 @@ impl PhoneSource for SnowflakeStore {
                 records: Vec::new(),
             });
         }
-        let max = i64::try_from(max).unwrap_or(i64::MAX);
-        let claim = sql::claim(
-            &self.names,
-            &token,
-            &self.worker_id,
-            lease_millis(lease),
-            max,
-        );
-        let answer = self
+        let limit = Limit::clamped(max);
+        match self.take_hint() {
+            Hint::Idle => {
+                return Ok(Claim {
+                    token,
+                    records: Vec::new(),
+                })
+            }
+            Hint::Waiting => {}
+            Hint::Unknown => {
+                let answer = self
+                    .conn
+                    .run("asking whether records wait", &sql::claim_hint(&self.names))
+                    .await
+                    .map_err(|e| self.hint_migration(e))?;
+                if answer.rows.is_empty() {
+                    return Ok(Claim {
+                        token,
+                        records: Vec::new(),
+                    });
+                }
+            }
+        }
+        let answers = self
             .conn
-            .run("claiming records", &claim)
+            .transaction(
+                "claiming records",
+                &[
+                    sql::take_claim_lock(&self.names, &self.worker_id),
+                    sql::adopt(&self.names, limit),
+                    sql::claim(
+                        &self.names,
+                        &token,
+                        &self.worker_id,
+                        lease_millis(lease),
+                        limit,
+                    ),
+                ],
+            )
             .await
             .map_err(|e| self.hint_migration(e))?;
-        let stamped = rows_changed(&answer)?;
+        let stamped = answers.last().map(rows_changed).transpose()?.unwrap_or(0);
+        // A full claim suggests more wait: the next claim skips its hint.
+        self.set_hint(if stamped >= u64::from(limit.get()) {
+            Hint::Waiting
+        } else {
+            Hint::Unknown
+        });
         let records = if stamped == 0 {
             Vec::new()
         } else {
@@ -547,10 +733,12 @@ impl PhoneSource for SnowflakeStore {
         if max == 0 {
             return Ok(Vec::new());
         }
-        let max = i64::try_from(max).unwrap_or(i64::MAX);
-        self.read_records("peeking at records", &sql::peek(&self.names, max))
-            .await
-            .map_err(|e| self.hint_migration(e).into())
+        self.read_records(
+            "peeking at records",
+            &sql::peek(&self.names, Limit::clamped(max)),
+        )
+        .await
+        .map_err(|e| self.hint_migration(e).into())
     }
 }
 
@@ -624,10 +812,11 @@ impl ResultSink for SnowflakeStore {
             let applied = usize::try_from(rows_changed(&answer)?).unwrap_or(usize::MAX);
             let (written, released) = if applied >= chunk.len() {
                 (finals, releases)
-            } else if applied == 0 {
-                (0, 0)
             } else {
-                // Only part of the batch was still ours: ask which part.
+                // Only part of the batch (or none of it) changed now: ask which part
+                // carries this claim's write. Rows a lost answer already wrote under this
+                // token count as written, so a retried write-back reports them as its own
+                // instead of `not_owned`.
                 let ids: Vec<RecordId> = chunk.iter().map(|r| r.id.clone()).collect();
                 let tally = self
                     .conn

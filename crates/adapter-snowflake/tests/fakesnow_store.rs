@@ -153,7 +153,16 @@ mod store {
             json!(store.config.statement_timeout_secs)
         );
         assert_eq!(params["TIMEZONE"], json!("UTC"));
-        assert_eq!(params["QUERY_TAG"], json!("ca-notify"));
+        assert_eq!(params["AUTOCOMMIT"], json!(true));
+        assert_eq!(
+            params["QUERY_TAG"],
+            json!(format!(
+                "ca-notify run={} worker={}",
+                store.store.run_id(),
+                store.config.worker_id
+            ))
+        );
+        assert_eq!(params["QUERY_TAG"], json!(store.store.query_tag()));
         assert_eq!(login["database"], json!(db.database));
         assert_eq!(login["schema"], json!(db.schema));
         assert_eq!(login["warehouse"], json!("test_wh"));
@@ -335,7 +344,7 @@ mod store {
 
         store.migrate().await.expect("migrate");
         let after = store.check().await.expect("check");
-        assert_eq!(after.schema_version, Some(2));
+        assert_eq!(after.schema_version, Some(3));
         assert!(!after.needs_migration());
         assert_eq!(after.pending_records, Some(5));
         let claim = store.claim(2, LEASE).await.expect("claim");
@@ -388,10 +397,10 @@ mod store {
         let b = SnowflakeStore::connect(config).await.expect("connect");
         let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
         let (ra, rb) = (ra.expect("migrate a"), rb.expect("migrate b"));
-        assert_eq!((ra.to_version, rb.to_version), (2, 2));
+        assert_eq!((ra.to_version, rb.to_version), (3, 3));
         let again = a.migrate().await.expect("migrate again");
         assert!(!again.applied_any(), "{again}");
-        assert_eq!(again.from_version, 2);
+        assert_eq!(again.from_version, 3);
         assert_eq!(a.claim(5, LEASE).await.expect("claim").records.len(), 1);
     }
 
@@ -586,8 +595,13 @@ mod store {
         )
         .await;
         db.exec(
+            &format!("DROP TABLE {}", db.qualified(&format!("{state}_LOCK"))),
+            Vec::new(),
+        )
+        .await;
+        db.exec(
             &format!(
-                "DELETE FROM {} WHERE VERSION = 2",
+                "DELETE FROM {} WHERE VERSION >= 2",
                 db.qualified(&format!("{state}_MIGRATIONS"))
             ),
             Vec::new(),
@@ -601,7 +615,7 @@ mod store {
             other => panic!("expected a misconfiguration, got {other:?}"),
         }
         let report = store.store.migrate().await.expect("migrate");
-        assert_eq!((report.from_version, report.to_version), (1, 2));
+        assert_eq!((report.from_version, report.to_version), (1, 3));
         assert_eq!(
             store.key_histories(&[key]).await.expect("ledger")[0],
             KeyHistory {
@@ -627,5 +641,188 @@ mod store {
         let shown = format!("{store:?}");
         assert!(!shown.contains("horse"), "{shown}");
         assert!(shown.contains("SnowflakeStore"), "{shown}");
+    }
+
+    /// The first words of a statement, enough to tell which one it is.
+    fn head(statement: &str, words: usize) -> String {
+        statement
+            .split_whitespace()
+            .take(words)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_claim_is_one_transaction_that_takes_the_lock_before_it_reads() {
+        let db = TestDb::new().await;
+        let user = unique("claim_order");
+        let store = store_with(&db, &user, &records(1, 3)).await;
+        let state = db.qualified(&store.config.state_table);
+        let lock = db.qualified(&format!("{}_LOCK", store.config.state_table));
+        let before = fakesnow().statements_of(&user).len();
+        let claim = store.claim(2, LEASE).await.expect("claim");
+        assert_eq!(claim.records.len(), 2);
+        let sent: Vec<String> = fakesnow().statements_of(&user)[before..]
+            .iter()
+            .map(|s| head(s, 3))
+            .collect();
+        assert_eq!(
+            sent,
+            vec![
+                "SELECT 1 AS".to_owned(),
+                "BEGIN TRANSACTION".to_owned(),
+                format!("UPDATE {lock} SET"),
+                format!("INSERT INTO {state}"),
+                format!("UPDATE {state} AS"),
+                "COMMIT".to_owned(),
+                "SELECT st.RECORD_ID AS".to_owned(),
+            ],
+            "the hint, then BEGIN, the lock, the new rows, the stamps, COMMIT, the read-back"
+        );
+        for statement in &fakesnow().statements_of(&user)[before..] {
+            assert!(!statement.contains("LIMIT ?"), "a bound LIMIT: {statement}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_idle_run_costs_one_statement_and_takes_no_lock() {
+        let db = TestDb::new().await;
+        let user = unique("idle");
+        let store = store_with(&db, &user, &[]).await;
+        let before = fakesnow().statements_of(&user).len();
+        let readiness = store.store.prepare_for_run(true).await.expect("ready");
+        assert_eq!(readiness.waiting, Some(false));
+        assert_eq!(readiness.version, 3);
+        let claim = store.claim(100, LEASE).await.expect("claim");
+        assert!(claim.records.is_empty());
+        let sent = fakesnow().statements_of(&user)[before..].to_vec();
+        assert_eq!(sent.len(), 1, "{sent:#?}");
+        assert!(
+            sent[0].starts_with("SELECT (SELECT COALESCE(MAX(VERSION), 0)"),
+            "{sent:#?}"
+        );
+        // The status is used once: a later claim asks again, still without the lock.
+        let again = store.claim(100, LEASE).await.expect("claim");
+        assert!(again.records.is_empty());
+        let sent = fakesnow().statements_of(&user)[before..].to_vec();
+        assert_eq!(sent.len(), 2, "{sent:#?}");
+        assert!(sent[1].starts_with("SELECT 1 AS PENDING"), "{sent:#?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_run_on_an_empty_schema_migrates_first_or_names_ca_notify_migrate() {
+        let db = TestDb::new().await;
+        let source = unique("SRC");
+        db.create_source(&source, &records(1, 2)).await;
+        let config = db.config(&unique("empty_schema"), &source, &unique("STATE"));
+        let store = SnowflakeStore::connect(config).await.expect("connect");
+        match store.prepare_for_run(false).await {
+            Err(StoreError::Misconfigured(m)) => {
+                assert!(m.contains("ca-notify migrate"), "{m}");
+                assert!(m.contains("snowflake.auto_migrate"), "{m}");
+            }
+            other => panic!("expected a refusal naming ca-notify migrate, got {other:?}"),
+        }
+        let readiness = store.prepare_for_run(true).await.expect("migrated");
+        assert_eq!((readiness.found_version, readiness.version), (0, 3));
+        assert_eq!(store.claim(5, LEASE).await.expect("claim").records.len(), 2);
+        let again = store.prepare_for_run(false).await.expect("ready");
+        assert_eq!(again.waiting, Some(false), "both records are claimed");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn migrate_print_is_what_migrate_runs() {
+        let db = TestDb::new().await;
+        let source = unique("SRC");
+        db.create_source(&source, &records(1, 1)).await;
+        let user = unique("print");
+        let config = db.config(&user, &source, &unique("STATE"));
+        let script = config.migration_sql().expect("script");
+        let store = SnowflakeStore::connect(config).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        let is_ddl = |s: &str| s.starts_with("CREATE TABLE") || s.contains("_LOCK\" (NAME)");
+        let printed: Vec<String> = script
+            .lines()
+            .filter(|l| !l.starts_with("--") && !l.starts_with("GRANT"))
+            .map(|l| l.trim_end_matches(';').to_owned())
+            .collect();
+        let sent = fakesnow().statements_of(&user);
+        assert_eq!(
+            printed.iter().filter(|s| is_ddl(s)).collect::<Vec<_>>(),
+            sent.iter().filter(|s| is_ddl(s)).collect::<Vec<_>>(),
+            "the printed DDL differs from what migrate sent, or its order"
+        );
+        let records = |statements: &[String], table: &str| {
+            statements
+                .iter()
+                .filter(|s| s.starts_with(&format!("INSERT INTO {}", db.qualified(table))))
+                .count()
+        };
+        let state = &store_name(&sent);
+        for table in [format!("{state}_MIGRATIONS"), format!("{state}_META")] {
+            assert_eq!(
+                records(&printed, &table),
+                records(&sent, &table),
+                "{table}: the printed records differ from what migrate kept"
+            );
+        }
+    }
+
+    /// The state table a migration created, from its first `CREATE TABLE`.
+    fn store_name(sent: &[String]) -> String {
+        let create = sent
+            .iter()
+            .find(|s| s.starts_with("CREATE TABLE IF NOT EXISTS"))
+            .expect("a CREATE TABLE");
+        let name = create
+            .split_whitespace()
+            .nth(5)
+            .expect("a table name")
+            .rsplit('.')
+            .next()
+            .expect("a table");
+        name.trim_matches('"')
+            .trim_end_matches("_MIGRATIONS")
+            .to_owned()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_programmatic_access_token_is_sent_where_a_password_goes() {
+        let db = TestDb::new().await;
+        let user = unique("pat");
+        let mut config = db.config(&user, "UNUSED_SOURCE", &unique("STATE"));
+        config.auth = SnowflakeAuth::ProgrammaticAccessToken("pat-secret-value".to_owned().into());
+        let store = SnowflakeStore::connect(config).await.expect("PAT login");
+        assert!(!format!("{store:?}").contains("pat-secret-value"));
+        let logins = fakesnow().logins_of(&user);
+        assert_eq!(logins.len(), 1);
+        assert_eq!(logins[0]["authenticator"], json!("SNOWFLAKE"));
+        assert_eq!(logins[0]["has_password"], json!(true));
+        assert!(!logins[0].to_string().contains("pat-secret-value"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_run_whose_source_table_is_gone_is_told_so_not_to_migrate() {
+        let db = TestDb::new().await;
+        let user = unique("gone");
+        let store = store_with(&db, &user, &records(1, 1)).await;
+        db.exec(
+            &format!("DROP TABLE {}", db.qualified(&store.config.table.name)),
+            Vec::new(),
+        )
+        .await;
+        for auto_migrate in [true, false] {
+            match store.store.prepare_for_run(auto_migrate).await {
+                Err(StoreError::Misconfigured(m)) => {
+                    assert!(
+                        m.contains(&store.config.table.name.to_ascii_uppercase())
+                            || m.contains("does not exist"),
+                        "{m}"
+                    );
+                    assert!(!m.contains("auto_migrate is off"), "{m}");
+                }
+                other => panic!("expected the missing source table, got {other:?}"),
+            }
+        }
     }
 }

@@ -50,6 +50,7 @@ fn config(server: &MockServer) -> SnowflakeConfig {
         worker_id: "worker-1".into(),
         lock_timeout_secs: 60,
         statement_timeout_secs: 120,
+        run_id: None,
     }
 }
 
@@ -96,11 +97,32 @@ fn invalid(id: &str) -> RecordOutcome {
     )
 }
 
+/// Answers for every statement of a claim that finds records: the hint, the transaction
+/// (`BEGIN`, the lock, the new rows, the stamps, `COMMIT`) and the read-back.
+async fn claim_answers(server: &MockServer) {
+    query_answer(server, "SELECT 1 AS PENDING", "claim_hint_pending.json").await;
+    query_answer(server, "BEGIN TRANSACTION", "statement_ok.json").await;
+    query_answer(server, "SET HOLDER = ?", "dml_updated_1.json").await;
+    query_answer(
+        server,
+        "(RECORD_ID, ATTEMPTS, UPDATED_AT)",
+        "adopt_inserted_2.json",
+    )
+    .await;
+    query_answer(
+        server,
+        "SET CLAIM_TOKEN = c.CLAIM_TOKEN",
+        "claim_updated_3.json",
+    )
+    .await;
+    query_answer(server, "COMMIT", "statement_ok.json").await;
+    query_answer(server, "QUALIFY ROW_NUMBER()", "read_claimed.json").await;
+}
+
 #[tokio::test]
 async fn a_claim_decodes_snowflake_typed_rows_and_binds_one_token_throughout() {
     let server = account(1).await;
-    query_answer(&server, "MERGE INTO", "claim_merge.json").await;
-    query_answer(&server, "QUALIFY ROW_NUMBER()", "read_claimed.json").await;
+    claim_answers(&server).await;
     let store = SnowflakeStore::connect(config(&server))
         .await
         .expect("connect");
@@ -125,39 +147,51 @@ async fn a_claim_decodes_snowflake_typed_rows_and_binds_one_token_throughout() {
     assert_eq!(r[2].test_date.as_deref(), Some("2021-05-28"));
 
     let sent = statements(&server).await;
-    assert_eq!(sent.len(), 2, "one MERGE and one read-back");
-    let (merge, read) = (&sent[0], &sent[1]);
-    let types: Vec<&str> = (1..=4)
+    let texts: Vec<&str> = sent
+        .iter()
+        .map(|s| s["sqlText"].as_str().expect("sql"))
+        .collect();
+    assert_eq!(texts.len(), 7, "{texts:#?}");
+    assert!(texts[0].starts_with("SELECT 1 AS PENDING"), "{texts:#?}");
+    assert_eq!(texts[1], "BEGIN TRANSACTION");
+    assert!(texts[2].contains("SET HOLDER = ?"), "{texts:#?}");
+    assert!(texts[3].starts_with("INSERT INTO"), "{texts:#?}");
+    assert!(
+        texts[4].contains("SET CLAIM_TOKEN = c.CLAIM_TOKEN"),
+        "{texts:#?}"
+    );
+    assert_eq!(texts[5], "COMMIT");
+    let (lock, stamp, read) = (&sent[2], &sent[4], &sent[6]);
+    assert_eq!(lock["bindings"]["1"]["value"], "worker-1");
+    let types: Vec<&str> = (1..=3)
         .map(|i| {
-            merge["bindings"][i.to_string()]["type"]
+            stamp["bindings"][i.to_string()]["type"]
                 .as_str()
                 .expect("typed")
         })
         .collect();
-    assert_eq!(types, ["TEXT", "TEXT", "FIXED", "FIXED"]);
-    assert_eq!(merge["bindings"]["1"]["value"], claim.token.as_str());
-    assert_eq!(merge["bindings"]["2"]["value"], "worker-1");
+    assert_eq!(types, ["TEXT", "TEXT", "FIXED"]);
+    assert!(stamp["bindings"].get("4").is_none(), "the LIMIT is no bind");
+    assert_eq!(stamp["bindings"]["1"]["value"], claim.token.as_str());
+    assert_eq!(stamp["bindings"]["2"]["value"], "worker-1");
     assert_eq!(
-        merge["bindings"]["3"]["value"], "300000",
+        stamp["bindings"]["3"]["value"], "300000",
         "lease in milliseconds"
     );
-    assert_eq!(merge["bindings"]["4"]["value"], "10");
+    assert!(texts[4].contains("LIMIT 10)"), "{}", texts[4]);
+    assert!(texts[3].contains("LIMIT 10"), "{}", texts[3]);
     assert_eq!(read["bindings"]["1"]["value"], claim.token.as_str());
-    let merge_sql = merge["sqlText"].as_str().expect("sql");
-    assert!(merge_sql.contains("\"COVID\".\"PUBLIC\".\"CA_NOTIFY_STATE\""));
-    assert!(!merge_sql.contains(claim.token.as_str()));
+    assert!(texts[4].contains("\"COVID\".\"PUBLIC\".\"CA_NOTIFY_STATE\""));
+    assert!(!texts[4].contains(claim.token.as_str()));
 }
 
 #[tokio::test]
-async fn an_empty_claim_skips_the_read_back() {
+async fn a_claim_with_nothing_waiting_is_one_statement_and_takes_no_lock() {
     let server = account(1).await;
     Mock::given(method("POST"))
         .and(path("/queries/v1/query-request"))
-        .and(body_string_contains("MERGE INTO"))
-        .respond_with(answer("claim_merge.json").set_body_raw(
-            fixture("claim_merge.json").replace(r#"[["2", "1"]]"#, r#"[["0", "0"]]"#),
-            "application/json",
-        ))
+        .and(body_string_contains("SELECT 1 AS PENDING"))
+        .respond_with(answer("claim_hint_none.json"))
         .expect(1)
         .mount(&server)
         .await;

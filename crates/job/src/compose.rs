@@ -42,6 +42,32 @@ impl Store {
         }
     }
 
+    /// What a run does before its first claim: the schema check. SQLite migrated itself
+    /// when it opened; Snowflake reads its schema version (and whether anything waits) in
+    /// one statement and migrates when `snowflake.auto_migrate` allows, or stops with a
+    /// message naming `ca-notify migrate`.
+    ///
+    /// # Errors
+    /// [`JobError::Store`] naming the state table and what to do.
+    pub async fn prepare_for_run(&self, config: &JobConfig) -> Result<(), JobError> {
+        match self {
+            Self::Sqlite(_) => Ok(()),
+            Self::Snowflake(s) => s
+                .prepare_for_run(config.snowflake.auto_migrate)
+                .await
+                .map(|readiness| {
+                    if readiness.found_version < readiness.version {
+                        tracing::info!(
+                            from = readiness.found_version,
+                            to = readiness.version,
+                            "Migrated the Snowflake state tables before the run."
+                        );
+                    }
+                })
+                .map_err(|e| JobError::Store(format!("snowflake: {e}"))),
+        }
+    }
+
     /// The store as a phone source.
     pub fn source(&self) -> Arc<dyn PhoneSource> {
         match self {

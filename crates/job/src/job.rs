@@ -152,6 +152,7 @@ impl JobBuilder {
             (Some(source), Some(sink)) => (source, sink),
             (source, sink) => {
                 let store = Store::open(config).await?;
+                store.prepare_for_run(config).await?;
                 (
                     source.unwrap_or_else(|| store.source()),
                     sink.unwrap_or_else(|| store.sink()),

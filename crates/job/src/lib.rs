@@ -25,11 +25,13 @@
 //! * [`job`]: [`Job`], [`JobBuilder`], [`JobError`].
 //! * [`preview`]: what the next run would do, read without claiming (`run --dry-run`).
 //! * [`check`]: the configuration and every configured system, reached without sending.
+//! * [`migrate`]: the store's state tables created or upgraded, or printed for a DBA.
 
 pub mod check;
 pub mod compose;
 pub mod config;
 pub mod job;
+pub mod migrate;
 pub mod preview;
 
 pub use compose::Store;

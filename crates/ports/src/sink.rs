@@ -14,7 +14,9 @@ pub struct WriteReceipt {
     /// `Deferred` records released back to the store (attempts incremented).
     pub released: usize,
     /// Records not written because this worker's claim on them was gone (lease expired
-    /// and another worker took them, or already written by an earlier identical call).
+    /// and another worker took them, or — in a store that does not remember the last
+    /// writer of a record — already written by an earlier identical call; the Snowflake
+    /// store reports such a repeat as the first call did).
     pub not_owned: usize,
 }
 

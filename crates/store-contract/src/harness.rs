@@ -86,4 +86,13 @@ pub trait StoreHarness: Send + Sync {
 
     /// The pipeline state of `id` (all `None`/0 when the store has no state for it).
     async fn inspect(&self, store: &Self::Store, id: &RecordId) -> RecordState;
+
+    /// Whether the store remembers which claim wrote each record last, so a write-back
+    /// repeated by the same claim (a retry after a lost answer) reports the rows it had
+    /// already written as written or released, as the first call did, instead of
+    /// `not_owned`. The Snowflake store does (issue 15); the others report `not_owned`.
+    /// Either way a repeat changes nothing.
+    fn repeats_report_as_first_written(&self) -> bool {
+        false
+    }
 }

@@ -6,6 +6,7 @@ pub mod demo;
 pub mod dry_run;
 pub mod export;
 pub mod import;
+pub mod migrate;
 pub mod run;
 #[cfg(feature = "demo")]
 pub mod simulate;

@@ -298,3 +298,67 @@ fn durations_out_of_range_are_configuration_errors_not_panics() {
         );
     }
 }
+
+/// `migrate` on SQLite opens (and so migrates) the file and says at which version it is;
+/// `migrate --print` there explains that there is nothing for a DBA to run.
+#[test]
+fn migrate_on_sqlite_reports_the_schema_and_print_explains_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = store_env(dir.path()).run(&["migrate"]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert!(out.stdout.contains("state schema v"), "{}", out.all());
+    assert!(dir.path().join("store.db").exists());
+    let printed = store_env(dir.path()).run(&["migrate", "--print"]);
+    assert_eq!(printed.code, Some(0), "{}", printed.all());
+    assert!(
+        printed.stdout.contains("nothing for a DBA"),
+        "{}",
+        printed.all()
+    );
+}
+
+/// `migrate --print` for Snowflake needs no connection (the account does not exist) and
+/// no secret: it prints the DDL in order and the GRANTs for the configured role.
+#[test]
+fn migrate_print_for_snowflake_writes_ddl_and_grants_without_connecting() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = crate::ca_notify()
+        .current_dir(dir.path())
+        .env("CA_NOTIFY__STORE__KIND", "snowflake")
+        .env("CA_NOTIFY__SNOWFLAKE__ACCOUNT", "no-such-account")
+        .env("CA_NOTIFY__SNOWFLAKE__USER", "CA_NOTIFY")
+        .env("CA_NOTIFY__SNOWFLAKE__PASSWORD", "password-never-printed")
+        .env("CA_NOTIFY__SNOWFLAKE__DATABASE", "COVID")
+        .env("CA_NOTIFY__SNOWFLAKE__SCHEMA", "PUBLIC")
+        .env("CA_NOTIFY__SNOWFLAKE__ROLE", "CA_NOTIFY_ROLE")
+        .env("CA_NOTIFY__SNOWFLAKE__WAREHOUSE", "NOTIFY_WH")
+        .env("CA_NOTIFY__SOURCE__TABLE", "POSITIVES")
+        .run(&["migrate", "--print"]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let script = &out.stdout;
+    let state = script
+        .find("CREATE TABLE IF NOT EXISTS \"COVID\".\"PUBLIC\".\"CA_NOTIFY_STATE\" (")
+        .expect("the state table");
+    let lock = script
+        .find("CREATE TABLE IF NOT EXISTS \"COVID\".\"PUBLIC\".\"CA_NOTIFY_STATE_LOCK\" (")
+        .expect("the claim lock");
+    assert!(state < lock, "versions in order: {script}");
+    assert!(
+        script.contains(
+            "GRANT SELECT ON TABLE \"COVID\".\"PUBLIC\".\"POSITIVES\" TO ROLE \"CA_NOTIFY_ROLE\";"
+        ),
+        "{script}"
+    );
+    assert!(
+        script.contains("GRANT USAGE ON WAREHOUSE \"NOTIFY_WH\" TO ROLE \"CA_NOTIFY_ROLE\";"),
+        "{script}"
+    );
+    assert!(!out.all().contains("password-never-printed"));
+    assert!(
+        std::fs::read_dir(dir.path())
+            .expect("read")
+            .next()
+            .is_none(),
+        "nothing created"
+    );
+}

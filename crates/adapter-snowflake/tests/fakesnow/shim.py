@@ -18,7 +18,10 @@ It also makes fakesnow behave like Snowflake where the adapter's safety depends 
 * DML and DDL statements run one at a time, as Snowflake's table locks make them; a statement
   that cannot get the lock within the session's `LOCK_TIMEOUT` fails with Snowflake's lock
   error `000625`, instead of DuckDB's optimistic-concurrency conflict (fakesnow also runs a
-  MERGE as several statements, which must not interleave with another session's);
+  MERGE as several statements, which must not interleave with another session's). Inside an
+  explicit transaction (`BEGIN` … `COMMIT`/`ROLLBACK`) the lock a write took is held until
+  the transaction ends, as Snowflake holds a transaction's locks (one lock for every table:
+  coarser than Snowflake's, never finer);
 * session tokens can be expired on demand, so the client sees Snowflake's `390112`.
 
 Test hooks (plain HTTP, 127.0.0.1 only):
@@ -26,7 +29,8 @@ Test hooks (plain HTTP, 127.0.0.1 only):
 * `GET  /__shim/health`               → `{"ok": true}` once fakesnow is importable and serving;
 * `GET  /__shim/logins`               → every login's non-secret fields (authenticator, names,
                                          session parameters, JWT claims — never a password or key);
-* `GET  /__shim/queries`              → every statement's SQL text and bind types (never values);
+* `GET  /__shim/queries`              → every statement's SQL text, bind types (never values) and
+                                         the login name of its session;
 * `POST /__shim/expire-sessions`      → JSON `{"login_name": …}` (optional): the current sessions
                                          of that user (or of everyone) answer `390112` from now on;
 * `POST /__shim/fail-next`            → JSON `{"count", "code", "message", "match", "http_status"}`:
@@ -66,6 +70,8 @@ import fakesnow.server as fakesnow_server
 DEFAULT_LOCK_TIMEOUT_SECS = 43200.0
 # Statements that only read; everything else takes the statement lock.
 READ_ONLY_KEYWORDS = ("SELECT", "WITH", "SHOW", "DESC", "DESCRIBE", "EXPLAIN")
+# Statements Snowflake always autocommits (they end an open transaction first).
+DDL_KEYWORDS = ("CREATE", "ALTER", "DROP", "GRANT", "REVOKE", "COMMENT", "UNDROP", "TRUNCATE")
 
 _session_counter = 0
 _session_params: dict[str, dict[str, Any]] = {}
@@ -75,6 +81,16 @@ _logins: list[dict[str, Any]] = []
 _queries: list[dict[str, Any]] = []
 _faults: list[dict[str, Any]] = []
 _statement_lock: asyncio.Lock | None = None
+# The session token whose open transaction holds the statement lock, if any.
+_lock_holder: str | None = None
+# Sessions inside an explicit transaction, and whether fakesnow's transaction has begun.
+# fakesnow's DuckDB transactions read a snapshot taken when they begin, where Snowflake's
+# READ COMMITTED statements each see what was committed before they began; so the shim
+# begins the DuckDB transaction only when the session's first write holds the lock, and
+# every statement after it sees what earlier lock holders committed, as on Snowflake.
+_in_transaction: dict[str, bool] = {}
+TRANSACTION_START = ("BEGIN", "START")
+TRANSACTION_END = ("COMMIT", "ROLLBACK")
 
 
 def statement_lock() -> asyncio.Lock:
@@ -206,7 +222,13 @@ async def query_request(request: Request) -> Response:
     body = await read_json(request)
     sql = body.get("sqlText", "")
     bindings = body.get("bindings") or {}
-    _queries.append({"sql": sql, "bind_types": [b.get("type") for b in bindings.values()]})
+    _queries.append(
+        {
+            "sql": sql,
+            "bind_types": [b.get("type") for b in bindings.values()],
+            "login_name": _session_logins.get(token or ""),
+        }
+    )
 
     for fault in _faults:
         if fault["count"] > 0 and fault.get("match", "") in sql:
@@ -216,10 +238,30 @@ async def query_request(request: Request) -> Response:
             return error_answer(fault.get("code", "000625"), fault.get("message", "fault injected by the test"))
 
     replayed = replay_request(request, json.dumps(body).encode())
-    if first_keyword(sql) in READ_ONLY_KEYWORDS:
+    global _lock_holder
+    keyword = first_keyword(sql)
+    session = token or ""
+    if keyword in READ_ONLY_KEYWORDS:
+        response = await fakesnow_server.query_request(replayed)
+    elif keyword in TRANSACTION_START:
+        _in_transaction[session] = False
+        response = await run_text(request, body, "SELECT 'Statement executed successfully.' AS \"status\"")
+    elif keyword in TRANSACTION_END:
+        try:
+            if _in_transaction.get(session):
+                response = await fakesnow_server.query_request(replayed)
+            else:
+                response = await run_text(request, body, "SELECT 'Statement executed successfully.' AS \"status\"")
+        finally:
+            _in_transaction.pop(session, None)
+            if _lock_holder == session:
+                _lock_holder = None
+                statement_lock().release()
+    elif _lock_holder is not None and _lock_holder == session:
+        # This session's open transaction holds the lock already.
         response = await fakesnow_server.query_request(replayed)
     else:
-        timeout = float(_session_params.get(token or "", {}).get("LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT_SECS))
+        timeout = float(_session_params.get(session, {}).get("LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT_SECS))
         lock = statement_lock()
         try:
             await asyncio.wait_for(lock.acquire(), timeout=max(timeout, 0.001))
@@ -229,11 +271,28 @@ async def query_request(request: Request) -> Response:
                 f"Statement was aborted because it waited more than LOCK_TIMEOUT ({timeout:g} s) for a lock "
                 "held by another statement (fakesnow shim).",
             )
+        keep = session in _in_transaction and keyword not in DDL_KEYWORDS
+        if keep:
+            _lock_holder = session
         try:
+            if keep and not _in_transaction[session]:
+                begun = await run_text(request, body, "BEGIN TRANSACTION")
+                _in_transaction[session] = True
+                if not json.loads(bytes(begun.body)).get("success"):
+                    return rewrite_query_answer(begun)
             response = await fakesnow_server.query_request(replayed)
         finally:
-            lock.release()
+            if not keep:
+                lock.release()
     return rewrite_query_answer(response)
+
+
+async def run_text(request: Request, body: dict[str, Any], text: str) -> Response:
+    """Runs `text` (no binds) on the session of `request`, through fakesnow."""
+    other = dict(body)
+    other["sqlText"] = text
+    other.pop("bindings", None)
+    return await fakesnow_server.query_request(replay_request(request, json.dumps(other).encode()))
 
 
 def rewrite_query_answer(response: Response) -> Response:

@@ -65,7 +65,7 @@ fn start() -> Result<Fakesnow, String> {
             child: None,
         });
     }
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fakesnow");
+    let dir = shim_dir();
     let python = std::env::var("CA_NOTIFY_FAKESNOW_PYTHON").unwrap_or_else(|_| {
         let venv = dir.join(".venv/bin/python");
         if venv.exists() {
@@ -121,6 +121,18 @@ fn start() -> Result<Fakesnow, String> {
         base_url,
         child: Some(Mutex::new((child, stdin))),
     })
+}
+
+/// The shim's directory: this crate's `tests/fakesnow`, also when another crate's tests
+/// include this file (`#[path]`) from a sibling crate of `crates/`.
+fn shim_dir() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let own = manifest.join("tests/fakesnow");
+    if own.join("shim.py").exists() {
+        own
+    } else {
+        manifest.join("../adapter-snowflake/tests/fakesnow")
+    }
 }
 
 fn parse_port(line: &str) -> Option<u16> {
@@ -234,6 +246,17 @@ impl Fakesnow {
             .iter()
             .filter(|l| l["login_name"] == user)
             .cloned()
+            .collect()
+    }
+
+    /// The SQL text of every statement the sessions of `user` sent, in order.
+    pub fn statements_of(&self, user: &str) -> Vec<String> {
+        self.get("/__shim/queries")
+            .as_array()
+            .expect("a list")
+            .iter()
+            .filter(|q| q["login_name"] == user)
+            .filter_map(|q| q["sql"].as_str().map(str::to_owned))
             .collect()
     }
 

@@ -165,6 +165,7 @@ impl TestDb {
             worker_id: format!("{user}-worker"),
             lock_timeout_secs: 30,
             statement_timeout_secs: 60,
+            run_id: None,
         }
     }
 
@@ -306,11 +307,15 @@ impl StoreHarness for Harness {
     }
 
     fn short_lease(&self) -> Duration {
-        Duration::from_millis(1500)
+        Duration::from_millis(2500)
     }
 
     async fn inspect(&self, store: &TestStore, id: &RecordId) -> RecordState {
         self.db.inspect(&store.config.state_table, id).await
+    }
+
+    fn repeats_report_as_first_written(&self) -> bool {
+        true
     }
 }
 
