@@ -199,9 +199,11 @@ mod tests {
         assert!(!metrics.is_enabled());
     }
 
+    type Change = Box<dyn Fn(&mut MetricsSection)>;
+
     #[test]
     fn each_bad_value_names_its_key() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut MetricsSection)>)> = vec![
+        let cases: Vec<(&str, Change)> = vec![
             (
                 "metrics.pushgateway_url",
                 Box::new(|s| s.pushgateway_url = Some("pushgateway:9091".into())),

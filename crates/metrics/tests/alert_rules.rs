@@ -60,7 +60,10 @@ fn every_metric_the_rules_read_is_exported() {
     }
     assert!(read.len() >= 4, "{read:?}");
     for name in read {
-        assert!(METRIC_NAMES.contains(&name.as_str()), "{name} is not exported");
+        assert!(
+            METRIC_NAMES.contains(&name.as_str()),
+            "{name} is not exported"
+        );
     }
 }
 
