@@ -1,7 +1,7 @@
 //! The push: one `PUT` of the whole run to `<url>/metrics/job/<job>{/instance/<instance>}`,
-//! which replaces every metric of that grouping key (the Pushgateway's `README.md`, "URL"
-//! and "`PUT` method": success is 200, or 202 when its consistency check is off; 400
-//! names an inconsistency in the body).
+//! which replaces every metric of that grouping key (the Pushgateway's `README.md`, "URL",
+//! line 266, and "`PUT` method", lines 366-390: success is 200, or 202 when its
+//! consistency check is off; 400 names an inconsistency in the body).
 
 use std::time::Duration;
 
