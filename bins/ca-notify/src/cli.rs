@@ -21,9 +21,18 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
 
-    /// Log line format on standard error.
+    /// Log line format on standard error: `text` (human-readable), `json` (one object per
+    /// line), or `auto`: text on a terminal, JSON otherwise.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Auto)]
     pub log_format: LogFormat,
+
+    /// More log lines: `-v` debug, `-vv` trace (overrides RUST_LOG).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Fewer log lines: `-q` warnings and errors, `-qq` errors only (overrides RUST_LOG).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub quiet: u8,
 
     /// What to do; without one, this help.
     #[command(subcommand)]

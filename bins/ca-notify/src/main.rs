@@ -25,7 +25,7 @@ use crate::exit::Failure;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init(cli.log_format);
+    telemetry::init(cli.log_format, telemetry::level(cli.verbose, cli.quiet));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

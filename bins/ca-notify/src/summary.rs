@@ -3,11 +3,21 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use ca_notify_pipeline::RunReport;
+use ca_notify_job::{RunId, RunReport};
+use serde::Serialize;
+
+/// The JSON summary: the run's id and its report.
+#[derive(Serialize)]
+struct Summary<'a> {
+    run_id: &'a RunId,
+    #[serde(flatten)]
+    report: &'a RunReport,
+}
 
 /// Renders the report as an aligned table.
-pub fn table(report: &RunReport) -> String {
+pub fn table(run_id: &RunId, report: &RunReport) -> String {
     let mut rows: Vec<(String, String)> = vec![
+        ("run id".into(), run_id.to_string()),
         ("claimed".into(), report.claimed.to_string()),
         ("sent".into(), report.sent.to_string()),
         ("already sent".into(), report.already_sent.to_string()),
@@ -25,6 +35,7 @@ pub fn table(report: &RunReport) -> String {
         ("batches".into(), report.batches.to_string()),
         ("issue requests".into(), report.issue_requests.to_string()),
         ("item retries".into(), report.item_retries.to_string()),
+        ("rate limited".into(), report.rate_limited.to_string()),
         ("validator calls".into(), report.validator_calls.to_string()),
         ("elapsed".into(), format!("{:.2} s", report.elapsed_secs)),
         ("records/s".into(), format!("{:.1}", report.records_per_sec)),
@@ -40,12 +51,12 @@ pub fn table(report: &RunReport) -> String {
     out
 }
 
-/// Writes the report as JSON.
+/// Writes the run id and the report as JSON.
 ///
 /// # Errors
 /// When the file cannot be written.
-pub fn write_json(report: &RunReport, path: &Path) -> anyhow::Result<()> {
-    let json = serde_json::to_string_pretty(report)?;
+pub fn write_json(run_id: &RunId, report: &RunReport, path: &Path) -> anyhow::Result<()> {
+    let json = serde_json::to_string_pretty(&Summary { run_id, report })?;
     std::fs::write(path, json + "\n")
         .map_err(|e| anyhow::anyhow!("cannot write the summary to {}: {e}", path.display()))
 }

@@ -5,6 +5,10 @@
 //! [`ScrubbingWriter`], which replaces anything phone-like with `[phone]` — so a number
 //! that slipped into some third-party error text still never reaches a log file. Logs go
 //! to standard error; standard output is kept for summaries.
+//!
+//! Every line a run writes carries its run id: the job runs inside a `job` span with a
+//! `run_id` field, which the text format prints before the message and the JSON format
+//! lists under `spans` (and `span` while it is the innermost one).
 
 use std::io::{self, IsTerminal, Write};
 
@@ -15,21 +19,36 @@ use tracing_subscriber::EnvFilter;
 /// The log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
-    /// Human-readable on a terminal, JSON lines otherwise.
+    /// Text on a terminal, JSON lines otherwise.
     Auto,
-    /// Human-readable.
-    Pretty,
+    /// Human-readable text (`pretty` is accepted too, its earlier name).
+    #[value(alias = "pretty")]
+    Text,
     /// One JSON object per line.
     Json,
 }
 
-/// Installs the global subscriber for the command. `RUST_LOG` overrides the default
-/// filter (`info`).
-pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// The level `-v`/`-q` ask for: `None` without either (then `RUST_LOG`, else `info`).
+pub fn level(verbose: u8, quiet: u8) -> Option<&'static str> {
+    match (verbose, quiet) {
+        (0, 0) => None,
+        (1, _) => Some("debug"),
+        (v, _) if v > 1 => Some("trace"),
+        (_, 1) => Some("warn"),
+        _ => Some("error"),
+    }
+}
+
+/// Installs the global subscriber for the command: `level` when given (from `-v`/`-q`),
+/// else `RUST_LOG`, else `info`.
+pub fn init(format: LogFormat, level: Option<&str>) {
+    let filter = match level {
+        Some(level) => EnvFilter::new(level),
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    };
     let json = match format {
         LogFormat::Json => true,
-        LogFormat::Pretty => false,
+        LogFormat::Text => false,
         LogFormat::Auto => !io::stderr().is_terminal(),
     };
     let writer = ScrubbingMakeWriter(io::stderr);
@@ -43,7 +62,12 @@ pub fn init(format: LogFormat) {
             .with_current_span(true)
             .try_init()
     } else {
-        builder.with_target(false).try_init()
+        // Colour codes only on a terminal: in a file they would split the run id and the
+        // timestamp into pieces the phone scrubber no longer recognises as a uuid or a date.
+        builder
+            .with_target(false)
+            .with_ansi(io::stderr().is_terminal())
+            .try_init()
     };
     // A subscriber already installed (an embedding host, a test) is kept as it is.
     drop(result);
@@ -82,6 +106,15 @@ impl<W: Write> Write for ScrubbingWriter<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn verbose_and_quiet_choose_the_level() {
+        assert_eq!(level(0, 0), None);
+        assert_eq!(level(1, 0), Some("debug"));
+        assert_eq!(level(3, 0), Some("trace"));
+        assert_eq!(level(0, 1), Some("warn"));
+        assert_eq!(level(0, 2), Some("error"));
+    }
 
     #[test]
     fn scrubs_phone_numbers_from_every_write() {

@@ -175,6 +175,8 @@ pub(crate) struct Names {
     pub attempts: ObjectName,
     /// The claim lock: one row every claim transaction updates first (version 3).
     pub lock: ObjectName,
+    /// The runs table: one row per run (start, end, counts, stop reason).
+    pub runs: ObjectName,
 }
 
 impl SnowflakeConfig {
@@ -323,6 +325,7 @@ impl SnowflakeConfig {
         let meta = state.with_suffix("_META");
         let attempts = state.with_suffix("_ATTEMPTS");
         let lock = state.with_suffix("_LOCK");
+        let runs = state.with_suffix("_RUNS");
         Ok(Names {
             source,
             state,
@@ -330,6 +333,7 @@ impl SnowflakeConfig {
             meta,
             attempts,
             lock,
+            runs,
         })
     }
 
@@ -633,12 +637,15 @@ pub(crate) mod tests {
         assert!(sql.contains(
             "CREATE TABLE IF NOT EXISTS \"COVID\".\"PUBLIC\".\"CA_NOTIFY_STATE_ATTEMPTS\" ("
         ));
+        assert!(sql.contains(
+            "CREATE TABLE IF NOT EXISTS \"COVID\".\"PUBLIC\".\"CA_NOTIFY_STATE_RUNS\" ("
+        ));
         assert!(sql.contains("GRANT SELECT, UPDATE ON TABLE \"COVID\".\"PUBLIC\".\"CA_NOTIFY_STATE_LOCK\" TO ROLE \"NOTIFIER\";"), "{sql}");
-        // The migrations table, four tables, the lock row, three versions, the binding;
-        // then usage on the database, schema and warehouse and six tables.
+        // The migrations table, four tables, the lock row, the run column, four versions,
+        // the binding; then usage on the database, schema and warehouse and seven tables.
         assert_eq!(
             sql.lines().filter(|l| l.ends_with(';')).count(),
-            10 + 9,
+            13 + 10,
             "{sql}"
         );
     }

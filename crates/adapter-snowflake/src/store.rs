@@ -49,13 +49,15 @@ const MAX_LEASE: Duration = Duration::from_secs(7 * 24 * 3600);
 /// `PhoneSource` and `ResultSink` over Snowflake. One session per handle; open one handle
 /// per concurrent worker.
 pub struct SnowflakeStore {
-    conn: Connection,
-    names: Names,
+    pub(crate) conn: Connection,
+    pub(crate) names: Names,
     worker_id: String,
     run_id: String,
     /// What the last statement said about waiting records, so a claim can skip its hint
     /// (see [`Hint`]).
     hint: std::sync::Mutex<Hint>,
+    /// The run whose id write-backs stamp (`RunLog::start_run`).
+    current_run: std::sync::Mutex<Option<String>>,
 }
 
 /// What the store knows about waiting records before a claim.
@@ -120,6 +122,7 @@ impl SnowflakeStore {
             worker_id: config.worker_id.trim().to_owned(),
             run_id,
             hint: std::sync::Mutex::new(Hint::Unknown),
+            current_run: std::sync::Mutex::new(None),
         })
     }
 
@@ -298,6 +301,17 @@ impl SnowflakeStore {
                         .await
                         .map_err(|e| misconfigured_with(e, &format!("the claim lock {lock}")))?;
                 }
+                if v >= 4 {
+                    let runs = self.names.runs.sql();
+                    let run_columns: Vec<String> = schema::RUN_COLUMNS
+                        .iter()
+                        .map(|c| (*c).to_owned())
+                        .collect();
+                    self.conn
+                        .run("reading the runs table", &sql::probe(&runs, &run_columns))
+                        .await
+                        .map_err(|e| misconfigured_with(e, &format!("the runs table {runs}")))?;
+                }
                 let answer = self
                     .conn
                     .run(
@@ -459,7 +473,22 @@ impl SnowflakeStore {
         ))
     }
 
-    fn hint_migration(&self, e: StoreError) -> StoreError {
+    /// Makes `id` the run whose id this store's write-backs stamp.
+    pub(crate) fn set_current_run(&self, id: &ca_notify_ports::RunId) {
+        *self
+            .current_run
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(id.to_string());
+    }
+
+    fn current_run(&self) -> Option<String> {
+        self.current_run
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn hint_migration(&self, e: StoreError) -> StoreError {
         match e {
             StoreError::Misconfigured(m) => StoreError::Misconfigured(format!(
                 "{m} (does the state table {} exist? run the migration to create it)",
@@ -506,12 +535,12 @@ fn misconfigured_with(e: StoreError, what: &str) -> StoreError {
     }
 }
 
-fn decode_error(e: DecodeError) -> StoreError {
+pub(crate) fn decode_error(e: DecodeError) -> StoreError {
     StoreError::Unknown(anyhow::Error::new(e))
 }
 
 /// The first cell of the first row, as a count.
-fn first_count(answer: &Answer, what: &str) -> Result<u64, StoreError> {
+pub(crate) fn first_count(answer: &Answer, what: &str) -> Result<u64, StoreError> {
     let cell = answer
         .rows
         .first()
@@ -798,6 +827,7 @@ impl ResultSink for SnowflakeStore {
             not_owned: duplicates,
             ..WriteReceipt::default()
         };
+        let run_id = self.current_run();
         for chunk in rows.chunks(MAX_ROWS_PER_STATEMENT) {
             let finals = chunk.iter().filter(|r| r.action.is_final()).count();
             let releases = chunk.len() - finals;
@@ -805,7 +835,7 @@ impl ResultSink for SnowflakeStore {
                 .conn
                 .run(
                     "writing outcomes",
-                    &sql::write_back(&self.names, token, chunk),
+                    &sql::write_back(&self.names, token, run_id.as_deref(), chunk),
                 )
                 .await
                 .map_err(|e| self.hint_migration(e))?;

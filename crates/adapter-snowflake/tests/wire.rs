@@ -265,12 +265,17 @@ async fn write_back_counts_from_the_merge_answer_and_tallies_a_partial_one() {
     let sent = statements(&server).await;
     let merge = &sent[0];
     assert_eq!(merge["bindings"]["1"]["value"], token.as_str());
-    assert_eq!(merge["bindings"]["2"]["value"], "1", "record id");
-    assert_eq!(merge["bindings"]["3"]["type"], "FIXED", "sent flag");
-    assert_eq!(merge["bindings"]["3"]["value"], "0");
-    assert_eq!(merge["bindings"]["5"]["value"], "invalid_number:too_short");
     assert_eq!(
-        merge["bindings"]["6"]["value"],
+        merge["bindings"]["2"]["value"],
+        Value::Null,
+        "no run started on this store: no run id"
+    );
+    assert_eq!(merge["bindings"]["3"]["value"], "1", "record id");
+    assert_eq!(merge["bindings"]["4"]["type"], "FIXED", "sent flag");
+    assert_eq!(merge["bindings"]["4"]["value"], "0");
+    assert_eq!(merge["bindings"]["6"]["value"], "invalid_number:too_short");
+    assert_eq!(
+        merge["bindings"]["7"]["value"],
         Value::Null,
         "no dedup uuid"
     );

@@ -9,7 +9,8 @@
 //!
 //! * [`config`]: [`SqliteConfig`] and the configurable [`SourceTable`].
 //! * [`identifier`]: validation and quoting of configured names.
-//! * [`schema`]: the state tables, their migrations, adoption of source rows.
+//! * [`schema`]: the state tables, their migrations, adoption of source rows; the runs
+//!   table behind [`RunLog`](ca_notify_ports::RunLog).
 //! * [`import`] / [`export`]: CSV in (recipients) and out (outcomes, no phones).
 
 pub mod clock;
@@ -19,6 +20,7 @@ mod error;
 pub mod export;
 pub mod identifier;
 pub mod import;
+mod runs;
 pub mod schema;
 mod sink;
 mod source;

@@ -27,6 +27,8 @@ pub const STATE_TABLE: &str = "ca_notify_state";
 pub const ATTEMPTS_TABLE: &str = "ca_notify_attempts";
 /// The applied migrations, one row per version.
 pub const MIGRATIONS_TABLE: &str = "ca_notify_migrations";
+/// The runs: one row per run, its start, end, counts and stop reason.
+pub const RUNS_TABLE: &str = "ca_notify_runs";
 /// Facts about this database (which source table its state belongs to).
 pub const META_TABLE: &str = "ca_notify_meta";
 /// The newest schema version this build knows.
@@ -47,6 +49,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "outcome unconfirmed; the texted index by dedup uuid; the attempt log",
         MIGRATION_2,
+    ),
+    (
+        3,
+        "the run id on each state row; the runs table",
+        MIGRATION_3,
     ),
 ];
 
@@ -127,6 +134,30 @@ CREATE TABLE ca_notify_attempts (
     recorded_at TEXT    NOT NULL,                -- RFC 3339 UTC
     PRIMARY KEY (dedup_uuid, claim_token, record_id, attempt_index)
 ) WITHOUT ROWID;";
+
+const MIGRATION_3: &str = "\
+-- The run whose write-back last reached the record (final or deferred); NULL before any.
+ALTER TABLE ca_notify_state ADD COLUMN run_id TEXT;
+-- One row per run, so 'when did this last succeed' has an answer without a metrics
+-- system. Times are RFC 3339 UTC with milliseconds, fixed width, so text order is time
+-- order. A run whose process died keeps ended_at NULL.
+CREATE TABLE ca_notify_runs (
+    run_id       TEXT    NOT NULL PRIMARY KEY,   -- made by the job (a UUID v7)
+    worker       TEXT    NOT NULL,               -- the worker id that ran it
+    started_at   TEXT    NOT NULL,
+    ended_at     TEXT,
+    succeeded    INTEGER CHECK (succeeded IN (0, 1)),  -- 1 when the command exited 0
+    stop         TEXT,                           -- the stop reason code (deadline, drained, misconfigured, ...)
+    claimed      INTEGER,
+    sent         INTEGER,
+    already_sent INTEGER,
+    not_sent     INTEGER,                        -- unconfirmed included
+    unconfirmed  INTEGER,
+    deferred     INTEGER,
+    CHECK ((ended_at IS NULL) = (succeeded IS NULL))
+) WITHOUT ROWID;
+CREATE INDEX ca_notify_runs_started ON ca_notify_runs (started_at);
+CREATE INDEX ca_notify_runs_succeeded ON ca_notify_runs (ended_at) WHERE succeeded = 1;";
 
 /// Migrates the state tables, creates the source table if it is missing, checks its
 /// columns, and installs adoption. One transaction; idempotent. When a read-only look
@@ -544,7 +575,7 @@ mod tests {
         assert_eq!(before.len(), 3);
 
         let prepared = prepare(&mut conn, &table).expect("migrates");
-        assert_eq!(prepared.version, 2);
+        assert_eq!(prepared.version, SCHEMA_VERSION);
         assert_eq!(
             prepared.adopted,
             Some(0),

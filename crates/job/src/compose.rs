@@ -7,7 +7,7 @@ use ca_notify_adapter_snowflake::SnowflakeStore;
 use ca_notify_adapter_sqlite::{SqliteConfig, SqliteStore};
 use ca_notify_domain::{DedupSecret, PhoneParser};
 use ca_notify_ports::config::ConfigError;
-use ca_notify_ports::{PhoneSource, PhoneValidator, ResultSink};
+use ca_notify_ports::{PhoneSource, PhoneValidator, ResultSink, RunLog};
 
 use crate::config::{JobConfig, StoreKind};
 use crate::JobError;
@@ -81,6 +81,14 @@ impl Store {
         match self {
             Self::Sqlite(s) => Arc::clone(s) as Arc<dyn ResultSink>,
             Self::Snowflake(s) => Arc::clone(s) as Arc<dyn ResultSink>,
+        }
+    }
+
+    /// The store's runs table.
+    pub fn run_log(&self) -> Arc<dyn RunLog> {
+        match self {
+            Self::Sqlite(s) => Arc::clone(s) as Arc<dyn RunLog>,
+            Self::Snowflake(s) => Arc::clone(s) as Arc<dyn RunLog>,
         }
     }
 

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use ca_notify_adapter_snowflake::SnowflakeSection;
 use ca_notify_adapter_twilio::{TwilioConfig, TwilioSection};
 use ca_notify_adapter_verification::VerificationSection;
+use ca_notify_metrics::MetricsSection;
 use ca_notify_pipeline::PipelineSection;
 use ca_notify_ports::config::{secret, ConfigError, ConfigErrors, DurationRange, SourceTable};
 use config::{Config, Environment, File, FileFormat};
@@ -36,8 +37,9 @@ const SEED_ALIASES: &[(&str, &str)] = &[
 ];
 
 /// Every duration setting of every section, and its allowed range.
-pub const DURATIONS: [&[DurationRange]; 4] = [
+pub const DURATIONS: [&[DurationRange]; 5] = [
     &ca_notify_pipeline::section::DURATIONS,
+    &ca_notify_metrics::section::DURATIONS,
     &ca_notify_adapter_twilio::section::DURATIONS,
     &ca_notify_adapter_verification::section::DURATIONS,
     &ca_notify_adapter_snowflake::section::DURATIONS,
@@ -67,6 +69,8 @@ pub struct JobConfig {
     pub pipeline: PipelineSection,
     /// The dedup key secret.
     pub dedup: DedupSection,
+    /// Where each run's metrics go (a Pushgateway, a textfile); nowhere by default.
+    pub metrics: MetricsSection,
 }
 
 impl Default for JobConfig {
@@ -82,6 +86,7 @@ impl Default for JobConfig {
             verification: VerificationSection::default(),
             pipeline: PipelineSection::default(),
             dedup: DedupSection::default(),
+            metrics: MetricsSection::default(),
         }
     }
 }

@@ -2,14 +2,21 @@
 //! to a ready [`Job`], and its run.
 
 use std::sync::Arc;
+use std::time::Instant;
 
+use ca_notify_metrics::Metrics;
 use ca_notify_pipeline::{BuildError, Pipeline, RunFailure, RunObserver, RunReport};
 use ca_notify_ports::config::{ConfigError, ConfigErrors};
-use ca_notify_ports::{PhoneSource, PhoneValidator, ResultSink, SmsIssuer};
+use ca_notify_ports::{
+    PhoneSource, PhoneValidator, ResultSink, RunEnd, RunId, RunLog, RunStart, SmsIssuer,
+};
+use chrono::Utc;
 use tokio_util::sync::CancellationToken;
+use tracing::{error, info, info_span, warn, Instrument};
 
 use crate::compose::{self, Store};
 use crate::config::JobConfig;
+use crate::observe;
 
 /// Why a job could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +47,10 @@ impl From<ConfigError> for JobError {
 /// embedder's own ports.
 pub struct Job {
     pipeline: Pipeline,
+    run_id: RunId,
+    worker: String,
+    run_log: Option<Arc<dyn RunLog>>,
+    metrics: Metrics,
 }
 
 impl Job {
@@ -62,16 +73,99 @@ impl Job {
             validator: None,
             issuer: None,
             observer: None,
+            run_log: None,
+            run_id: None,
         }
+    }
+
+    /// The id of this job's run: on every log line of the run (the `job` span), in the
+    /// summary, in the store's runs table and on each outcome the run writes.
+    pub fn run_id(&self) -> &RunId {
+        &self.run_id
     }
 
     /// Runs the job until its epochs are done, its deadline passes or `shutdown` is
     /// cancelled (in-flight batches then finish and unprocessed claims are released).
+    /// The store's runs table records the run's start and end; at the end its metrics
+    /// go where `[metrics]` says. Neither can change the run's result (a failure to
+    /// record or publish is logged).
     ///
     /// # Errors
     /// A [`RunFailure`]: the fatal cause and the report of what was done before it.
     pub async fn run(self, shutdown: CancellationToken) -> Result<RunReport, RunFailure> {
-        self.pipeline.run(shutdown).await
+        let span = info_span!("job", run_id = %self.run_id);
+        self.run_recorded(shutdown).instrument(span).await
+    }
+
+    async fn run_recorded(self, shutdown: CancellationToken) -> Result<RunReport, RunFailure> {
+        let started = Instant::now();
+        let start = RunStart {
+            id: self.run_id.clone(),
+            worker: self.worker.clone(),
+            started_at: Utc::now(),
+        };
+        if let Some(log) = &self.run_log {
+            if let Err(e) = log.start_run(&start).await {
+                warn!(error = %e, "Could not record the run's start in the store; its outcomes carry no run id.");
+            }
+        }
+        info!(worker = %self.worker, "Run started.");
+        let result = self.pipeline.run(shutdown).await;
+        let report = match &result {
+            Ok(report) => report,
+            Err(failure) => &failure.report,
+        };
+        let end = RunEnd {
+            ended_at: Utc::now(),
+            succeeded: result.is_ok(),
+            stop: observe::stop_code(report).to_owned(),
+            counts: observe::run_counts(report),
+        };
+        if let Some(log) = &self.run_log {
+            if let Err(e) = log.finish_run(&self.run_id, &end).await {
+                warn!(error = %e, "Could not record the run's end in the store.");
+            }
+        }
+        if self.metrics.is_enabled() {
+            let (last_success, backlog) = self.last_success_and_backlog(&end).await;
+            let metrics =
+                observe::run_metrics(report, &end, started.elapsed(), last_success, backlog);
+            if let Err(e) = self.metrics.publish(&metrics).await {
+                error!(error = %e, "Could not publish the run's metrics.");
+            }
+        }
+        info!(succeeded = end.succeeded, stop = %end.stop, "Run finished.");
+        result
+    }
+
+    /// When the last successful run ended (this one, if it succeeded) and the backlog,
+    /// from the store; `None` for what it cannot say.
+    async fn last_success_and_backlog(
+        &self,
+        end: &RunEnd,
+    ) -> (Option<chrono::DateTime<Utc>>, Option<u64>) {
+        let Some(log) = &self.run_log else {
+            return (end.succeeded.then_some(end.ended_at), None);
+        };
+        let last_success = if end.succeeded {
+            Some(end.ended_at)
+        } else {
+            match log.last_success().await {
+                Ok(run) => run.and_then(|r| r.end).map(|e| e.ended_at),
+                Err(e) => {
+                    warn!(error = %e, "Could not read the last successful run from the store.");
+                    None
+                }
+            }
+        };
+        let backlog = match log.backlog().await {
+            Ok(n) => Some(n),
+            Err(e) => {
+                warn!(error = %e, "Could not count the backlog in the store.");
+                None
+            }
+        };
+        (last_success, backlog)
     }
 }
 
@@ -84,6 +178,8 @@ pub struct JobBuilder {
     validator: Option<Arc<dyn PhoneValidator>>,
     issuer: Option<Arc<dyn SmsIssuer>>,
     observer: Option<Arc<dyn RunObserver>>,
+    run_log: Option<Arc<dyn RunLog>>,
+    run_id: Option<RunId>,
 }
 
 impl JobBuilder {
@@ -94,11 +190,29 @@ impl JobBuilder {
         self
     }
 
-    /// One store as both the source and the sink.
+    /// One store as the source, the sink and the runs table.
     #[must_use]
-    pub fn store<S: PhoneSource + ResultSink + 'static>(mut self, store: Arc<S>) -> Self {
+    pub fn store<S: PhoneSource + ResultSink + RunLog + 'static>(mut self, store: Arc<S>) -> Self {
         self.source = Some(Arc::clone(&store) as Arc<dyn PhoneSource>);
-        self.sink = Some(store as Arc<dyn ResultSink>);
+        self.sink = Some(Arc::clone(&store) as Arc<dyn ResultSink>);
+        self.run_log = Some(store as Arc<dyn RunLog>);
+        self
+    }
+
+    /// Where runs are recorded, instead of the configured store. An embedder that brings
+    /// its own source and sink but no runs table gets runs that are logged but not
+    /// recorded (and outcomes without a run id).
+    #[must_use]
+    pub fn run_log(mut self, run_log: Arc<dyn RunLog>) -> Self {
+        self.run_log = Some(run_log);
+        self
+    }
+
+    /// The run's id, instead of a new UUID version 7 (a host that names its invocations,
+    /// say).
+    #[must_use]
+    pub fn run_id(mut self, run_id: RunId) -> Self {
+        self.run_id = Some(run_id);
         self
     }
 
@@ -148,14 +262,16 @@ impl JobBuilder {
         ConfigErrors::check(config.problems(self.issuer.is_none(), self.validator.is_none()))?;
         let parser = compose::phone_parser(config)?;
         let secret = compose::dedup_secret(config)?;
-        let (source, sink) = match (self.source, self.sink) {
-            (Some(source), Some(sink)) => (source, sink),
+        let metrics = config.metrics.metrics()?;
+        let (source, sink, run_log) = match (self.source, self.sink) {
+            (Some(source), Some(sink)) => (source, sink, self.run_log),
             (source, sink) => {
                 let store = Store::open(config).await?;
                 store.prepare_for_run(config).await?;
                 (
                     source.unwrap_or_else(|| store.source()),
                     sink.unwrap_or_else(|| store.sink()),
+                    Some(self.run_log.unwrap_or_else(|| store.run_log())),
                 )
             }
         };
@@ -180,6 +296,10 @@ impl JobBuilder {
         }
         Ok(Job {
             pipeline: pipeline.build()?,
+            run_id: self.run_id.unwrap_or_else(observe::new_run_id),
+            worker: config.worker_id(),
+            run_log,
+            metrics,
         })
     }
 }
@@ -244,6 +364,58 @@ mod tests {
             .expect("ran");
         assert_eq!((report.claimed, report.sent), (2, 1));
         assert_eq!(store.counts().open, 0);
+    }
+
+    /// A run is recorded in the store's runs table under the job's id, with its end and
+    /// counts, each outcome it wrote carries that id, and its metrics land in the
+    /// configured textfile with the last success and the backlog from the store.
+    #[tokio::test]
+    async fn a_run_is_recorded_under_its_id_and_its_metrics_written() {
+        let today = chrono::Utc::now().date_naive().to_string();
+        let store = Arc::new(MemoryStore::with_records([
+            RecipientRecord::new("a", "4152000011").with_test_date(&today),
+            RecipientRecord::new("b", "not a phone").with_test_date(&today),
+        ]));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = with_secret();
+        config.metrics.textfile = Some(dir.path().join("ca_notify.prom"));
+        let job = Job::builder(config)
+            .store(Arc::clone(&store))
+            .validator(Arc::new(MemoryValidator::new()))
+            .issuer(Arc::new(MemoryIssuer::new()))
+            .build()
+            .await
+            .expect("built");
+        let id = job.run_id().clone();
+        job.run(CancellationToken::new()).await.expect("ran");
+
+        let runs = store.recent_runs(5).await.expect("runs");
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].start.id, id);
+        let end = runs[0].end.as_ref().expect("the end is recorded");
+        assert!(end.succeeded);
+        assert_eq!(end.stop, "drained", "two records, all taken");
+        assert_eq!(
+            (end.counts.claimed, end.counts.sent, end.counts.not_sent),
+            (2, 1, 1)
+        );
+        for record in ["a", "b"] {
+            assert_eq!(store.run_id(&record.into()), Some(id.clone()), "{record}");
+        }
+        let text = std::fs::read_to_string(dir.path().join("ca_notify.prom")).expect("textfile");
+        assert!(
+            text.contains("ca_notify_run_records{outcome=\"sent\",reason=\"\"} 1\n"),
+            "{text}"
+        );
+        assert!(text.contains("ca_notify_run_succeeded 1\n"), "{text}");
+        assert!(text.contains("ca_notify_backlog_records 0\n"), "{text}");
+        let last = end.ended_at.timestamp_millis() as f64 / 1000.0;
+        assert!(
+            text.contains(&format!(
+                "ca_notify_last_success_timestamp_seconds {last}\n"
+            )),
+            "{text}"
+        );
     }
 
     /// A port left out is built from the configuration, which must then name it.

@@ -23,6 +23,8 @@
 //!   (`[store]`, `[source]`, `[validator]`, `[dedup]`); each adapter crate owns its own.
 //! * [`compose`]: which adapter backs which port; [`Store`].
 //! * [`job`]: [`Job`], [`JobBuilder`], [`JobError`].
+//! * [`observe`]: each run's id, its row in the store's runs table and its metrics
+//!   (`[metrics]` is `ca-notify-metrics`'s section).
 //! * [`preview`]: what the next run would do, read without claiming (`run --dry-run`).
 //! * [`check`]: the configuration and every configured system, reached without sending.
 //! * [`migrate`]: the store's state tables created or upgraded, or printed for a DBA.
@@ -32,11 +34,14 @@ pub mod compose;
 pub mod config;
 pub mod job;
 pub mod migrate;
+pub mod observe;
 pub mod preview;
 
 pub use compose::Store;
 pub use config::{JobConfig, StoreKind, ValidatorKind};
 pub use job::{Job, JobBuilder, JobError};
+pub use observe::new_run_id;
 
 pub use ca_notify_pipeline::{FatalCause, RunFailure, RunObserver, RunReport};
 pub use ca_notify_ports::config::{ConfigError, ConfigErrors};
+pub use ca_notify_ports::{RunId, RunLog, RunRecord};

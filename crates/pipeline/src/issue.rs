@@ -251,6 +251,7 @@ async fn issue_round(
                 continue;
             }
             Err(IssueError::RateLimited { until }) => {
+                tally.rate_limited += 1;
                 if let Err(reason) = wait_for_rate_limit(ctx, until).await {
                     defer(entries, &pending, reason);
                     return;

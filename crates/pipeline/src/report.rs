@@ -96,6 +96,9 @@ pub struct Counts {
     pub issue_requests: u64,
     /// Items re-sent after a transient per-item failure.
     pub item_retries: u64,
+    /// Batch-issue requests the server answered with a rate limit (429), waited out or
+    /// deferred.
+    pub rate_limited: u64,
     /// Phone checks made.
     pub validator_calls: u64,
     /// Records the store refused to write because this run's claim on them was gone (the
@@ -144,6 +147,7 @@ impl Counts {
         }
         self.issue_requests += other.issue_requests;
         self.item_retries += other.item_retries;
+        self.rate_limited += other.rate_limited;
         self.validator_calls += other.validator_calls;
         self.not_owned += other.not_owned;
     }
@@ -325,7 +329,7 @@ mod tests {
             "{\"epochs\":0,\"batches\":0,\"claimed\":0,\"sent\":0,\"already_sent\":0,\
              \"not_sent\":{\"gave_up\":1,\"unconfirmed\":1},\
              \"deferred\":{\"batch_panicked\":1,\"no_answer\":1,\"write_failed\":2},\
-             \"issue_requests\":0,\"item_retries\":0,\"validator_calls\":0,\"not_owned\":0,\
+             \"issue_requests\":0,\"item_retries\":0,\"rate_limited\":0,\"validator_calls\":0,\"not_owned\":0,\
              \"elapsed_secs\":0.0,\"records_per_sec\":0.0,\"stop\":\"sink_failed\"}"
         );
         let epoch = t.epoch_report(2, Duration::from_millis(1500), None);

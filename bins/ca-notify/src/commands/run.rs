@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use ca_notify_job::{Job, JobBuilder, JobConfig, RunObserver, RunReport};
+use ca_notify_job::{Job, JobBuilder, JobConfig, RunId, RunObserver, RunReport};
 
 use crate::cli::RunArgs;
 use crate::exit::{self, Failure};
@@ -43,13 +43,14 @@ pub async fn run_and_report(
     summary_json: Option<&Path>,
 ) -> Result<(), Failure> {
     let job = builder.build().await?;
+    let run_id = job.run_id().clone();
     let result = job.run(shutdown_on_signals()).await;
     progress.finish();
     let report = match &result {
         Ok(report) => report,
         Err(failure) => &failure.report,
     };
-    report_summary(report, summary_json)?;
+    report_summary(&run_id, report, summary_json)?;
     result.map(drop).map_err(|failure| Failure::from(&failure))
 }
 
@@ -57,10 +58,14 @@ pub async fn run_and_report(
 ///
 /// # Errors
 /// When the JSON file cannot be written.
-pub fn report_summary(report: &RunReport, json: Option<&Path>) -> Result<(), Failure> {
-    print!("{}", summary::table(report));
+pub fn report_summary(
+    run_id: &RunId,
+    report: &RunReport,
+    json: Option<&Path>,
+) -> Result<(), Failure> {
+    print!("{}", summary::table(run_id, report));
     if let Some(path) = json {
-        summary::write_json(report, path)
+        summary::write_json(run_id, report, path)
             .map_err(|e| Failure::new(exit::INTERNAL, e.to_string()))?;
     }
     Ok(())

@@ -362,3 +362,88 @@ fn migrate_print_for_snowflake_writes_ddl_and_grants_without_connecting() {
         "nothing created"
     );
 }
+
+/// Every log line of a run carries the run's id, the summary names it, and `-q` keeps
+/// the info lines out; `--log-format text` prints the id before each message.
+#[test]
+fn every_log_line_of_a_run_carries_its_run_id() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let summary = dir.path().join("summary.json");
+    let out = crate::ca_notify().current_dir(dir.path()).run(&[
+        "demo",
+        "--in-memory",
+        "--recipients",
+        "40",
+        "--log-format",
+        "json",
+        "--summary-json",
+        &summary.display().to_string(),
+    ]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).expect("summary")).expect("json");
+    let run_id = report["run_id"].as_str().expect("run_id in the summary");
+    assert_eq!(run_id.len(), 36, "{report}");
+    assert!(
+        out.stdout.contains(run_id),
+        "the table names the run: {}",
+        out.stdout
+    );
+    let lines: Vec<Value> = out
+        .stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let started = lines
+        .iter()
+        .position(|l| l["message"] == "Run started.")
+        .unwrap_or_else(|| panic!("no start line: {}", out.stderr));
+    let finished = lines
+        .iter()
+        .position(|l| l["message"] == "Run finished.")
+        .unwrap_or_else(|| panic!("no finish line: {}", out.stderr));
+    assert!(
+        finished > started + 1,
+        "the run logged nothing between: {}",
+        out.stderr
+    );
+    for line in &lines[started..=finished] {
+        let spans = line["spans"].as_array().expect("spans");
+        assert!(
+            spans.iter().any(|s| s["run_id"] == run_id),
+            "a line without the run id: {line}"
+        );
+    }
+
+    let quiet = crate::ca_notify().current_dir(dir.path()).run(&[
+        "demo",
+        "--in-memory",
+        "--recipients",
+        "40",
+        "--log-format",
+        "text",
+        "-q",
+    ]);
+    assert_eq!(quiet.code, Some(0), "{}", quiet.all());
+    assert!(!quiet.stderr.contains("Run started."), "{}", quiet.stderr);
+    let text = crate::ca_notify().current_dir(dir.path()).run(&[
+        "demo",
+        "--in-memory",
+        "--recipients",
+        "40",
+        "--log-format",
+        "text",
+        "--summary-json",
+        &summary.display().to_string(),
+    ]);
+    assert_eq!(text.code, Some(0), "{}", text.all());
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).expect("summary")).expect("json");
+    let run_id = report["run_id"].as_str().expect("run_id in the summary");
+    let line = text
+        .stderr
+        .lines()
+        .find(|l| l.contains("Run started."))
+        .unwrap_or_else(|| panic!("no start line: {}", text.stderr));
+    assert!(line.contains(&format!("run_id={run_id}")), "{line}");
+}

@@ -184,6 +184,7 @@ async fn a_rate_limit_past_the_deadline_defers_instead_of_waiting() {
     let started = Instant::now();
     let report = m.pipeline.run(CancellationToken::new()).await.expect("run");
     assert_eq!(m.issuer.requests(), 1);
+    assert_eq!(report.rate_limited, 1, "the 429 is counted");
     assert_eq!(report.deferred_for(DeferReason::RateLimited), 10);
     assert!(
         started.elapsed() < Duration::from_secs(1),
