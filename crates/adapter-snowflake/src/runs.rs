@@ -1,10 +1,14 @@
 //! `RunLog` for Snowflake: the `<STATE>_RUNS` table (schema migration 4).
 //!
-//! A run's start is an insert unless the run is there; its end one `MERGE` (an update, or
-//! an insert for a run never started), so finishing twice keeps the last end. Times travel
-//! as bound text cast to `TIMESTAMP_NTZ` (UTC, the job's clock: a run's times are the
-//! job's, not the server's) and come back as `TIMESTAMP_NTZ`. Starting a run also makes it
-//! the store's current run, whose id every write-back stamps in `RUN_ID`.
+//! A run's row is written once, at its end, by one `MERGE` that inserts it with the start
+//! the store kept in memory (or updates it, so finishing twice keeps the last end). The
+//! start costs no statement because every statement keeps a warehouse awake and billed
+//! (issue 15's idle run: the run status, then this row; docs/store-snowflake.md, "Cost");
+//! the price is that a run that crashed leaves no row here — its outcomes still carry its
+//! `RUN_ID`. Times travel as bound text cast to `TIMESTAMP_NTZ` (UTC, the job's clock: a
+//! run's times are the job's, not the server's) and come back as `TIMESTAMP_NTZ`.
+//! Starting a run makes it the store's current run, whose id every write-back stamps in
+//! `RUN_ID`.
 
 use async_trait::async_trait;
 use ca_notify_ports::{RunCounts, RunEnd, RunId, RunLog, RunRecord, RunStart, SinkError};
@@ -28,31 +32,15 @@ fn count(n: u64) -> Value {
     Value::Int(Some(i64::try_from(n).unwrap_or(i64::MAX)))
 }
 
-/// Records a run's start unless the run is recorded.
-pub(crate) fn start_run(names: &Names, run: &RunStart) -> Sql {
-    Sql {
-        text: format!(
-            "INSERT INTO {runs} (RUN_ID, WORKER, STARTED_AT) \
-             SELECT ?, ?, CAST(? AS TIMESTAMP_NTZ) \
-             WHERE NOT EXISTS (SELECT 1 FROM {runs} WHERE RUN_ID = ?)",
-            runs = names.runs.sql(),
-        ),
-        binds: vec![
-            Value::Text(Some(run.id.to_string())),
-            Value::Text(Some(run.worker.clone())),
-            time_text(&run.started_at),
-            Value::Text(Some(run.id.to_string())),
-        ],
-    }
-}
-
-/// Records a run's end; a run never started is inserted as started when it ended.
-pub(crate) fn finish_run(names: &Names, id: &RunId, end: &RunEnd) -> Sql {
+/// Records a run's end, inserting the run (with `start`, or as started when it ended
+/// and by no known worker) unless it is recorded.
+pub(crate) fn finish_run(names: &Names, id: &RunId, start: Option<&RunStart>, end: &RunEnd) -> Sql {
     let c = end.counts;
     Sql {
         text: format!(
             "MERGE INTO {runs} AS r USING (\
-               SELECT ? AS RUN_ID, CAST(? AS TIMESTAMP_NTZ) AS ENDED_AT, ? AS SUCCEEDED, ? AS STOP, \
+               SELECT ? AS RUN_ID, ? AS WORKER, CAST(? AS TIMESTAMP_NTZ) AS STARTED_AT, \
+                      CAST(? AS TIMESTAMP_NTZ) AS ENDED_AT, ? AS SUCCEEDED, ? AS STOP, \
                       ? AS CLAIMED, ? AS SENT, ? AS ALREADY_SENT, ? AS NOT_SENT, \
                       ? AS UNCONFIRMED, ? AS DEFERRED\
              ) AS e ON r.RUN_ID = e.RUN_ID \
@@ -61,12 +49,14 @@ pub(crate) fn finish_run(names: &Names, id: &RunId, end: &RunEnd) -> Sql {
                NOT_SENT = e.NOT_SENT, UNCONFIRMED = e.UNCONFIRMED, DEFERRED = e.DEFERRED \
              WHEN NOT MATCHED THEN INSERT (RUN_ID, WORKER, STARTED_AT, ENDED_AT, SUCCEEDED, STOP, \
                CLAIMED, SENT, ALREADY_SENT, NOT_SENT, UNCONFIRMED, DEFERRED) \
-             VALUES (e.RUN_ID, '', e.ENDED_AT, e.ENDED_AT, e.SUCCEEDED, e.STOP, e.CLAIMED, \
+             VALUES (e.RUN_ID, e.WORKER, e.STARTED_AT, e.ENDED_AT, e.SUCCEEDED, e.STOP, e.CLAIMED, \
                e.SENT, e.ALREADY_SENT, e.NOT_SENT, e.UNCONFIRMED, e.DEFERRED)",
             runs = names.runs.sql(),
         ),
         binds: vec![
             Value::Text(Some(id.to_string())),
+            Value::Text(Some(start.map(|s| s.worker.clone()).unwrap_or_default())),
+            time_text(&start.map_or(end.ended_at, |s| s.started_at)),
             time_text(&end.ended_at),
             Value::Int(Some(i64::from(end.succeeded))),
             Value::Text(Some(end.stop.clone())),
@@ -84,11 +74,12 @@ pub(crate) fn finish_run(names: &Names, id: &RunId, end: &RunEnd) -> Sql {
 pub(crate) fn recent_runs(names: &Names, limit: usize) -> Sql {
     Sql {
         text: format!(
-            "SELECT {columns} FROM {runs} ORDER BY STARTED_AT DESC, RUN_ID DESC LIMIT ?",
+            "SELECT {columns} FROM {runs} ORDER BY STARTED_AT DESC, RUN_ID DESC LIMIT {limit}",
             columns = RUN_COLUMNS.join(", "),
             runs = names.runs.sql(),
+            limit = sql::Limit::clamped(limit),
         ),
-        binds: vec![Value::Int(Some(i64::try_from(limit).unwrap_or(i64::MAX)))],
+        binds: Vec::new(),
     }
 }
 
@@ -169,17 +160,17 @@ impl SnowflakeStore {
 #[async_trait]
 impl RunLog for SnowflakeStore {
     async fn start_run(&self, run: &RunStart) -> Result<(), SinkError> {
-        self.conn
-            .run("recording a run's start", &start_run(&self.names, run))
-            .await
-            .map_err(|e| self.hint_migration(e))?;
-        self.set_current_run(&run.id);
+        self.set_current_run(run);
         Ok(())
     }
 
     async fn finish_run(&self, id: &RunId, end: &RunEnd) -> Result<(), SinkError> {
+        let start = self.run_start(id);
         self.conn
-            .run("recording a run's end", &finish_run(&self.names, id, end))
+            .run(
+                "recording a run",
+                &finish_run(&self.names, id, start.as_ref(), end),
+            )
             .await
             .map_err(|e| self.hint_migration(e))?;
         Ok(())
@@ -236,8 +227,8 @@ mod tests {
             counts: RunCounts::default(),
         };
         for sql in [
-            start_run(&names, &run),
-            finish_run(&names, &id, &end),
+            finish_run(&names, &id, Some(&run), &end),
+            finish_run(&names, &id, None, &end),
             recent_runs(&names, 5),
             last_success(&names),
         ] {
@@ -250,6 +241,7 @@ mod tests {
             assert!(sql.text.contains(&names.runs.sql()));
             assert!(!sql.text.contains("run-1") && !sql.text.contains("w'"));
         }
+        assert!(recent_runs(&names, 5).text.ends_with("LIMIT 5"));
         assert_eq!(
             time_text(&at),
             Value::Text(Some("2026-03-01 00:00:00.125".into()))

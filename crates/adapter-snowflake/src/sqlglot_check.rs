@@ -5,8 +5,8 @@
 //! (`LIMIT`, `OFFSET`, `SAMPLE`, the unit of `DATEADD`, DDL). The test fails, never skips,
 //! when Python or sqlglot is missing.
 //!
-//! The catalog covers every builder of `sql.rs` and `schema.rs` (a second test reads both
-//! files and fails on a builder the catalog does not name), each on several
+//! The catalog covers every builder of `sql.rs`, `schema.rs` and `runs.rs` (a second test
+//! reads them and fails on a builder the catalog does not name), each on several
 //! configurations: every optional column or none, quoted names with spaces, a source table
 //! in another database.
 
@@ -70,6 +70,18 @@ fn catalog() -> Vec<(String, Sql)> {
     ];
     let attempts = [attempt("1", 0), attempt("1", 1)];
     let uuids = ["a".to_owned(), "b".to_owned()];
+    let run_id = ca_notify_ports::RunId::parse("run-1").expect("valid");
+    let run_start = ca_notify_ports::RunStart {
+        id: run_id.clone(),
+        worker: "worker-1".to_owned(),
+        started_at: chrono::Utc::now(),
+    };
+    let run_end = ca_notify_ports::RunEnd {
+        ended_at: chrono::Utc::now(),
+        succeeded: true,
+        stop: "drained".to_owned(),
+        counts: ca_notify_ports::RunCounts::default(),
+    };
     let mut out: Vec<(String, Sql)> = Vec::new();
     let mut add = |label: &str, sql: Sql| out.push((label.to_owned(), sql));
     for n in name_variants() {
@@ -92,8 +104,21 @@ fn catalog() -> Vec<(String, Sql)> {
         add("count_claimable", sql::count_claimable(&n));
         add("release", sql::release(&n, &token, &ids));
         add("release", sql::release(&n, &token, &ids[..1]));
-        add("write_back", sql::write_back(&n, &token, &rows));
-        add("write_back", sql::write_back(&n, &token, &rows[..1]));
+        add(
+            "write_back",
+            sql::write_back(&n, &token, Some("run-1"), &rows),
+        );
+        add("write_back", sql::write_back(&n, &token, None, &rows[..1]));
+        add(
+            "finish_run",
+            crate::runs::finish_run(&n, &run_id, Some(&run_start), &run_end),
+        );
+        add(
+            "finish_run",
+            crate::runs::finish_run(&n, &run_id, None, &run_end),
+        );
+        add("recent_runs", crate::runs::recent_runs(&n, 5));
+        add("last_success", crate::runs::last_success(&n));
         add(
             "append_attempts",
             sql::append_attempts(&n, &token, &attempts),
@@ -241,7 +266,7 @@ fn builders(file: &str) -> BTreeSet<String> {
 fn the_catalog_names_every_statement_builder() {
     let labels: BTreeSet<String> = catalog().into_iter().map(|(label, _)| label).collect();
     let mut missing = Vec::new();
-    for file in ["src/sql.rs", "src/schema.rs"] {
+    for file in ["src/sql.rs", "src/schema.rs", "src/runs.rs"] {
         let found = builders(file);
         assert!(!found.is_empty(), "no builder found in {file}");
         missing.extend(found.into_iter().filter(|b| !labels.contains(b)));

@@ -56,8 +56,9 @@ pub struct SnowflakeStore {
     /// What the last statement said about waiting records, so a claim can skip its hint
     /// (see [`Hint`]).
     hint: std::sync::Mutex<Hint>,
-    /// The run whose id write-backs stamp (`RunLog::start_run`).
-    current_run: std::sync::Mutex<Option<String>>,
+    /// The run whose id write-backs stamp (`RunLog::start_run`); its start is written
+    /// with its end, in one statement (`runs.rs`).
+    current_run: std::sync::Mutex<Option<ca_notify_ports::RunStart>>,
 }
 
 /// What the store knows about waiting records before a claim.
@@ -474,18 +475,31 @@ impl SnowflakeStore {
     }
 
     /// Makes `id` the run whose id this store's write-backs stamp.
-    pub(crate) fn set_current_run(&self, id: &ca_notify_ports::RunId) {
+    pub(crate) fn set_current_run(&self, run: &ca_notify_ports::RunStart) {
         *self
             .current_run
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(id.to_string());
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(run.clone());
+    }
+
+    /// The current run's start, if it is `id`.
+    pub(crate) fn run_start(
+        &self,
+        id: &ca_notify_ports::RunId,
+    ) -> Option<ca_notify_ports::RunStart> {
+        self.current_run
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .filter(|run| &run.id == id)
     }
 
     fn current_run(&self) -> Option<String> {
         self.current_run
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+            .as_ref()
+            .map(|run| run.id.to_string())
     }
 
     pub(crate) fn hint_migration(&self, e: StoreError) -> StoreError {

@@ -7,7 +7,7 @@ use ca_notify_adapter_snowflake::SnowflakeStore;
 use ca_notify_adapter_sqlite::{SqliteConfig, SqliteStore};
 use ca_notify_domain::{DedupSecret, PhoneParser};
 use ca_notify_ports::config::ConfigError;
-use ca_notify_ports::{PhoneSource, PhoneValidator, ResultSink, RunLog};
+use ca_notify_ports::{PhoneSource, PhoneValidator, ResultSink, RunId, RunLog};
 
 use crate::config::{JobConfig, StoreKind};
 use crate::JobError;
@@ -28,12 +28,29 @@ impl Store {
     /// [`JobError::Config`] (bad identifiers, missing Snowflake settings) or
     /// [`JobError::Store`] (unreachable, login refused, missing table).
     pub async fn open(config: &JobConfig) -> Result<Self, JobError> {
+        Self::open_for(config, None).await
+    }
+
+    /// Opens the configured store for one run: Snowflake's session then carries the run's
+    /// id in its `QUERY_TAG` (unless `snowflake.run_id` names one), so a DBA finds every
+    /// statement of the run under the id its log lines, summary and runs-table row carry.
+    ///
+    /// # Errors
+    /// As [`Store::open`].
+    pub async fn open_for_run(config: &JobConfig, run_id: &RunId) -> Result<Self, JobError> {
+        Self::open_for(config, Some(run_id)).await
+    }
+
+    async fn open_for(config: &JobConfig, run_id: Option<&RunId>) -> Result<Self, JobError> {
         match config.store.kind {
             StoreKind::Sqlite => Ok(Self::Sqlite(Arc::new(open_sqlite(config).await?))),
             StoreKind::Snowflake => {
-                let sf = config
+                let mut sf = config
                     .snowflake
                     .config(config.source.table(), config.worker_id())?;
+                if sf.run_id.is_none() {
+                    sf.run_id = run_id.map(ToString::to_string);
+                }
                 let store = SnowflakeStore::connect(sf)
                     .await
                     .map_err(|e| JobError::Store(format!("snowflake: {e}")))?;

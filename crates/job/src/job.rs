@@ -263,10 +263,11 @@ impl JobBuilder {
         let parser = compose::phone_parser(config)?;
         let secret = compose::dedup_secret(config)?;
         let metrics = config.metrics.metrics()?;
+        let run_id = self.run_id.unwrap_or_else(observe::new_run_id);
         let (source, sink, run_log) = match (self.source, self.sink) {
             (Some(source), Some(sink)) => (source, sink, self.run_log),
             (source, sink) => {
-                let store = Store::open(config).await?;
+                let store = Store::open_for_run(config, &run_id).await?;
                 store.prepare_for_run(config).await?;
                 (
                     source.unwrap_or_else(|| store.source()),
@@ -296,7 +297,7 @@ impl JobBuilder {
         }
         Ok(Job {
             pipeline: pipeline.build()?,
-            run_id: self.run_id.unwrap_or_else(observe::new_run_id),
+            run_id,
             worker: config.worker_id(),
             run_log,
             metrics,
