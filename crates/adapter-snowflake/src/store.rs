@@ -45,8 +45,8 @@ const MAX_LEASE: Duration = Duration::from_secs(7 * 24 * 3600);
 /// `PhoneSource` and `ResultSink` over Snowflake. One session per handle; open one handle
 /// per concurrent worker.
 pub struct SnowflakeStore {
-    conn: Connection,
-    names: Names,
+    pub(crate) conn: Connection,
+    pub(crate) names: Names,
     worker_id: String,
 }
 
@@ -354,12 +354,12 @@ fn misconfigured_with(e: StoreError, what: &str) -> StoreError {
     }
 }
 
-fn decode_error(e: DecodeError) -> StoreError {
+pub(crate) fn decode_error(e: DecodeError) -> StoreError {
     StoreError::Unknown(anyhow::Error::new(e))
 }
 
 /// The first cell of the first row, as a count.
-fn first_count(answer: &Answer, what: &str) -> Result<u64, StoreError> {
+pub(crate) fn first_count(answer: &Answer, what: &str) -> Result<u64, StoreError> {
     let cell = answer
         .rows
         .first()
@@ -370,7 +370,7 @@ fn first_count(answer: &Answer, what: &str) -> Result<u64, StoreError> {
 
 /// Rows a DML statement changed: Snowflake answers one row with a column per action
 /// (`number of rows inserted`, `number of rows updated`, `number of rows deleted`).
-fn rows_changed(answer: &Answer) -> Result<u64, StoreError> {
+pub(crate) fn rows_changed(answer: &Answer) -> Result<u64, StoreError> {
     const ACTIONS: [&str; 3] = [
         "number of rows inserted",
         "number of rows updated",

@@ -11,21 +11,28 @@
 //! * [`SmsIssuer`]: asks the verification server to issue (and text) up to 10 codes.
 //! * [`ResultSink`]: writes one batch of outcomes in one atomic, idempotent write.
 //!
+//! [`admin`] holds the operator's port, [`StoreAdmin`] (status, requeue, purge, export),
+//! which the pipeline never uses.
+//!
 //! [`config`] holds the one shape of a configuration error ([`ConfigError`]) that every
 //! adapter's and the pipeline's settings return.
 
+pub mod admin;
 pub mod config;
 pub mod issuer;
 pub mod sink;
 pub mod source;
 pub mod validator;
 
+pub use admin::{AdminError, StoreAdmin};
 pub use config::{ConfigError, ConfigErrors, SourceTable};
 pub use issuer::{IssueError, IssueItem, SmsIssuer, MAX_BATCH_ITEMS};
 pub use sink::{ResultSink, SinkError, WriteReceipt};
 pub use source::{Claim, PhoneSource, SourceError};
 pub use validator::{PhoneValidator, PhoneVerdict, ValidationError};
 
+#[cfg(feature = "mock")]
+pub use admin::MockStoreAdmin;
 #[cfg(feature = "mock")]
 pub use issuer::MockSmsIssuer;
 #[cfg(feature = "mock")]
