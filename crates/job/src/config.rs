@@ -67,6 +67,8 @@ pub struct JobConfig {
     pub pipeline: PipelineSection,
     /// The dedup key secret.
     pub dedup: DedupSection,
+    /// How long personal data of finished records is kept (`purge`).
+    pub retention: crate::retention::RetentionSection,
 }
 
 impl Default for JobConfig {
@@ -82,6 +84,7 @@ impl Default for JobConfig {
             verification: VerificationSection::default(),
             pipeline: PipelineSection::default(),
             dedup: DedupSection::default(),
+            retention: crate::retention::RetentionSection::default(),
         }
     }
 }

@@ -25,12 +25,20 @@
 //! * [`job`]: [`Job`], [`JobBuilder`], [`JobError`].
 //! * [`preview`]: what the next run would do, read without claiming (`run --dry-run`).
 //! * [`check`]: the configuration and every configured system, reached without sending.
+//! * The operator's day, over the store's [`StoreAdmin`](ca_notify_ports::StoreAdmin)
+//!   ([`Store::admin`]): [`export`] (CSV, either store, `-` for standard output),
+//!   [`ids_file`] (`requeue --ids-file`), [`retention`] (`[retention]`, `purge`'s
+//!   cutoff or refusal), [`reconcile`] (unconfirmed records against `/api/checkcodestatus`).
 
 pub mod check;
 pub mod compose;
 pub mod config;
+pub mod export;
+pub mod ids_file;
 pub mod job;
 pub mod preview;
+pub mod reconcile;
+pub mod retention;
 
 pub use compose::Store;
 pub use config::{JobConfig, StoreKind, ValidatorKind};
