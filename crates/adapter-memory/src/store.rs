@@ -15,6 +15,9 @@
 //! (claim token, record id, position) whether or not the write still owned its record.
 //! Latencies and failures can be injected, and everything can be inspected, for tests of
 //! the engine's exactly-once promises.
+//!
+//! Its [`RunLog`] keeps the runs in a list and stamps the current run's id on every record
+//! a write-back reaches, as the SQL stores' `run_id` column does.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fmt;
@@ -26,7 +29,10 @@ use async_trait::async_trait;
 use ca_notify_domain::{
     ClaimToken, DedupKey, KeyHistory, Outcome, RecipientRecord, RecordId, RecordOutcome,
 };
-use ca_notify_ports::{Claim, PhoneSource, ResultSink, SinkError, SourceError, WriteReceipt};
+use ca_notify_ports::{
+    Claim, PhoneSource, ResultSink, RunEnd, RunId, RunLog, RunRecord, RunStart, SinkError,
+    SourceError, WriteReceipt,
+};
 use tokio::time::{sleep, Instant};
 
 /// A failure to inject into the store.
@@ -101,6 +107,8 @@ struct Entry {
     lease: Option<Lease>,
     result: Option<StoredResult>,
     attempts: u32,
+    /// The run whose write-back last reached the record.
+    run_id: Option<RunId>,
 }
 
 impl Entry {
@@ -130,6 +138,10 @@ struct State {
     /// How many attempts of each (token, record) the log holds: a repeated write appends
     /// only positions beyond them.
     logged: HashMap<(ClaimToken, RecordId), usize>,
+    /// The runs table, in the order runs were started.
+    runs: Vec<RunRecord>,
+    /// The run [`RunLog::start_run`] named last; write-backs stamp it.
+    current_run: Option<RunId>,
 }
 
 #[derive(Debug, Default)]
@@ -226,6 +238,7 @@ impl MemoryStore {
             lease: None,
             result: None,
             attempts: 0,
+            run_id: None,
         });
         true
     }
@@ -270,6 +283,16 @@ impl MemoryStore {
     pub fn attempts(&self, id: &RecordId) -> Option<u32> {
         let state = self.lock();
         state.index.get(id).map(|&i| state.entries[i].attempts)
+    }
+
+    /// The run whose write-back last reached a record (`None` when none did, or when no
+    /// run was started on this store).
+    pub fn run_id(&self, id: &RecordId) -> Option<RunId> {
+        let state = self.lock();
+        state
+            .index
+            .get(id)
+            .and_then(|&i| state.entries[i].run_id.clone())
     }
 
     /// The token of the claim on a record, live or expired; `None` when unclaimed or held.
@@ -506,6 +529,7 @@ impl ResultSink for MemoryStore {
         }
         // One lock for the whole batch: the write is atomic, as the port requires.
         let mut state = self.lock();
+        let run_id = state.current_run.clone();
         let mut receipt = WriteReceipt::default();
         for o in outcomes {
             // Attempts are facts about the uuid, kept whether or not the claim still holds.
@@ -519,6 +543,7 @@ impl ResultSink for MemoryStore {
                 receipt.not_owned += 1;
                 continue;
             }
+            entry.run_id.clone_from(&run_id);
             match o.outcome.sent_flag() {
                 Some(flag) => {
                     entry.lease = None;
@@ -551,6 +576,67 @@ impl ResultSink for MemoryStore {
             }
         }
         Ok(receipt)
+    }
+}
+
+#[async_trait]
+impl RunLog for MemoryStore {
+    async fn start_run(&self, run: &RunStart) -> Result<(), SinkError> {
+        let mut state = self.lock();
+        if !state.runs.iter().any(|r| r.start.id == run.id) {
+            state.runs.push(RunRecord {
+                start: run.clone(),
+                end: None,
+            });
+        }
+        state.current_run = Some(run.id.clone());
+        Ok(())
+    }
+
+    async fn finish_run(&self, id: &RunId, end: &RunEnd) -> Result<(), SinkError> {
+        let mut state = self.lock();
+        match state.runs.iter_mut().find(|r| &r.start.id == id) {
+            Some(run) => run.end = Some(end.clone()),
+            None => state.runs.push(RunRecord {
+                start: RunStart {
+                    id: id.clone(),
+                    worker: String::new(),
+                    started_at: end.ended_at,
+                },
+                end: Some(end.clone()),
+            }),
+        }
+        Ok(())
+    }
+
+    async fn recent_runs(&self, limit: usize) -> Result<Vec<RunRecord>, SinkError> {
+        let mut runs = self.lock().runs.clone();
+        runs.sort_by(|a, b| {
+            (b.start.started_at, &b.start.id).cmp(&(a.start.started_at, &a.start.id))
+        });
+        runs.truncate(limit);
+        Ok(runs)
+    }
+
+    async fn last_success(&self) -> Result<Option<RunRecord>, SinkError> {
+        let state = self.lock();
+        Ok(state
+            .runs
+            .iter()
+            .filter_map(|r| r.end.as_ref().filter(|e| e.succeeded).map(|e| (e, r)))
+            .max_by(|(a, ra), (b, rb)| (a.ended_at, &ra.start.id).cmp(&(b.ended_at, &rb.start.id)))
+            .map(|(_, r)| r.clone()))
+    }
+
+    async fn backlog(&self) -> Result<u64, SinkError> {
+        let now = self.clock.now();
+        let state = self.lock();
+        let waiting = state
+            .open
+            .iter()
+            .filter(|&&i| state.entries[i].claimable(now))
+            .count();
+        Ok(u64::try_from(waiting).unwrap_or(u64::MAX))
     }
 }
 

@@ -9,7 +9,10 @@ use ca_notify_adapter_memory::MemoryStore;
 use ca_notify_domain::{
     ClaimToken, DedupKey, KeyHistory, RecipientRecord, RecordId, RecordOutcome,
 };
-use ca_notify_ports::{Claim, PhoneSource, ResultSink, SinkError, SourceError, WriteReceipt};
+use ca_notify_ports::{
+    Claim, PhoneSource, ResultSink, RunEnd, RunId, RunLog, RunRecord, RunStart, SinkError,
+    SourceError, WriteReceipt,
+};
 use ca_notify_store_contract::{ClockOffset, RecordState, StoreHarness};
 
 /// A handle on a shared memory store: a "second worker" is another handle on the same
@@ -44,6 +47,29 @@ impl ResultSink for Handle {
         outcomes: &[RecordOutcome],
     ) -> Result<WriteReceipt, SinkError> {
         self.0.write_back(token, outcomes).await
+    }
+}
+
+#[async_trait]
+impl RunLog for Handle {
+    async fn start_run(&self, run: &RunStart) -> Result<(), SinkError> {
+        self.0.start_run(run).await
+    }
+
+    async fn finish_run(&self, id: &RunId, end: &RunEnd) -> Result<(), SinkError> {
+        self.0.finish_run(id, end).await
+    }
+
+    async fn recent_runs(&self, limit: usize) -> Result<Vec<RunRecord>, SinkError> {
+        self.0.recent_runs(limit).await
+    }
+
+    async fn last_success(&self) -> Result<Option<RunRecord>, SinkError> {
+        self.0.last_success().await
+    }
+
+    async fn backlog(&self) -> Result<u64, SinkError> {
+        self.0.backlog().await
     }
 }
 
@@ -88,6 +114,7 @@ impl StoreHarness for Memory {
             attempts: store.0.attempts(id).unwrap_or(0),
             claim_token: store.0.claim_token(id),
             processed: result.is_some(),
+            run_id: store.0.run_id(id).map(String::from),
         }
     }
 }

@@ -19,8 +19,9 @@ use async_trait::async_trait;
 use ca_notify_domain::{DedupKey, NotSentKind, RecordId};
 use ca_notify_ports::admin::{
     AdminError, ExportRow, PurgeReport, ReportRecord, RequeueReport, RequeueSelection, StoreAdmin,
-    StoreStatus, CONFIRMED_BY_CLAIM, MAX_PAGE,
+    StoreStatus, CONFIRMED_BY_CLAIM, LAST_RUNS, MAX_PAGE,
 };
+use ca_notify_ports::{RunCounts, RunEnd, RunLog, RunStart};
 use chrono::{DateTime, NaiveDate, Utc};
 use snowflake_connector_rs::CellValue;
 
@@ -248,6 +249,7 @@ impl StoreAdmin for SnowflakeStore {
             .admin_run("counting deferred records", &deferred)
             .await?;
         status.deferred = grouped(&answer, "deferral")?;
+        status.last_runs = RunLog::recent_runs(self, LAST_RUNS).await?;
         Ok(status)
     }
 
@@ -307,7 +309,12 @@ impl StoreAdmin for SnowflakeStore {
         })
     }
 
-    async fn purge(&self, cutoff: DateTime<Utc>, apply: bool) -> Result<PurgeReport, AdminError> {
+    async fn purge(
+        &self,
+        cutoff: DateTime<Utc>,
+        apply: bool,
+        run: &RunStart,
+    ) -> Result<PurgeReport, AdminError> {
         let statement = sql(
             format!(
                 "SELECT COUNT(*), COALESCE(SUM(CASE WHEN SENT = 1 THEN 1 ELSE 0 END), 0) FROM {state} \
@@ -325,13 +332,26 @@ impl StoreAdmin for SnowflakeStore {
             .map(|r| r.values())
             .ok_or_else(|| decode_error(DecodeError("no counts in the answer".to_owned())))?;
         let row = expect_cells(row, 2)?;
-        Ok(PurgeReport {
+        let report = PurgeReport {
             records: cell_count(&row[0], "finished count")?,
             sent: cell_count(&row[1], "texted count")?,
             erased_columns: Vec::new(),
             already_purged: 0,
             applied: apply,
-        })
+        };
+        if apply {
+            // Nothing is erased here (the module docs say why); the run still records
+            // that a purge ran and found nothing of ours to erase.
+            RunLog::start_run(self, run).await?;
+            let end = RunEnd {
+                ended_at: Utc::now(),
+                succeeded: true,
+                stop: "purge".to_owned(),
+                counts: RunCounts::default(),
+            };
+            RunLog::finish_run(self, &run.id, &end).await?;
+        }
+        Ok(report)
     }
 
     async fn export_page(
@@ -344,7 +364,7 @@ impl StoreAdmin for SnowflakeStore {
             format!(
                 "SELECT ids.RECORD_ID, s.SENT, s.OUTCOME, \
                    CASE WHEN s.OUTCOME IS NULL THEN s.LAST_DEFERRAL ELSE s.REASON END, \
-                   COALESCE(s.ATTEMPTS, 0), s.PROCESSED_AT, a.FIRST_AT \
+                   COALESCE(s.ATTEMPTS, 0), s.PROCESSED_AT, a.FIRST_AT, s.RUN_ID \
                  FROM (SELECT DISTINCT RECORD_ID FROM {ids} AS u) AS ids \
                  LEFT JOIN {state} AS s ON s.RECORD_ID = ids.RECORD_ID \
                  LEFT JOIN (SELECT RECORD_ID, MIN(RECORDED_AT) AS FIRST_AT FROM {log} GROUP BY RECORD_ID) AS a \
@@ -360,7 +380,7 @@ impl StoreAdmin for SnowflakeStore {
         let answer = self.admin_run("reading the export", &statement).await?;
         let mut rows = Vec::with_capacity(answer.rows.len());
         for row in cells(&answer) {
-            let row = expect_cells(row, 7)?;
+            let row = expect_cells(row, 8)?;
             let sent = cell_text(&row[1], "sent flag")?;
             rows.push(ExportRow {
                 id: cell_text(&row[0], "record id")?.unwrap_or_default(),
@@ -368,7 +388,7 @@ impl StoreAdmin for SnowflakeStore {
                 outcome: cell_text(&row[2], "outcome")?.unwrap_or_else(|| "pending".to_owned()),
                 reason: cell_text(&row[3], "reason")?.unwrap_or_default(),
                 attempts: u32::try_from(cell_count(&row[4], "attempts")?).unwrap_or(u32::MAX),
-                run_id: None,
+                run_id: cell_text(&row[7], "run id")?,
                 first_attempt_at: cell_time(&row[6]),
                 processed_at: cell_time(&row[5]),
             });

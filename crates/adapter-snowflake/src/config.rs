@@ -163,6 +163,8 @@ pub(crate) struct Names {
     pub meta: ObjectName,
     /// The attempt log: every issue attempt's answer, per dedup uuid.
     pub attempts: ObjectName,
+    /// The runs table: one row per run (start, end, counts, stop reason).
+    pub runs: ObjectName,
 }
 
 impl SnowflakeConfig {
@@ -299,17 +301,19 @@ impl SnowflakeConfig {
         let migrations = state.with_suffix("_MIGRATIONS");
         let meta = state.with_suffix("_META");
         let attempts = state.with_suffix("_ATTEMPTS");
+        let runs = state.with_suffix("_RUNS");
         Ok(Names {
             source,
             state,
             migrations,
             meta,
             attempts,
+            runs,
         })
     }
 
     /// Every statement the store's migration runs on a new schema, for a DBA to review or
-    /// run by hand (then grant the store `SELECT, INSERT, UPDATE` on the four tables).
+    /// run by hand (then grant the store `SELECT, INSERT, UPDATE` on the five tables).
     ///
     /// # Errors
     /// As [`SnowflakeConfig::validate`] for the database, schema and table names.
@@ -601,7 +605,10 @@ pub(crate) mod tests {
         assert!(sql.contains(
             "CREATE TABLE IF NOT EXISTS \"COVID\".\"PUBLIC\".\"CA_NOTIFY_STATE_ATTEMPTS\" ("
         ));
-        assert_eq!(sql.lines().filter(|l| l.ends_with(';')).count(), 4, "{sql}");
+        assert!(sql.contains(
+            "CREATE TABLE IF NOT EXISTS \"COVID\".\"PUBLIC\".\"CA_NOTIFY_STATE_RUNS\" ("
+        ));
+        assert_eq!(sql.lines().filter(|l| l.ends_with(';')).count(), 6, "{sql}");
     }
 
     #[test]

@@ -23,6 +23,7 @@ mod decode;
 mod error;
 mod ident;
 mod report;
+mod runs;
 mod schema;
 pub mod section;
 mod sql;

@@ -30,6 +30,13 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         description: "create the attempt log",
         statements: v2_create_attempt_log,
     },
+    // Version 3 is reserved for the claim protocol's change (issue 15), developed beside
+    // this one; it lands before 4 when both are merged.
+    Migration {
+        version: 4,
+        description: "the run id on each state row; the runs table",
+        statements: v4_runs,
+    },
 ];
 
 /// The meta key naming the source table (and id column) a state table belongs to.
@@ -118,6 +125,54 @@ fn v2_create_attempt_log(names: &Names) -> Vec<String> {
         pk = pk.table().sql(),
     )]
 }
+
+/// Version 4 (issue 16): the run whose write-back last reached a record, and the runs
+/// table, so "when did this last succeed" has an answer without a metrics system.
+fn v4_runs(names: &Names) -> Vec<String> {
+    let pk = names.runs.with_suffix("_PK");
+    vec![
+        format!(
+            "ALTER TABLE {state} ADD COLUMN IF NOT EXISTS \
+               RUN_ID VARCHAR COMMENT 'The run whose write-back last reached the record'",
+            state = names.state.sql(),
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {runs} (\
+               RUN_ID VARCHAR NOT NULL COMMENT 'Made by the job (a UUID v7)', \
+               WORKER VARCHAR NOT NULL COMMENT 'The worker that ran it', \
+               STARTED_AT TIMESTAMP_NTZ NOT NULL COMMENT 'When it started (UTC)', \
+               ENDED_AT TIMESTAMP_NTZ COMMENT 'When it ended (UTC); NULL while running or after a crash', \
+               SUCCEEDED NUMBER(1,0) COMMENT '1 when the command exited 0, 0 when not, NULL until ended', \
+               STOP VARCHAR COMMENT 'The stop reason code: deadline, drained, shutdown, misconfigured, ...', \
+               CLAIMED NUMBER(19,0) COMMENT 'Records claimed', \
+               SENT NUMBER(19,0) COMMENT 'Codes issued and texted', \
+               ALREADY_SENT NUMBER(19,0) COMMENT 'Records already texted before', \
+               NOT_SENT NUMBER(19,0) COMMENT 'Records not texted for good, unconfirmed included', \
+               UNCONFIRMED NUMBER(19,0) COMMENT 'Records whose text nobody can confirm', \
+               DEFERRED NUMBER(19,0) COMMENT 'Records handed back undecided', \
+               CONSTRAINT {pk} PRIMARY KEY (RUN_ID)\
+             ) COMMENT = 'ca-notify runs: one row per run, its start, end, counts and stop reason'",
+            runs = names.runs.sql(),
+            pk = pk.table().sql(),
+        ),
+    ]
+}
+
+/// The runs table's columns, in the order the store reads them.
+pub(crate) const RUN_COLUMNS: &[&str] = &[
+    "RUN_ID",
+    "WORKER",
+    "STARTED_AT",
+    "ENDED_AT",
+    "SUCCEEDED",
+    "STOP",
+    "CLAIMED",
+    "SENT",
+    "ALREADY_SENT",
+    "NOT_SENT",
+    "UNCONFIRMED",
+    "DEFERRED",
+];
 
 /// The source table the state table belongs to, as recorded.
 pub(crate) fn read_binding(names: &Names) -> Sql {
@@ -244,12 +299,16 @@ mod tests {
         );
     }
 
+    /// Consecutive from one, except version 3, reserved for issue 15's claim protocol
+    /// (developed beside version 4); once both are merged every version is present.
     #[test]
     fn versions_are_consecutive_from_one() {
-        for (i, m) in MIGRATIONS.iter().enumerate() {
-            assert_eq!(m.version as usize, i + 1, "{}", m.description);
+        let versions: Vec<u32> = MIGRATIONS.iter().map(|m| m.version).collect();
+        let mut expected: Vec<u32> = (1..=latest_version()).collect();
+        if !versions.contains(&3) {
+            expected.retain(|&v| v != 3);
         }
-        assert_eq!(latest_version() as usize, MIGRATIONS.len());
+        assert_eq!(versions, expected);
     }
 
     #[test]
@@ -266,6 +325,7 @@ mod tests {
                     statement.contains(&names.state.sql())
                         || statement.contains(&names.meta.sql())
                         || statement.contains(&names.attempts.sql())
+                        || statement.contains(&names.runs.sql())
                 );
                 assert!(!statement.contains(&names.source.table.sql()));
             }
@@ -282,6 +342,11 @@ mod tests {
         let log = (MIGRATIONS[1].statements)(&names).join(" ");
         for column in ATTEMPT_COLUMNS {
             assert!(log.contains(&format!("{column} ")), "{column} missing");
+        }
+        let runs = v4_runs(&names).join(" ");
+        assert!(runs.contains("ADD COLUMN IF NOT EXISTS RUN_ID "));
+        for column in RUN_COLUMNS {
+            assert!(runs.contains(&format!("{column} ")), "{column} missing");
         }
     }
 }

@@ -258,32 +258,40 @@ const OUTCOME_COLUMNS: usize = 6;
 /// the sent flag, outcome, reason, dedup uuid and processed time; deferrals keep their
 /// reason. All count an attempt, clear the claim token and remember `token` in
 /// `LAST_TOKEN`, which is how a partly applied write is tallied (see [`tally_write`]);
-/// finals and releases clear the lease too, a hold keeps it (and the worker).
-pub(crate) fn write_back(names: &Names, token: &ClaimToken, rows: &[OutcomeRow]) -> Sql {
+/// finals and releases clear the lease too, a hold keeps it (and the worker). Every row
+/// reached gets `run_id` (the store's current run, NULL outside one) in `RUN_ID`.
+pub(crate) fn write_back(
+    names: &Names,
+    token: &ClaimToken,
+    run_id: Option<&str>,
+    rows: &[OutcomeRow],
+) -> Sql {
     let values = vec![format!("({})", placeholders(OUTCOME_COLUMNS)); rows.len()].join(", ");
     let text = format!(
         "MERGE INTO {state} AS st USING (\
            SELECT column1 AS RECORD_ID, column2 AS SENT, column3 AS OUTCOME, column4 AS REASON, \
-                  column5 AS DEDUP_UUID, column6 AS ACTION, ? AS CLAIM_TOKEN \
+                  column5 AS DEDUP_UUID, column6 AS ACTION, ? AS CLAIM_TOKEN, ? AS RUN_ID \
            FROM VALUES {values}\
          ) AS o ON st.RECORD_ID = o.RECORD_ID AND st.CLAIM_TOKEN = o.CLAIM_TOKEN AND st.OUTCOME IS NULL \
          WHEN MATCHED AND o.ACTION = {final_} THEN UPDATE SET \
            SENT = o.SENT, OUTCOME = o.OUTCOME, REASON = o.REASON, DEDUP_UUID = o.DEDUP_UUID, \
            ATTEMPTS = st.ATTEMPTS + 1, PROCESSED_AT = {NOW}, PROCESSED_BY = st.CLAIMED_BY, LAST_TOKEN = o.CLAIM_TOKEN, \
+           RUN_ID = o.RUN_ID, \
            CLAIM_TOKEN = NULL, CLAIMED_BY = NULL, LEASE_UNTIL = NULL, UPDATED_AT = {NOW} \
          WHEN MATCHED AND o.ACTION = {release} THEN UPDATE SET \
            ATTEMPTS = st.ATTEMPTS + 1, LAST_DEFERRAL = o.REASON, LAST_TOKEN = o.CLAIM_TOKEN, \
-           CLAIM_TOKEN = NULL, CLAIMED_BY = NULL, LEASE_UNTIL = NULL, UPDATED_AT = {NOW} \
+           RUN_ID = o.RUN_ID, CLAIM_TOKEN = NULL, CLAIMED_BY = NULL, LEASE_UNTIL = NULL, UPDATED_AT = {NOW} \
          WHEN MATCHED AND o.ACTION = {hold} THEN UPDATE SET \
            ATTEMPTS = st.ATTEMPTS + 1, LAST_DEFERRAL = o.REASON, LAST_TOKEN = o.CLAIM_TOKEN, \
-           CLAIM_TOKEN = NULL, UPDATED_AT = {NOW}",
+           RUN_ID = o.RUN_ID, CLAIM_TOKEN = NULL, UPDATED_AT = {NOW}",
         state = names.state.sql(),
         final_ = WriteAction::Final.code(),
         release = WriteAction::Release.code(),
         hold = WriteAction::Hold.code(),
     );
-    let mut binds = Vec::with_capacity(1 + rows.len() * OUTCOME_COLUMNS);
+    let mut binds = Vec::with_capacity(2 + rows.len() * OUTCOME_COLUMNS);
     binds.push(Value::text(token.as_str()));
+    binds.push(Value::Text(run_id.map(str::to_owned)));
     for row in rows {
         binds.push(Value::text(row.id.as_str()));
         binds.push(Value::Int(row.sent.map(i64::from)));
@@ -432,7 +440,7 @@ mod tests {
             peek(&n, 10),
             count_claimable(&n),
             release(&n, &token, &ids),
-            write_back(&n, &token, &rows),
+            write_back(&n, &token, Some("run-1"), &rows),
             append_attempts(&n, &token, &attempts),
             key_histories(&n, &uuids),
             tally_write(&n, &token, &ids),
@@ -472,7 +480,7 @@ mod tests {
             key_histories(&n, &["1' OR '1'='1".to_owned()]),
             read_claimed(&n, &token),
             release(&n, &token, std::slice::from_ref(&id)),
-            write_back(&n, &token, &rows),
+            write_back(&n, &token, Some("run-1"), &rows),
             tally_write(&n, &token, std::slice::from_ref(&id)),
         ] {
             for needle in ["DROP", "DELETE", "OR '1'", "worker'"] {
@@ -493,7 +501,10 @@ mod tests {
             dedup_uuid: None,
             action: WriteAction::Final,
         }];
-        for sql in [claim(&n, &token, "w", 1, 1), write_back(&n, &token, &rows)] {
+        for sql in [
+            claim(&n, &token, "w", 1, 1),
+            write_back(&n, &token, Some("run-1"), &rows),
+        ] {
             let (_, after_using) = sql
                 .text
                 .split_once(" ON st.RECORD_ID")
@@ -520,6 +531,7 @@ mod tests {
         let sql = write_back(
             &names(),
             &ClaimToken::new("3f0c6a52-6c1e-4a55-9a43-2b1d8e0f7c11"),
+            None,
             &[],
         )
         .text;

@@ -48,6 +48,8 @@ pub struct SnowflakeStore {
     pub(crate) conn: Connection,
     pub(crate) names: Names,
     worker_id: String,
+    /// The run whose id write-backs stamp (`RunLog::start_run`).
+    current_run: std::sync::Mutex<Option<String>>,
 }
 
 impl fmt::Debug for SnowflakeStore {
@@ -80,6 +82,7 @@ impl SnowflakeStore {
             conn,
             names,
             worker_id: config.worker_id.trim().to_owned(),
+            current_run: std::sync::Mutex::new(None),
         })
     }
 
@@ -145,6 +148,17 @@ impl SnowflakeStore {
                         .run("reading the attempt log", &sql::probe(&log, &log_columns))
                         .await
                         .map_err(|e| misconfigured_with(e, &format!("the attempt log {log}")))?;
+                }
+                if v >= 4 {
+                    let runs = self.names.runs.sql();
+                    let run_columns: Vec<String> = schema::RUN_COLUMNS
+                        .iter()
+                        .map(|c| (*c).to_owned())
+                        .collect();
+                    self.conn
+                        .run("reading the runs table", &sql::probe(&runs, &run_columns))
+                        .await
+                        .map_err(|e| misconfigured_with(e, &format!("the runs table {runs}")))?;
                 }
                 let answer = self
                     .conn
@@ -307,7 +321,22 @@ impl SnowflakeStore {
         ))
     }
 
-    fn hint_migration(&self, e: StoreError) -> StoreError {
+    /// Makes `id` the run whose id this store's write-backs stamp.
+    pub(crate) fn set_current_run(&self, id: &ca_notify_ports::RunId) {
+        *self
+            .current_run
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(id.to_string());
+    }
+
+    fn current_run(&self) -> Option<String> {
+        self.current_run
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn hint_migration(&self, e: StoreError) -> StoreError {
         match e {
             StoreError::Misconfigured(m) => StoreError::Misconfigured(format!(
                 "{m} (does the state table {} exist? run the migration to create it)",
@@ -610,6 +639,7 @@ impl ResultSink for SnowflakeStore {
             not_owned: duplicates,
             ..WriteReceipt::default()
         };
+        let run_id = self.current_run();
         for chunk in rows.chunks(MAX_ROWS_PER_STATEMENT) {
             let finals = chunk.iter().filter(|r| r.action.is_final()).count();
             let releases = chunk.len() - finals;
@@ -617,7 +647,7 @@ impl ResultSink for SnowflakeStore {
                 .conn
                 .run(
                     "writing outcomes",
-                    &sql::write_back(&self.names, token, chunk),
+                    &sql::write_back(&self.names, token, run_id.as_deref(), chunk),
                 )
                 .await
                 .map_err(|e| self.hint_migration(e))?;

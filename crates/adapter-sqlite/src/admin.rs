@@ -11,8 +11,9 @@ use async_trait::async_trait;
 use ca_notify_domain::{DedupKey, NotSentKind, RecordId};
 use ca_notify_ports::admin::{
     AdminError, ExportRow, PurgeReport, ReportRecord, RequeueReport, RequeueSelection, StoreAdmin,
-    StoreStatus, CONFIRMED_BY_CLAIM, MAX_PAGE,
+    StoreStatus, CONFIRMED_BY_CLAIM, LAST_RUNS, MAX_PAGE,
 };
+use ca_notify_ports::{RunLog, RunStart};
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use rusqlite::{params, Connection, TransactionBehavior};
 
@@ -54,7 +55,8 @@ const REQUEUE_SET: &str = "UPDATE ca_notify_state
 const EXPORT_PAGE: &str = "SELECT s.record_id, s.sent, s.outcome,
         CASE WHEN s.outcome IS NULL THEN s.last_deferral ELSE s.reason END,
         s.attempts, s.processed_at,
-        (SELECT min(a.recorded_at) FROM ca_notify_attempts AS a WHERE a.record_id = s.record_id)
+        (SELECT min(a.recorded_at) FROM ca_notify_attempts AS a WHERE a.record_id = s.record_id),
+        s.run_id
     FROM ca_notify_state AS s WHERE s.record_id > ?1 ORDER BY s.record_id LIMIT ?2";
 
 const UNCONFIRMED_PAGE: &str = "SELECT record_id, dedup_uuid FROM ca_notify_state
@@ -70,6 +72,11 @@ const PURGEABLE: &str = "SELECT count(*), count(*) FILTER (WHERE sent = 1) FROM 
 
 const ALREADY_PURGED: &str = "SELECT count(*) FROM ca_notify_state
     WHERE purged_at IS NOT NULL AND processed_at < ?1";
+
+/// The purge as a run: `?1` id, `?2` worker, `?3` start, `?4` end, `?5` records erased.
+const RECORD_PURGE: &str = "INSERT INTO ca_notify_runs (run_id, worker, started_at, ended_at,
+        succeeded, stop, purged)
+    VALUES (?1, ?2, ?3, ?4, 1, 'purge', ?5)";
 
 const MARK_PURGED: &str = "UPDATE ca_notify_state SET purged_at = ?2
     WHERE outcome IS NOT NULL AND purged_at IS NULL AND processed_at < ?1";
@@ -267,7 +274,7 @@ fn purge_blocking(
     table: &ValidTable,
     cutoff: DateTime<Utc>,
     now: DateTime<Utc>,
-    apply: bool,
+    apply: Option<&RunStart>,
 ) -> Result<PurgeReport, StoreError> {
     let cutoff = rfc3339(cutoff);
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -275,9 +282,19 @@ fn purge_blocking(
         tx.query_row(PURGEABLE, [&cutoff], |r| Ok((r.get(0)?, r.get(1)?)))?;
     let already_purged: i64 = tx.query_row(ALREADY_PURGED, [&cutoff], |r| r.get(0))?;
     let (erase, erased_columns) = purge_source_sql(table);
-    if apply {
+    if let Some(run) = apply {
         tx.execute(&erase, [&cutoff])?;
         tx.execute(MARK_PURGED, params![cutoff, rfc3339(now)])?;
+        tx.execute(
+            RECORD_PURGE,
+            params![
+                run.id.as_str(),
+                run.worker,
+                rfc3339(run.started_at),
+                rfc3339(now),
+                records
+            ],
+        )?;
         tx.commit()?;
     }
     Ok(PurgeReport {
@@ -285,7 +302,7 @@ fn purge_blocking(
         sent: count(sent),
         erased_columns,
         already_purged: count(already_purged),
-        applied: apply,
+        applied: apply.is_some(),
     })
 }
 
@@ -305,7 +322,7 @@ fn export_page_blocking(
                 .unwrap_or_else(|| "pending".to_owned()),
             reason: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
             attempts: u32::try_from(r.get::<_, i64>(4)?).unwrap_or(u32::MAX),
-            run_id: None,
+            run_id: r.get(7)?,
             first_attempt_at: parse_time(r.get(6)?),
             processed_at: parse_time(r.get(5)?),
         })
@@ -331,9 +348,11 @@ fn report_sql(t: &ValidTable) -> String {
 impl StoreAdmin for SqliteStore {
     async fn status(&self, now: DateTime<Utc>) -> Result<StoreStatus, AdminError> {
         let now_ms = now.timestamp_millis();
-        Ok(self
+        let mut status = self
             .run(move |conn, _| status_blocking(conn, now_ms))
-            .await?)
+            .await?;
+        status.last_runs = RunLog::recent_runs(self, LAST_RUNS).await?;
+        Ok(status)
     }
 
     async fn requeue(
@@ -352,10 +371,16 @@ impl StoreAdmin for SqliteStore {
         Ok(report)
     }
 
-    async fn purge(&self, cutoff: DateTime<Utc>, apply: bool) -> Result<PurgeReport, AdminError> {
+    async fn purge(
+        &self,
+        cutoff: DateTime<Utc>,
+        apply: bool,
+        run: &RunStart,
+    ) -> Result<PurgeReport, AdminError> {
         let now = Utc::now();
+        let run = apply.then(|| run.clone());
         let report = self
-            .run(move |conn, inner| purge_blocking(conn, &inner.table, cutoff, now, apply))
+            .run(move |conn, inner| purge_blocking(conn, &inner.table, cutoff, now, run.as_ref()))
             .await?;
         if report.applied {
             tracing::info!(records = report.records, "Purged personal data.");

@@ -10,7 +10,8 @@
 //!
 //! * [`config`]: [`SqliteConfig`] and the configurable [`SourceTable`].
 //! * [`identifier`]: validation and quoting of configured names.
-//! * [`schema`]: the state tables, their migrations, adoption of source rows.
+//! * [`schema`]: the state tables, their migrations, adoption of source rows; the runs
+//!   table behind [`RunLog`](ca_notify_ports::RunLog).
 //! * [`import`]: CSV in (recipients); the export out is the job crate's, over [`admin`].
 //! * [`admin`]: the operator's port, [`StoreAdmin`](ca_notify_ports::StoreAdmin).
 
@@ -21,6 +22,7 @@ mod csv_lines;
 mod error;
 pub mod identifier;
 pub mod import;
+mod runs;
 pub mod schema;
 mod sink;
 mod source;

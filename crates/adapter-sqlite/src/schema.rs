@@ -27,6 +27,8 @@ pub const STATE_TABLE: &str = "ca_notify_state";
 pub const ATTEMPTS_TABLE: &str = "ca_notify_attempts";
 /// The applied migrations, one row per version.
 pub const MIGRATIONS_TABLE: &str = "ca_notify_migrations";
+/// The runs: one row per run, its start, end, counts and stop reason.
+pub const RUNS_TABLE: &str = "ca_notify_runs";
 /// Facts about this database (which source table its state belongs to).
 pub const META_TABLE: &str = "ca_notify_meta";
 /// The newest schema version this build knows.
@@ -49,8 +51,13 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         MIGRATION_2,
     ),
     (
+        3,
+        "the run id on each state row; the runs table",
+        MIGRATION_3,
+    ),
+    (
         4,
-        "arrival and purge times on the state table; the attempt log by record",
+        "arrival and purge times on the state table; the attempt log by record; purges in the runs table",
         MIGRATION_4,
     ),
 ];
@@ -133,7 +140,31 @@ CREATE TABLE ca_notify_attempts (
     PRIMARY KEY (dedup_uuid, claim_token, record_id, attempt_index)
 ) WITHOUT ROWID;";
 
-// Migration 3 is reserved for the runs table (issue 16); this one is issue 17's.
+const MIGRATION_3: &str = "\
+-- The run whose write-back last reached the record (final or deferred); NULL before any.
+ALTER TABLE ca_notify_state ADD COLUMN run_id TEXT;
+-- One row per run, so 'when did this last succeed' has an answer without a metrics
+-- system. Times are RFC 3339 UTC with milliseconds, fixed width, so text order is time
+-- order. A run whose process died keeps ended_at NULL.
+CREATE TABLE ca_notify_runs (
+    run_id       TEXT    NOT NULL PRIMARY KEY,   -- made by the job (a UUID v7)
+    worker       TEXT    NOT NULL,               -- the worker id that ran it
+    started_at   TEXT    NOT NULL,
+    ended_at     TEXT,
+    succeeded    INTEGER CHECK (succeeded IN (0, 1)),  -- 1 when the command exited 0
+    stop         TEXT,                           -- the stop reason code (deadline, drained, misconfigured, ...)
+    claimed      INTEGER,
+    sent         INTEGER,
+    already_sent INTEGER,
+    not_sent     INTEGER,                        -- unconfirmed included
+    unconfirmed  INTEGER,
+    deferred     INTEGER,
+    CHECK ((ended_at IS NULL) = (succeeded IS NULL))
+) WITHOUT ROWID;
+CREATE INDEX ca_notify_runs_started ON ca_notify_runs (started_at);
+CREATE INDEX ca_notify_runs_succeeded ON ca_notify_runs (ended_at) WHERE succeeded = 1;";
+
+// Issue 17's migration (3 is issue 16's runs table).
 const MIGRATION_4: &str = "\
 -- The state table is rebuilt (same rows) for a column whose default is the time of the
 -- insert, which ALTER TABLE cannot add: adopted_at, when the record arrived (the adoption
@@ -153,6 +184,7 @@ CREATE TABLE ca_notify_state_v4 (
     claim_token   TEXT,                          -- the current claim, NULL when unclaimed or held
     claimed_by    TEXT,                          -- the worker holding it
     lease_until   INTEGER NOT NULL DEFAULT 0,    -- Unix ms when the claim or hold lapses; 0 unclaimed
+    run_id        TEXT,                          -- the run whose write-back last reached it
     adopted_at    TEXT DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),  -- RFC 3339 UTC, arrival
     purged_at     TEXT,                          -- RFC 3339 UTC, when purge erased its personal data
     CHECK ((sent IS NULL) = (outcome IS NULL)),
@@ -160,9 +192,9 @@ CREATE TABLE ca_notify_state_v4 (
 ) WITHOUT ROWID;
 INSERT INTO ca_notify_state_v4 (record_id, sent, outcome, reason, dedup_uuid, attempts,
                                 last_deferral, processed_at, claim_token, claimed_by, lease_until,
-                                adopted_at)
+                                run_id, adopted_at)
 SELECT record_id, sent, outcome, reason, dedup_uuid, attempts,
-       last_deferral, processed_at, claim_token, claimed_by, lease_until, NULL
+       last_deferral, processed_at, claim_token, claimed_by, lease_until, run_id, NULL
   FROM ca_notify_state;
 DROP TABLE ca_notify_state;
 ALTER TABLE ca_notify_state_v4 RENAME TO ca_notify_state;
@@ -176,7 +208,9 @@ CREATE INDEX ca_notify_state_texted ON ca_notify_state (dedup_uuid)
 CREATE INDEX ca_notify_state_purgeable ON ca_notify_state (processed_at)
     WHERE outcome IS NOT NULL AND purged_at IS NULL;
 -- What export reads for a record's first attempt.
-CREATE INDEX ca_notify_attempts_record ON ca_notify_attempts (record_id, recorded_at);";
+CREATE INDEX ca_notify_attempts_record ON ca_notify_attempts (record_id, recorded_at);
+-- A purge is recorded as a run (stop 'purge') with the number of records it erased.
+ALTER TABLE ca_notify_runs ADD COLUMN purged INTEGER;";
 
 /// Migrates the state tables, creates the source table if it is missing, checks its
 /// columns, and installs adoption. One transaction; idempotent. When a read-only look

@@ -12,6 +12,9 @@
 //! log of its dedup uuid, whether or not the record is still the writer's (an attempt is a
 //! fact about the uuid: a request was made). The log's key (uuid, claim token, record id,
 //! attempt index) makes a repeated write-back append nothing.
+//!
+//! Every row a write-back reaches gets the store's current run id (`run_id`), set by
+//! [`RunLog::start_run`](ca_notify_ports::RunLog::start_run).
 
 use std::collections::HashMap;
 
@@ -51,7 +54,8 @@ impl ResultSink for SqliteStore {
         let token = token.clone();
         let outcomes = outcomes.to_vec();
         let receipt = self
-            .run(move |conn, _| {
+            .run(move |conn, inner| {
+                let run_id = inner.current_run();
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let processed_at = now_rfc3339();
                 let mut receipt = WriteReceipt::default();
@@ -91,7 +95,12 @@ impl ResultSink for SqliteStore {
                                 } else {
                                     &mut deferred_stmt
                                 };
-                                stmt.execute(params![o.id.as_str(), token.as_str(), reason])?
+                                stmt.execute(params![
+                                    o.id.as_str(),
+                                    token.as_str(),
+                                    reason,
+                                    run_id
+                                ])?
                             }
                             outcome => final_stmt.execute(params![
                                 o.id.as_str(),
@@ -101,6 +110,7 @@ impl ResultSink for SqliteStore {
                                 Some(reason).filter(|r| !r.is_empty()),
                                 o.dedup_key.map(|k| k.to_string()),
                                 processed_at,
+                                run_id,
                             ])?,
                         };
                         match (changed, o.outcome.is_final()) {

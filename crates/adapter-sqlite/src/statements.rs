@@ -18,13 +18,13 @@ pub(crate) const CLAIM: &str = "UPDATE ca_notify_state
 
 /// A final outcome, only where `?2` still holds the claim.
 pub(crate) const WRITE_FINAL: &str = "UPDATE ca_notify_state
-    SET sent = ?3, outcome = ?4, reason = ?5, dedup_uuid = ?6, processed_at = ?7,
+    SET sent = ?3, outcome = ?4, reason = ?5, dedup_uuid = ?6, processed_at = ?7, run_id = ?8,
         attempts = attempts + 1, claim_token = NULL, claimed_by = NULL, lease_until = 0
     WHERE record_id = ?1 AND claim_token = ?2 AND outcome IS NULL";
 
 /// A deferral: released with an attempt counted and the reason kept, no outcome.
 pub(crate) const WRITE_DEFERRED: &str = "UPDATE ca_notify_state
-    SET attempts = attempts + 1, last_deferral = ?3,
+    SET attempts = attempts + 1, last_deferral = ?3, run_id = ?4,
         claim_token = NULL, claimed_by = NULL, lease_until = 0
     WHERE record_id = ?1 AND claim_token = ?2 AND outcome IS NULL";
 
@@ -33,7 +33,7 @@ pub(crate) const WRITE_DEFERRED: &str = "UPDATE ca_notify_state
 /// hold early, but the lease (and `claimed_by`) stay, so no claim takes the record before
 /// `lease_until`.
 pub(crate) const WRITE_HELD: &str = "UPDATE ca_notify_state
-    SET attempts = attempts + 1, last_deferral = ?3, claim_token = NULL
+    SET attempts = attempts + 1, last_deferral = ?3, run_id = ?4, claim_token = NULL
     WHERE record_id = ?1 AND claim_token = ?2 AND outcome IS NULL";
 
 /// One attempt's answer for dedup uuid `?1`, kept by the write-back of claim `?2` for

@@ -30,9 +30,27 @@ pub(crate) struct Inner {
     pub table: ValidTable,
     pub sql: SourceSql,
     clock: Clock,
+    /// The run this handle's write-backs stamp (`RunLog::start_run`).
+    current_run: Mutex<Option<String>>,
 }
 
 impl Inner {
+    /// The run id write-backs stamp now.
+    pub fn current_run(&self) -> Option<String> {
+        self.current_run
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Makes `id` the run this handle's write-backs stamp.
+    pub fn set_current_run(&self, id: &str) {
+        *self
+            .current_run
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(id.to_owned());
+    }
+
     /// Now on this store's clock, in Unix milliseconds.
     pub fn now_ms(&self) -> i64 {
         (self.clock)()
@@ -141,6 +159,7 @@ impl SqliteStore {
                 table,
                 sql,
                 clock,
+                current_run: Mutex::new(None),
             }),
         })
     }

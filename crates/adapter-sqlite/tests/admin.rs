@@ -11,7 +11,7 @@ use ca_notify_domain::{
     AttemptAnswer, NotSentKind, NotSentReason, Outcome, RecipientRecord, RecordId,
 };
 use ca_notify_ports::admin::{AdminError, RequeueSelection, StoreAdmin, CONFIRMED_BY_CLAIM};
-use ca_notify_ports::{PhoneSource, ResultSink};
+use ca_notify_ports::{PhoneSource, ResultSink, RunId, RunStart};
 use ca_notify_store_contract::fixtures::{deferred, invalid_number, key_of, outcome, OutcomeExt};
 use chrono::{Duration as Days, Utc};
 use rusqlite::Connection;
@@ -242,6 +242,14 @@ async fn requeue_by_reason_and_by_outcome() {
     assert_eq!(history[0].failed_after_commit, 1);
 }
 
+fn run() -> RunStart {
+    RunStart {
+        id: RunId::parse(uuid::Uuid::new_v4().simple().to_string()).expect("id"),
+        worker: "operator".to_owned(),
+        started_at: Utc::now(),
+    }
+}
+
 fn backdate(path: &Path, days: i64) {
     let then = (Utc::now() - Days::days(days)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     Connection::open(path)
@@ -261,13 +269,13 @@ async fn purge_erases_personal_data_of_old_finished_records_and_keeps_the_ledger
     backdate(&path, 40);
     let cutoff = Utc::now() - Days::days(30);
     let before = snapshot(&path);
-    let dry = store.purge(cutoff, false).await.expect("dry run");
+    let dry = store.purge(cutoff, false, &run()).await.expect("dry run");
     assert_eq!((dry.records, dry.sent, dry.applied), (4, 1, false));
     assert_eq!(dry.erased_columns, ["phone", "test_date", "symptom_date"]);
     assert_eq!(snapshot(&path), before, "a dry run wrote");
     assert_eq!(source_row(&path, "1").0.as_deref(), Some("+14155550101"));
 
-    let done = store.purge(cutoff, true).await.expect("purge");
+    let done = store.purge(cutoff, true, &run()).await.expect("purge");
     assert_eq!((done.records, done.applied), (4, true));
     for n in ["1", "2", "4", "5"] {
         assert_eq!(
@@ -285,6 +293,16 @@ async fn purge_erases_personal_data_of_old_finished_records_and_keeps_the_ledger
     }
     let status = store.status(Utc::now()).await.expect("status");
     assert_eq!((status.purged, status.sent, status.unconfirmed), (4, 1, 1));
+    let recorded: (String, i64) = Connection::open(&path)
+        .expect("open")
+        .query_row(
+            "SELECT stop, purged FROM ca_notify_runs WHERE stop = 'purge'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("the purge is in the runs table");
+    assert_eq!(recorded, ("purge".to_owned(), 4));
+    assert_eq!(status.last_runs.len(), 1);
     let history = store
         .key_histories(&[key_of(&id("1"))])
         .await
@@ -294,7 +312,10 @@ async fn purge_erases_personal_data_of_old_finished_records_and_keeps_the_ledger
         "the dedup key of a texted record survives purge"
     );
 
-    let again = store.purge(cutoff, true).await.expect("purge twice");
+    let again = store
+        .purge(cutoff, true, &run())
+        .await
+        .expect("purge twice");
     assert_eq!((again.records, again.already_purged), (0, 4));
     let err = store
         .requeue(&RequeueSelection::Ids(vec![id("2")]), true)
@@ -318,7 +339,7 @@ async fn purge_leaves_records_inside_the_cutoff_alone() {
     let store = fixture(&path).await;
     let before = snapshot(&path);
     let report = store
-        .purge(Utc::now() - Days::days(30), true)
+        .purge(Utc::now() - Days::days(30), true, &run())
         .await
         .expect("purge");
     assert_eq!(report.records, 0);

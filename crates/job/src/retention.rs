@@ -12,6 +12,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use ca_notify_ports::config::ConfigError;
+use ca_notify_ports::{RunId, RunStart};
 
 /// The shortest retention a configuration may set, in days.
 pub const MIN_DAYS: u32 = 15;
@@ -82,6 +83,18 @@ impl RetentionSection {
             });
         }
         Ok(now - Duration::days(i64::from(older_than_days)))
+    }
+}
+
+/// The run a purge is recorded as in the runs table: a time-ordered UUID (v7), as the
+/// job names its runs, this worker, now.
+pub fn purge_run(worker: String, now: DateTime<Utc>) -> RunStart {
+    let id = RunId::parse(uuid::Uuid::now_v7().hyphenated().to_string())
+        .expect("a hyphenated uuid is a valid run id");
+    RunStart {
+        id,
+        worker,
+        started_at: now,
     }
 }
 

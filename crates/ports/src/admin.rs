@@ -13,6 +13,9 @@ use ca_notify_domain::{DedupKey, NotSentKind, RecordId};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
+use crate::run::{RunRecord, RunStart};
+use crate::sink::SinkError;
+
 /// The reason written with a record that `reconcile` proved texted: the verification
 /// server says its code was claimed, which only the person who got the text can do.
 pub const CONFIRMED_BY_CLAIM: &str = "confirmed_by_claim";
@@ -44,7 +47,12 @@ pub struct StoreStatus {
     pub oldest_pending_since: Option<DateTime<Utc>>,
     /// Finished records whose personal data `purge` erased.
     pub purged: u64,
+    /// The latest runs (newest first, at most [`LAST_RUNS`]) and how they stopped.
+    pub last_runs: Vec<RunRecord>,
 }
+
+/// How many runs [`StoreStatus::last_runs`] lists.
+pub const LAST_RUNS: usize = 5;
 
 /// Which finished records `requeue` puts back to pending.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,7 +108,7 @@ pub struct ExportRow {
     pub reason: String,
     /// Write-backs that reached the record (deferrals and the final one).
     pub attempts: u32,
-    /// The run that wrote the outcome, when the store knows it.
+    /// The run whose write-back last reached the record, when the store knows it.
     pub run_id: Option<String>,
     /// The first issue attempt's time, when one was made.
     pub first_attempt_at: Option<DateTime<Utc>>,
@@ -145,6 +153,16 @@ pub fn describe_refusal(problems: &BTreeMap<String, Vec<String>>) -> Option<Stri
         })
         .collect();
     Some(format!("nothing requeued; {}", parts.join("; ")))
+}
+
+impl From<SinkError> for AdminError {
+    fn from(e: SinkError) -> Self {
+        match e {
+            SinkError::Unavailable(m) => Self::Unavailable(m),
+            SinkError::Misconfigured(m) => Self::Misconfigured(m),
+            SinkError::Unknown(e) => Self::Unknown(e),
+        }
+    }
 }
 
 /// Why an operator's request was not carried out. Every variant means nothing changed.
@@ -194,11 +212,18 @@ pub trait StoreAdmin: Send + Sync {
 
     /// Erases the personal data the store holds of every finished record written before
     /// `cutoff` (its dedup key and outcome stay, so no one is texted twice), in one atomic
-    /// write; with `apply` false, only counts. The caller enforces the retention period.
+    /// write, and records what it erased in the runs table as `run` (stop `purge`); with
+    /// `apply` false, only counts and records nothing. The caller enforces the retention
+    /// period.
     ///
     /// # Errors
     /// As [`StoreAdmin::status`].
-    async fn purge(&self, cutoff: DateTime<Utc>, apply: bool) -> Result<PurgeReport, AdminError>;
+    async fn purge(
+        &self,
+        cutoff: DateTime<Utc>,
+        apply: bool,
+        run: &RunStart,
+    ) -> Result<PurgeReport, AdminError>;
 
     /// Up to `limit` (at most [`MAX_PAGE`]) records with ids after `after`, in id order.
     ///

@@ -10,6 +10,8 @@
 //! * [`PhoneValidator`]: says whether one phone can receive an SMS.
 //! * [`SmsIssuer`]: asks the verification server to issue (and text) up to 10 codes.
 //! * [`ResultSink`]: writes one batch of outcomes in one atomic, idempotent write.
+//! * [`RunLog`]: the store's table of runs (start, end, counts, stop reason), and the run
+//!   id stamped on each outcome written.
 //!
 //! [`admin`] holds the operator's port, [`StoreAdmin`] (status, requeue, purge, export),
 //! which the pipeline never uses.
@@ -20,6 +22,7 @@
 pub mod admin;
 pub mod config;
 pub mod issuer;
+pub mod run;
 pub mod sink;
 pub mod source;
 pub mod validator;
@@ -27,6 +30,7 @@ pub mod validator;
 pub use admin::{AdminError, StoreAdmin};
 pub use config::{ConfigError, ConfigErrors, SourceTable};
 pub use issuer::{IssueError, IssueItem, SmsIssuer, MAX_BATCH_ITEMS};
+pub use run::{InvalidRunId, RunCounts, RunEnd, RunId, RunLog, RunRecord, RunStart};
 pub use sink::{ResultSink, SinkError, WriteReceipt};
 pub use source::{Claim, PhoneSource, SourceError};
 pub use validator::{PhoneValidator, PhoneVerdict, ValidationError};
@@ -35,6 +39,8 @@ pub use validator::{PhoneValidator, PhoneVerdict, ValidationError};
 pub use admin::MockStoreAdmin;
 #[cfg(feature = "mock")]
 pub use issuer::MockSmsIssuer;
+#[cfg(feature = "mock")]
+pub use run::MockRunLog;
 #[cfg(feature = "mock")]
 pub use sink::MockResultSink;
 #[cfg(feature = "mock")]

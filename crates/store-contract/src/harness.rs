@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ca_notify_domain::{ClaimToken, RecipientRecord, RecordId};
-use ca_notify_ports::{PhoneSource, ResultSink};
+use ca_notify_ports::{PhoneSource, ResultSink, RunLog};
 
 /// The pipeline's state for one record, as the store holds it. Read only by the suite,
 /// to see what the ports do not return (attempts, the stored outcome, the claim).
@@ -32,6 +32,8 @@ pub struct RecordState {
     pub claim_token: Option<ClaimToken>,
     /// Whether a processed time is stored.
     pub processed: bool,
+    /// The run whose write-back last reached the record (the state row's run id).
+    pub run_id: Option<String>,
 }
 
 /// Time a harness has moved its stores' clock forward: a store built on it reads its own
@@ -62,7 +64,7 @@ impl ClockOffset {
 #[async_trait]
 pub trait StoreHarness: Send + Sync {
     /// The store under test.
-    type Store: PhoneSource + ResultSink + 'static;
+    type Store: PhoneSource + ResultSink + RunLog + 'static;
 
     /// A new, empty store whose source holds exactly `records` (ids are unique and
     /// numeric-looking; dates are `YYYY-MM-DD` or `None`; `tz_offset` is `None`).

@@ -6,7 +6,8 @@
 //! applies only under the claim token and is idempotent, `Deferred` releases with an
 //! attempt counted (or, for an unanswered request, holds the record until its lease ends),
 //! bad rows are ordinary data, and the ledger answers by dedup key (texted under any
-//! record id, and the attempt answers kept per key) — and this crate checks each promise
+//! record id, and the attempt answers kept per key), and each keeps a table of runs whose
+//! id every outcome written carries ([`RunLog`]) — and this crate checks each promise
 //! through the ports, plus a read-only [`StoreHarness::inspect`] of the state row.
 //!
 //! A store crate implements [`StoreHarness`] and either calls [`run_all`] from one test
@@ -28,14 +29,17 @@
 //!
 //! [`PhoneSource`]: ca_notify_ports::PhoneSource
 //! [`ResultSink`]: ca_notify_ports::ResultSink
+//! [`RunLog`]: ca_notify_ports::RunLog
 
 pub mod checks;
 pub mod fixtures;
 pub mod harness;
+pub mod runs;
 mod support;
 
 pub use checks::*;
 pub use harness::{ClockOffset, RecordState, StoreHarness};
+pub use runs::*;
 
 /// Declares one `#[tokio::test]` per check of the suite, so a failure names the promise it
 /// broke. `$harness` is an expression evaluated inside each (async) test, so it may
@@ -63,6 +67,9 @@ macro_rules! store_contract_tests {
             a_repeated_write_back_does_not_double_the_attempt_log,
             a_no_answer_deferral_holds_the_claim_until_the_lease_ends,
             an_unknown_key_has_the_default_history,
+            runs_are_listed_newest_first_with_their_end,
+            outcomes_carry_the_run_that_wrote_them,
+            the_backlog_is_what_a_claim_could_take,
         );
     };
     (@each $harness:expr; $($check:ident),+ $(,)?) => {$(
@@ -94,4 +101,7 @@ pub async fn run_all<H: StoreHarness>(h: &H) {
     a_repeated_write_back_does_not_double_the_attempt_log(h).await;
     a_no_answer_deferral_holds_the_claim_until_the_lease_ends(h).await;
     an_unknown_key_has_the_default_history(h).await;
+    runs_are_listed_newest_first_with_their_end(h).await;
+    outcomes_carry_the_run_that_wrote_them(h).await;
+    the_backlog_is_what_a_claim_could_take(h).await;
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use ca_notify_job::JobConfig;
+use ca_notify_job::{retention, JobConfig};
 use ca_notify_ports::StoreAdmin;
 use chrono::Utc;
 
@@ -26,11 +26,13 @@ pub async fn execute(
         .retention
         .check()
         .map_err(|e| Failure::new(exit::CONFIG, e.to_string()))?;
+    let now = Utc::now();
     let cutoff = config
         .retention
-        .cutoff(older_than, Utc::now())
+        .cutoff(older_than, now)
         .map_err(|e| Failure::new(exit::REFUSED, format!("nothing purged: {e}")))?;
-    let report = admin.purge(cutoff, yes).await?;
+    let run = retention::purge_run(config.worker_id(), now);
+    let report = admin.purge(cutoff, yes, &run).await?;
     if json {
         return print_json(&report);
     }
@@ -54,7 +56,12 @@ pub async fn execute(
         report.sent,
         report.already_purged,
     );
-    if !report.applied {
+    if report.applied {
+        println!(
+            "Recorded in the runs table as run {} (stop: purge).",
+            run.id
+        );
+    } else {
         println!("Nothing written; run again with --yes to erase.");
     }
     Ok(())

@@ -95,6 +95,29 @@ fn render(s: &StoreStatus, age: Option<i64>) -> String {
     };
     out += &format!("  unconfirmed  {:>9}{hint}\n", s.unconfirmed);
     out += &format!("  purged       {:>9}\n", s.purged);
+    if s.last_runs.is_empty() {
+        out += "Last runs: none recorded\n";
+    } else {
+        out += "Last runs (newest first):\n";
+        for run in &s.last_runs {
+            let end = match &run.end {
+                Some(end) => format!(
+                    "{} {}  sent {}, not sent {}, deferred {}",
+                    if end.succeeded { "ok    " } else { "FAILED" },
+                    end.stop,
+                    end.counts.sent,
+                    end.counts.not_sent,
+                    end.counts.deferred
+                ),
+                None => "no end recorded (running, or its process died)".to_owned(),
+            };
+            out += &format!(
+                "  {}  {}  {end}\n",
+                run.start.started_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                run.start.id
+            );
+        }
+    }
     out
 }
 

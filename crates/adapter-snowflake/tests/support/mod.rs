@@ -16,7 +16,10 @@ use ca_notify_adapter_snowflake::{
 use ca_notify_domain::{
     ClaimToken, DedupKey, KeyHistory, RecipientRecord, RecordId, RecordOutcome,
 };
-use ca_notify_ports::{Claim, PhoneSource, ResultSink, SinkError, SourceError, WriteReceipt};
+use ca_notify_ports::{
+    Claim, PhoneSource, ResultSink, RunEnd, RunId, RunLog, RunRecord, RunStart, SinkError,
+    SourceError, WriteReceipt,
+};
 use ca_notify_store_contract::{RecordState, StoreHarness};
 use snowflake_connector_rs::{
     AuthConfig, CellValue, Client, ClientConfig, DynamicRow, EndpointConfig, Session,
@@ -173,7 +176,7 @@ impl TestDb {
         let rows = self
             .exec(
                 &format!(
-                    "SELECT SENT, OUTCOME, REASON, DEDUP_UUID, ATTEMPTS, CLAIM_TOKEN, PROCESSED_AT FROM {} WHERE RECORD_ID = ?",
+                    "SELECT SENT, OUTCOME, REASON, DEDUP_UUID, ATTEMPTS, CLAIM_TOKEN, PROCESSED_AT, RUN_ID FROM {} WHERE RECORD_ID = ?",
                     self.qualified(state)
                 ),
                 vec![Some(id.as_str().to_owned())],
@@ -191,6 +194,7 @@ impl TestDb {
             attempts: int(&v[4]).map_or(0, |n| u32::try_from(n).expect("a count")),
             claim_token: text(&v[5]).map(ClaimToken),
             processed: !v[6].is_null(),
+            run_id: text(&v[7]),
         }
     }
 }
@@ -266,6 +270,29 @@ impl ResultSink for TestStore {
         outcomes: &[RecordOutcome],
     ) -> Result<WriteReceipt, SinkError> {
         self.store.write_back(token, outcomes).await
+    }
+}
+
+#[async_trait]
+impl RunLog for TestStore {
+    async fn start_run(&self, run: &RunStart) -> Result<(), SinkError> {
+        self.store.start_run(run).await
+    }
+
+    async fn finish_run(&self, id: &RunId, end: &RunEnd) -> Result<(), SinkError> {
+        self.store.finish_run(id, end).await
+    }
+
+    async fn recent_runs(&self, limit: usize) -> Result<Vec<RunRecord>, SinkError> {
+        self.store.recent_runs(limit).await
+    }
+
+    async fn last_success(&self) -> Result<Option<RunRecord>, SinkError> {
+        self.store.last_success().await
+    }
+
+    async fn backlog(&self) -> Result<u64, SinkError> {
+        self.store.backlog().await
     }
 }
 

@@ -98,7 +98,7 @@ pub fn seed(path: &Path, records: &[RecipientRecord]) {
 pub fn state(path: &Path, id: &RecordId) -> RecordState {
     let conn = Connection::open(path).expect("open for inspection");
     conn.query_row(
-        "SELECT sent, outcome, reason, dedup_uuid, attempts, claim_token, processed_at
+        "SELECT sent, outcome, reason, dedup_uuid, attempts, claim_token, processed_at, run_id
            FROM ca_notify_state WHERE record_id = ?1",
         [id.as_str()],
         |row| {
@@ -110,6 +110,7 @@ pub fn state(path: &Path, id: &RecordId) -> RecordState {
                 attempts: row.get(4)?,
                 claim_token: row.get::<_, Option<String>>(5)?.map(ClaimToken),
                 processed: row.get::<_, Option<String>>(6)?.is_some(),
+                run_id: row.get(7)?,
             })
         },
     )
