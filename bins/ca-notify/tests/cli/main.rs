@@ -6,6 +6,7 @@
 //! * `simulated`: the binary against the HTTP simulators: a wrong key, faults at trace level.
 //! * `chaos`: the built binary killed, restarted, doubled, stopped and facing faulty peers.
 //! * `hostile`: the hostile input corpus, imported and run, or rejected naming the line.
+//! * `operator`: the operator's day: status, requeue, reconcile, purge, export, completions.
 //! * `truth`: the outcome is the truth under servers that fail as the real one does.
 //! * `harness`: the world those runs share (simulators, a SQLite store, the invariants).
 
@@ -15,6 +16,7 @@ mod chaos;
 mod cli;
 mod harness;
 mod hostile;
+mod operator;
 mod simulated;
 mod truth;
 
