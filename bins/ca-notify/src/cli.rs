@@ -114,6 +114,19 @@ pub enum OperatorCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Writes one self-contained HTML page for the program's manager: texts sent per day,
+    /// not sent by reason, backlog, time from test result to text (median, 90th percentile).
+    Report {
+        /// The page to write (replaced).
+        #[arg(long, value_name = "FILE")]
+        html: PathBuf,
+        /// How many days, up to today (UTC).
+        #[arg(long, default_value_t = 28, value_parser = clap::value_parser!(u32).range(1..=366))]
+        days: u32,
+        /// Also print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Writes a shell completion script to standard output.
     Completions {
         /// The shell.

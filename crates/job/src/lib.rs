@@ -28,7 +28,8 @@
 //! * The operator's day, over the store's [`StoreAdmin`](ca_notify_ports::StoreAdmin)
 //!   ([`Store::admin`]): [`export`] (CSV, either store, `-` for standard output),
 //!   [`ids_file`] (`requeue --ids-file`), [`retention`] (`[retention]`, `purge`'s
-//!   cutoff or refusal), [`reconcile`] (unconfirmed records against `/api/checkcodestatus`).
+//!   cutoff or refusal), [`reconcile`] (unconfirmed records against `/api/checkcodestatus`),
+//!   [`report`] (the self-contained HTML page for the program's manager).
 
 pub mod check;
 pub mod compose;
@@ -38,6 +39,7 @@ pub mod ids_file;
 pub mod job;
 pub mod preview;
 pub mod reconcile;
+pub mod report;
 pub mod retention;
 
 pub use compose::Store;

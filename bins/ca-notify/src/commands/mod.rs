@@ -10,6 +10,7 @@ pub mod import;
 pub mod operator;
 pub mod purge;
 pub mod reconcile;
+pub mod report;
 pub mod requeue;
 pub mod run;
 #[cfg(feature = "demo")]

@@ -44,6 +44,9 @@ pub async fn execute(
             let (config, admin) = open(config_path, env).await?;
             commands::purge::execute(&config, &admin, older_than, yes, json).await
         }
+        OperatorCommand::Report { html, days, json } => {
+            commands::report::execute(&open(config_path, env).await?.1, &html, days, json).await
+        }
         OperatorCommand::Completions { shell } => commands::completions::completions(shell),
         OperatorCommand::Man => commands::completions::man(),
     }

@@ -7,6 +7,7 @@
 //! * `chaos`: the built binary killed, restarted, doubled, stopped and facing faulty peers.
 //! * `hostile`: the hostile input corpus, imported and run, or rejected naming the line.
 //! * `operator`: the operator's day: status, requeue, reconcile, purge, export, completions.
+//! * `report`: `report --html` rendered by headless Chromium (console, charts, screenshot).
 //! * `truth`: the outcome is the truth under servers that fail as the real one does.
 //! * `harness`: the world those runs share (simulators, a SQLite store, the invariants).
 
@@ -17,6 +18,7 @@ mod cli;
 mod harness;
 mod hostile;
 mod operator;
+mod report;
 mod simulated;
 mod truth;
 
