@@ -85,7 +85,7 @@ fn cells(answer: &Answer) -> impl Iterator<Item = &[CellValue]> {
     answer.rows.iter().map(|r| r.values())
 }
 
-fn expect_cells<'a>(row: &'a [CellValue], n: usize) -> Result<&'a [CellValue], StoreError> {
+fn expect_cells(row: &[CellValue], n: usize) -> Result<&[CellValue], StoreError> {
     if row.len() == n {
         Ok(row)
     } else {

@@ -15,7 +15,8 @@ use rusqlite::Connection;
 
 fn seed(path: &std::path::Path, rows: u64) {
     let conn = Connection::open(path).expect("open");
-    conn.execute_batch("PRAGMA synchronous = OFF;").expect("pragma");
+    conn.execute_batch("PRAGMA synchronous = OFF;")
+        .expect("pragma");
     let started = Instant::now();
     conn.execute_batch(&format!(
         "BEGIN;
@@ -43,7 +44,10 @@ fn seed(path: &std::path::Path, rows: u64) {
          COMMIT;"
     ))
     .expect("seed");
-    println!("seeded {rows} records in {:.1} s", started.elapsed().as_secs_f64());
+    println!(
+        "seeded {rows} records in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
 }
 
 fn main() {
@@ -55,9 +59,15 @@ fn main() {
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().join("bench.db");
     runtime.block_on(async {
-        drop(SqliteStore::open(SqliteConfig::at(&path)).await.expect("store"));
+        drop(
+            SqliteStore::open(SqliteConfig::at(&path))
+                .await
+                .expect("store"),
+        );
         seed(&path, rows);
-        let store = SqliteStore::open(SqliteConfig::at(&path)).await.expect("store");
+        let store = SqliteStore::open(SqliteConfig::at(&path))
+            .await
+            .expect("store");
         let mut times = Vec::new();
         let mut status = None;
         for _ in 0..7 {

@@ -245,7 +245,7 @@ fn chart(
             }
         }
     } else {
-        for i in 0..n {
+        for (i, label) in labels.iter().enumerate() {
             let mut base = 0.0;
             for (k, s) in series.iter().enumerate() {
                 let v = s.values.get(i).copied().flatten().unwrap_or(0.0);
@@ -257,7 +257,7 @@ fn chart(
                         y(base + v),
                         y(base) - y(base + v),
                         PALETTE[k % PALETTE.len()],
-                        escape(&labels[i]),
+                        escape(label),
                         escape(s.name),
                         format_value(v)
                     );
