@@ -54,10 +54,14 @@ pub enum Command {
         /// The CSV file.
         file: PathBuf,
     },
-    /// Writes one row per record (id,sent,outcome,reason,processed_at; no phone numbers).
+    /// Writes one row per record, from either store (id, sent, outcome, reason, attempts,
+    /// run_id, first_attempt_at, processed_at; no phone numbers).
     Export {
-        /// The CSV file to write.
+        /// The CSV file to write (replaced atomically); `-` for standard output.
         file: PathBuf,
+        /// Print the summary as JSON (on standard error when the CSV goes to standard output).
+        #[arg(long)]
+        json: bool,
     },
     /// Validates the configuration and reaches every configured system without sending.
     Check {
@@ -72,6 +76,8 @@ pub enum Command {
         #[arg(long)]
         print: bool,
     },
+    #[command(flatten)]
+    Operator(OperatorCommand),
     #[cfg(feature = "demo")]
     /// Runs the Twilio Lookup and verification-server simulators for manual testing.
     Simulate {
@@ -82,6 +88,117 @@ pub enum Command {
         #[arg(long, default_value_t = 4011)]
         verification_port: u16,
     },
+}
+
+/// The operator's commands (issue 17), one arm each so merges stay local.
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// How big and how old the backlog is: pending, claimed (with lease expiry), sent,
+    /// not sent by reason, unconfirmed, deferred; the oldest pending record's age.
+    Status {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Puts finished, not-texted records back to pending, by id, by reason or by outcome.
+    /// Shows what it would do; writes only with --yes. Never requeues a texted record.
+    Requeue(RequeueArgs),
+    /// Asks the verification server whether the codes of `unconfirmed` records were
+    /// claimed; a claimed code proves the text, so the record is written sent
+    /// (`confirmed_by_claim`). Paced within the issuing budget; stops at the deadline.
+    Reconcile {
+        /// Ask, but write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Seconds before it stops asking (default: pipeline.deadline_secs).
+        #[arg(long, value_name = "SECS")]
+        deadline_secs: Option<u64>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Erases the phone numbers (and dates) of records finished more than DAYS days ago,
+    /// keeping the dedup key and the outcome. Shows counts; erases only with --yes.
+    Purge {
+        /// Erase records finished more than this many days ago (at least retention.days).
+        #[arg(long, value_name = "DAYS")]
+        older_than: u32,
+        /// Erase (without it, only count).
+        #[arg(long)]
+        yes: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Writes one self-contained HTML page for the program's manager: texts sent per day,
+    /// not sent by reason, backlog, time from test result to text (median, 90th percentile).
+    Report {
+        /// The page to write (replaced).
+        #[arg(long, value_name = "FILE")]
+        html: PathBuf,
+        /// How many days, up to today (UTC).
+        #[arg(long, default_value_t = 28, value_parser = clap::value_parser!(u32).range(1..=366))]
+        days: u32,
+        /// Also print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Writes a shell completion script to standard output.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Writes the man page (roff) to standard output: `ca-notify man > ca-notify.1`.
+    Man,
+}
+
+/// `requeue` options: exactly one selection.
+#[derive(Debug, Clone, clap::Args)]
+#[command(group(clap::ArgGroup::new("selection").required(true).args(["ids", "ids_file", "reason", "outcome"])))]
+pub struct RequeueArgs {
+    /// Record ids, comma-separated.
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    pub ids: Option<Vec<String>>,
+    /// A file of record ids, one per line (`#` comments and blank lines skipped).
+    #[arg(long, value_name = "FILE")]
+    pub ids_file: Option<PathBuf>,
+    /// Every record not sent for this reason.
+    #[arg(long, value_parser = parse_reason)]
+    pub reason: Option<ca_notify_domain::NotSentKind>,
+    /// Every record with this outcome.
+    #[arg(long, value_enum)]
+    pub outcome: Option<RequeueOutcome>,
+    /// Write (without it, only count).
+    #[arg(long)]
+    pub yes: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The outcomes `requeue --outcome` selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RequeueOutcome {
+    /// Written `unconfirmed`: a code row exists, nobody knows whether the text went out.
+    Unconfirmed,
+}
+
+/// A not-sent reason an operator may requeue (`unconfirmed` is an outcome).
+fn parse_reason(text: &str) -> Result<ca_notify_domain::NotSentKind, String> {
+    ca_notify_domain::NotSentKind::from_code(text)
+        .filter(|k| *k != ca_notify_domain::NotSentKind::Unconfirmed)
+        .ok_or_else(|| {
+            let allowed: Vec<&str> = ca_notify_domain::NotSentKind::ALL
+                .iter()
+                .filter(|k| **k != ca_notify_domain::NotSentKind::Unconfirmed)
+                .map(|k| k.code())
+                .collect();
+            format!(
+                "unknown reason {text:?}; allowed: {} (and --outcome unconfirmed)",
+                allowed.join(", ")
+            )
+        })
 }
 
 /// `run` options.

@@ -3,6 +3,7 @@
 use std::fmt;
 
 use ca_notify_job::{FatalCause, JobError, RunFailure};
+use ca_notify_ports::AdminError;
 
 /// An unexpected internal error.
 pub const INTERNAL: u8 = 1;
@@ -24,6 +25,10 @@ pub const MISCONFIGURED: u8 = 8;
 /// A peer (the verification server or the phone validator) could not be reached or could
 /// not serve; the run made no progress with it.
 pub const UNAVAILABLE: u8 = 9;
+
+/// The operator's request was refused because it would break a rule of the ledger
+/// (requeue a texted record, purge inside the retention period); nothing changed.
+pub const REFUSED: u8 = 10;
 
 /// A command's failure: what to print and which code to exit with.
 #[derive(Debug)]
@@ -76,5 +81,17 @@ impl From<&RunFailure> for Failure {
             FatalCause::Source(_) | FatalCause::Sink(_) => STORE,
         };
         Self::new(code, failure.to_string())
+    }
+}
+
+impl From<AdminError> for Failure {
+    fn from(e: AdminError) -> Self {
+        let code = match &e {
+            AdminError::Refused(_) => REFUSED,
+            AdminError::Unavailable(_) | AdminError::Misconfigured(_) | AdminError::Unknown(_) => {
+                STORE
+            }
+        };
+        Self::new(code, e.to_string())
     }
 }

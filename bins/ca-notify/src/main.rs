@@ -53,7 +53,10 @@ async fn dispatch(cli: Cli, env: HashMap<String, String>) -> Result<(), Failure>
         #[cfg(feature = "demo")]
         Command::Demo(args) => commands::demo::execute(&args).await,
         Command::Import { file } => commands::import::execute(config_path, &env, &file).await,
-        Command::Export { file } => commands::export::execute(config_path, &env, &file).await,
+        Command::Export { file, json } => {
+            commands::export::execute(config_path, &env, &file, json).await
+        }
+        Command::Operator(command) => commands::operator::execute(config_path, &env, command).await,
         Command::Check { print_config } => {
             commands::check::execute(config_path, &env, print_config).await
         }

@@ -6,7 +6,7 @@
 //! [`scrub_phone_numbers`] before it leaves this crate.
 
 use ca_notify_domain::scrub_phone_numbers;
-use ca_notify_ports::{SinkError, SourceError};
+use ca_notify_ports::{AdminError, SinkError, SourceError};
 use snowflake_connector_rs::{Error as ConnectorError, ErrorKind};
 
 /// Longest error text we pass on; Snowflake's messages can quote whole statements.
@@ -35,6 +35,16 @@ impl StoreError {
 }
 
 impl From<StoreError> for SourceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(m) => Self::Unavailable(m),
+            StoreError::Misconfigured(m) => Self::Misconfigured(m),
+            StoreError::Unknown(e) => Self::Unknown(e),
+        }
+    }
+}
+
+impl From<StoreError> for AdminError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unavailable(m) => Self::Unavailable(m),

@@ -13,8 +13,11 @@
 //! * [`config`]: [`SnowflakeConfig`], [`SnowflakeAuth`], [`SourceTable`] and their validation.
 //! * [`section`]: [`SnowflakeSection`], the `[snowflake]` section an operator writes.
 //! * [`SnowflakeStore`]: connect, `check`, `migrate`, and the two ports.
+//! * `admin`: the operator's [`StoreAdmin`](ca_notify_ports::StoreAdmin) (status, requeue,
+//!   export, reconcile's confirmations; purge counts only: the source table is the state's).
 //! * [`StoreError`]: unavailable (retryable), misconfigured, or unknown.
 
+mod admin;
 pub mod config;
 mod connection;
 mod decode;

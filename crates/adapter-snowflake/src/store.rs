@@ -565,7 +565,7 @@ pub(crate) fn first_count(answer: &Answer, what: &str) -> Result<u64, StoreError
 
 /// Rows a DML statement changed: Snowflake answers one row with a column per action
 /// (`number of rows inserted`, `number of rows updated`, `number of rows deleted`).
-fn rows_changed(answer: &Answer) -> Result<u64, StoreError> {
+pub(crate) fn rows_changed(answer: &Answer) -> Result<u64, StoreError> {
     const ACTIONS: [&str; 3] = [
         "number of rows inserted",
         "number of rows updated",

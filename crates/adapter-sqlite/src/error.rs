@@ -5,7 +5,7 @@
 //! message that quotes a value still cannot leak a number.
 
 use ca_notify_domain::scrub_phone_numbers;
-use ca_notify_ports::{SinkError, SourceError};
+use ca_notify_ports::{AdminError, SinkError, SourceError};
 use rusqlite::ErrorCode;
 
 use crate::identifier::InvalidIdentifier;
@@ -72,6 +72,17 @@ impl From<tokio::task::JoinError> for StoreError {
 }
 
 impl From<StoreError> for SourceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(text) => Self::Unavailable(text),
+            StoreError::Misconfigured(text) => Self::Misconfigured(text),
+            StoreError::InvalidIdentifier(e) => Self::Misconfigured(e.to_string()),
+            StoreError::Unknown(text) => Self::Unknown(anyhow::anyhow!(text)),
+        }
+    }
+}
+
+impl From<StoreError> for AdminError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unavailable(text) => Self::Unavailable(text),

@@ -55,6 +55,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "the run id on each state row; the runs table",
         MIGRATION_3,
     ),
+    (
+        4,
+        "arrival and purge times on the state table; the attempt log by record; purges in the runs table",
+        MIGRATION_4,
+    ),
 ];
 
 const MIGRATION_1: &str = "\
@@ -158,6 +163,54 @@ CREATE TABLE ca_notify_runs (
 ) WITHOUT ROWID;
 CREATE INDEX ca_notify_runs_started ON ca_notify_runs (started_at);
 CREATE INDEX ca_notify_runs_succeeded ON ca_notify_runs (ended_at) WHERE succeeded = 1;";
+
+// Issue 17's migration (3 is issue 16's runs table).
+const MIGRATION_4: &str = "\
+-- The state table is rebuilt (same rows) for a column whose default is the time of the
+-- insert, which ALTER TABLE cannot add: adopted_at, when the record arrived (the adoption
+-- trigger inserts the row in the source insert's transaction; NULL for rows adopted
+-- before this version). purged_at: when `purge` erased the record's personal data.
+DROP TRIGGER IF EXISTS ca_notify_adopt_insert;
+DROP TRIGGER IF EXISTS ca_notify_adopt_update;
+CREATE TABLE ca_notify_state_v4 (
+    record_id     TEXT    NOT NULL PRIMARY KEY,  -- the source id, as text
+    sent          INTEGER CHECK (sent IN (0, 1)),  -- 1 sent or already sent, 0 not, NULL undecided
+    outcome       TEXT    CHECK (outcome IN ('sent', 'already_sent', 'not_sent', 'unconfirmed')),
+    reason        TEXT,                          -- stable reason code of the outcome
+    dedup_uuid    TEXT,                          -- the uuid sent to the verification server
+    attempts      INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),  -- write-backs that reached it
+    last_deferral TEXT,                          -- why the last run deferred it
+    processed_at  TEXT,                          -- RFC 3339 UTC, when the outcome was written
+    claim_token   TEXT,                          -- the current claim, NULL when unclaimed or held
+    claimed_by    TEXT,                          -- the worker holding it
+    lease_until   INTEGER NOT NULL DEFAULT 0,    -- Unix ms when the claim or hold lapses; 0 unclaimed
+    run_id        TEXT,                          -- the run whose write-back last reached it
+    adopted_at    TEXT DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),  -- RFC 3339 UTC, arrival
+    purged_at     TEXT,                          -- RFC 3339 UTC, when purge erased its personal data
+    CHECK ((sent IS NULL) = (outcome IS NULL)),
+    CHECK (purged_at IS NULL OR outcome IS NOT NULL)
+) WITHOUT ROWID;
+INSERT INTO ca_notify_state_v4 (record_id, sent, outcome, reason, dedup_uuid, attempts,
+                                last_deferral, processed_at, claim_token, claimed_by, lease_until,
+                                run_id, adopted_at)
+SELECT record_id, sent, outcome, reason, dedup_uuid, attempts,
+       last_deferral, processed_at, claim_token, claimed_by, lease_until, run_id, NULL
+  FROM ca_notify_state;
+DROP TABLE ca_notify_state;
+ALTER TABLE ca_notify_state_v4 RENAME TO ca_notify_state;
+CREATE INDEX ca_notify_state_pending ON ca_notify_state (lease_until)
+    WHERE outcome IS NULL;
+CREATE INDEX ca_notify_state_claim ON ca_notify_state (claim_token)
+    WHERE claim_token IS NOT NULL;
+CREATE INDEX ca_notify_state_texted ON ca_notify_state (dedup_uuid)
+    WHERE sent = 1;
+-- What purge reads: finished records not yet purged, by when they were written.
+CREATE INDEX ca_notify_state_purgeable ON ca_notify_state (processed_at)
+    WHERE outcome IS NOT NULL AND purged_at IS NULL;
+-- What export reads for a record's first attempt.
+CREATE INDEX ca_notify_attempts_record ON ca_notify_attempts (record_id, recorded_at);
+-- A purge is recorded as a run (stop 'purge') with the number of records it erased.
+ALTER TABLE ca_notify_runs ADD COLUMN purged INTEGER;";
 
 /// Migrates the state tables, creates the source table if it is missing, checks its
 /// columns, and installs adoption. One transaction; idempotent. When a read-only look

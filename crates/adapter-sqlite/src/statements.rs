@@ -72,11 +72,6 @@ pub(crate) const COUNTS: &str = "SELECT count(*),
 /// The outcome of record `?1`: no row when the ledger does not know it, NULL while pending.
 pub(crate) const OUTCOME_OF: &str = "SELECT outcome FROM ca_notify_state WHERE record_id = ?1";
 
-/// Every state row for export, in id order; a pending record shows its last deferral.
-pub(crate) const EXPORT: &str =
-    "SELECT record_id, sent, outcome, coalesce(reason, last_deferral), processed_at
-    FROM ca_notify_state ORDER BY record_id";
-
 /// Statements that name the source table.
 #[derive(Debug, Clone)]
 pub(crate) struct SourceSql {

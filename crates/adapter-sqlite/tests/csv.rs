@@ -1,5 +1,5 @@
-//! CSV import (all or nothing, line-numbered errors, never a phone in an error) and
-//! export (one row per record, no phones).
+//! CSV import (all or nothing, line-numbered errors, never a phone in an error). The
+//! export is the job crate's, over `StoreAdmin` (`tests/admin.rs` has the rows it reads).
 
 mod support;
 
@@ -7,9 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ca_notify_adapter_sqlite::import::MAX_LINE_BYTES;
-use ca_notify_adapter_sqlite::{
-    export_csv, import_csv, ExportError, ImportError, SourceTable, SqliteConfig, SqliteStore,
-};
+use ca_notify_adapter_sqlite::{import_csv, ImportError, SourceTable, SqliteConfig, SqliteStore};
 use ca_notify_domain::{RecipientRecord, RecordId};
 use ca_notify_ports::{PhoneSource, ResultSink};
 use ca_notify_store_contract::fixtures::{deferred, invalid_number, sent};
@@ -423,104 +421,4 @@ async fn a_column_the_store_does_not_have_is_refused() {
         import_csv(&store, &missing).await,
         Err(ImportError::Io { .. })
     ));
-}
-
-#[tokio::test]
-async fn export_has_one_row_per_record_and_no_phone() {
-    let h = Harness::new();
-    let store = open(&h.new_path(), "a").await;
-    let file = write(
-        h.dir(),
-        "in.csv",
-        b"id,phone\n1,4155550101\n2,4155550102\n3,5550103\n4,4155550101\n",
-    );
-    import_csv(&store, &file).await.expect("import");
-    let claim = store.claim(3, LEASE).await.expect("claim");
-    let ids: Vec<RecordId> = claim.records.iter().map(|r| r.id.clone()).collect();
-    store
-        .write_back(
-            &claim.token,
-            &[sent(&ids[0]), invalid_number(&ids[1]), deferred(&ids[2])],
-        )
-        .await
-        .expect("write");
-
-    let out = h.dir().join("out.csv");
-    std::fs::write(&out, "an older export").expect("older file");
-    let report = export_csv(&store, &out).await.expect("export");
-    assert_eq!(
-        (report.rows, report.sent, report.not_sent, report.pending),
-        (4, 1, 1, 2)
-    );
-    let text = std::fs::read_to_string(&out).expect("read export");
-    assert_no_phone(&text);
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines[0], "id,sent,outcome,reason,processed_at");
-    assert_eq!(lines.len(), 5);
-    let row = |id: &str| -> Vec<String> {
-        let line = lines
-            .iter()
-            .find(|l| l.starts_with(&format!("{id},")))
-            .expect("row");
-        line.split(',').map(str::to_owned).collect()
-    };
-    let first = row("1");
-    assert_eq!(&first[1..4], ["1", "sent", ""]);
-    assert!(first[4].ends_with('Z'), "processed_at: {}", first[4]);
-    assert_eq!(
-        &row("2")[1..4],
-        ["0", "not_sent", "invalid_number:not_a_number"]
-    );
-    assert_eq!(&row("3")[1..5], ["", "pending", "issuer_unavailable", ""]);
-    assert_eq!(&row("4")[1..5], ["", "pending", "", ""]);
-
-    let unwritable = h.dir().join("no/such/dir/out.csv");
-    assert!(matches!(
-        export_csv(&store, &unwritable).await,
-        Err(ExportError::Io { .. })
-    ));
-    assert_eq!(std::fs::read_to_string(&out).expect("still there"), text);
-}
-
-/// A cell starting with `=`, `+`, `-`, `@`, a tab or a carriage return is a formula to a
-/// spreadsheet; the export prefixes it with a single quote (OWASP, "CSV Injection"),
-/// whichever column it is in, ids included.
-#[tokio::test]
-async fn export_neutralises_spreadsheet_formulas() {
-    let h = Harness::new();
-    let store = open(&h.new_path(), "a").await;
-    let file = write(
-        h.dir(),
-        "in.csv",
-        b"id,phone\n\
-          \"=HYPERLINK(\"\"http://x\"\")\",1\n\
-          +1,2\n\
-          -2,3\n\
-          @SUM(A1),4\n\
-          \"\tTAB\",5\n\
-          \"\rCR\",6\n\
-          plain,7\n\
-          a=b,8\n",
-    );
-    import_csv(&store, &file).await.expect("import");
-    let out = h.dir().join("out.csv");
-    export_csv(&store, &out).await.expect("export");
-    let mut reader = csv::Reader::from_path(&out).expect("export readable");
-    let ids: Vec<String> = reader
-        .records()
-        .map(|r| r.expect("row")[0].to_owned())
-        .collect();
-    assert_eq!(
-        ids,
-        [
-            "'\tTAB",
-            "'\rCR",
-            "'+1",
-            "'-2",
-            "'=HYPERLINK(\"http://x\")",
-            "'@SUM(A1)",
-            "a=b",
-            "plain",
-        ]
-    );
 }

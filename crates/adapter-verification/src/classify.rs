@@ -227,7 +227,7 @@ fn judge_item(answer: &IssueCodeResponse, uuid: &DedupKey) -> ItemAnswer {
 
 /// When a limiter 429 says to come back: `Retry-After`, else `X-RateLimit-Reset`, else
 /// one limiter window from now.
-fn limiter_until(headers: &HeaderMap, at: ReceivedAt) -> Instant {
+pub(crate) fn limiter_until(headers: &HeaderMap, at: ReceivedAt) -> Instant {
     let retry_after = headers
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())

@@ -30,7 +30,7 @@ use crate::pacing::{NotBefore, Pacer, RateLimitHeaders};
 use crate::wire::{self, BatchIssueRequest, IssueCodeRequest, MAX_BODY_BYTES};
 
 /// The API key header (`pkg/controller/middleware/apikey.go:35`).
-static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+pub(crate) static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 
 /// The largest answer we read; a full batch answer is a few kilobytes.
 const MAX_ANSWER_BYTES: usize = 1 << 20;
@@ -38,13 +38,13 @@ const MAX_ANSWER_BYTES: usize = 1 << 20;
 /// The verification server client. Cheap to share: wrap it in an `Arc` and hand it to
 /// every task of the process, so they all draw on one pacer.
 pub struct VerificationClient {
-    http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
     pub(crate) base_url: Url,
     endpoint: Url,
-    api_key: HeaderValue,
+    pub(crate) api_key: HeaderValue,
     test_type: TestType,
     sms_template_label: Option<String>,
-    request_timeout: Duration,
+    pub(crate) request_timeout: Duration,
     backoff: Backoff,
     pacer: Pacer,
 }
@@ -392,7 +392,7 @@ impl UniquePlan {
     }
 }
 
-fn join(base: &Url, path: &str) -> Result<Url, ConfigError> {
+pub(crate) fn join(base: &Url, path: &str) -> Result<Url, ConfigError> {
     let mut base = base.clone();
     if !base.path().ends_with('/') {
         let with_slash = format!("{}/", base.path());

@@ -5,6 +5,8 @@
 //! * [`config`]: [`VerificationConfig`] (the API key is a secret) and its `validate()`.
 //! * [`section`]: [`VerificationSection`], the `[verification]` section an operator writes.
 //! * [`client`]: [`VerificationClient`], the `SmsIssuer`: request shape, retries, fan-out.
+//! * [`code_status`]: `/api/checkcodestatus` (was a uuid's code claimed?), for `reconcile`,
+//!   paced with the issuing requests.
 //! * [`classify`]: the judgement of one HTTP answer, per item or for the whole request.
 //! * [`wire`]: the serde types of the request and the answers, documented fields only.
 //! * [`pacing`]: the requests-per-minute limiter and the server's `X-RateLimit-*` headers.
@@ -21,6 +23,7 @@
 
 pub mod classify;
 pub mod client;
+pub mod code_status;
 pub mod config;
 pub mod healthcheck;
 pub mod pacing;
@@ -28,5 +31,6 @@ pub mod section;
 pub mod wire;
 
 pub use client::VerificationClient;
+pub use code_status::{CodeStatus, CodeStatusError};
 pub use config::{ConfigError, VerificationConfig};
 pub use section::VerificationSection;

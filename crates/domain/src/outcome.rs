@@ -198,6 +198,22 @@ pub enum NotSentKind {
 }
 
 impl NotSentKind {
+    /// Every kind, in code order.
+    pub const ALL: [Self; 7] = [
+        Self::GaveUp,
+        Self::InvalidDate,
+        Self::InvalidNumber,
+        Self::InvalidTestType,
+        Self::NotSmsCapable,
+        Self::Rejected,
+        Self::Unconfirmed,
+    ];
+
+    /// The kind whose [`code`](Self::code) is `code`, if any (what an operator types).
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.code() == code)
+    }
+
     /// A stable code (`invalid_number`, `not_sms_capable`, …, `unconfirmed`).
     pub fn code(self) -> &'static str {
         match self {
@@ -344,6 +360,17 @@ mod tests {
             None,
             "deferred records are released, never marked"
         );
+    }
+
+    #[test]
+    fn every_kind_reads_back_from_its_code() {
+        for kind in NotSentKind::ALL {
+            assert_eq!(NotSentKind::from_code(kind.code()), Some(kind));
+        }
+        assert_eq!(NotSentKind::from_code("landline"), None);
+        let mut sorted = NotSentKind::ALL;
+        sorted.sort();
+        assert_eq!(sorted, NotSentKind::ALL, "ALL is in code order");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use ca_notify_adapter_snowflake::SnowflakeStore;
 use ca_notify_adapter_sqlite::{SqliteConfig, SqliteStore};
 use ca_notify_domain::{DedupSecret, PhoneParser};
 use ca_notify_ports::config::ConfigError;
-use ca_notify_ports::{PhoneSource, PhoneValidator, ResultSink, RunId, RunLog};
+use ca_notify_ports::{PhoneSource, PhoneValidator, ResultSink, RunId, RunLog, StoreAdmin};
 
 use crate::config::{JobConfig, StoreKind};
 use crate::JobError;
@@ -106,6 +106,14 @@ impl Store {
         match self {
             Self::Sqlite(s) => Arc::clone(s) as Arc<dyn RunLog>,
             Self::Snowflake(s) => Arc::clone(s) as Arc<dyn RunLog>,
+        }
+    }
+
+    /// The store as the operator's port (`status`, `requeue`, `purge`, `export`, …).
+    pub fn admin(&self) -> Arc<dyn StoreAdmin> {
+        match self {
+            Self::Sqlite(s) => Arc::clone(s) as Arc<dyn StoreAdmin>,
+            Self::Snowflake(s) => Arc::clone(s) as Arc<dyn StoreAdmin>,
         }
     }
 

@@ -71,6 +71,8 @@ pub struct JobConfig {
     pub dedup: DedupSection,
     /// Where each run's metrics go (a Pushgateway, a textfile); nowhere by default.
     pub metrics: MetricsSection,
+    /// How long personal data of finished records is kept (`purge`).
+    pub retention: crate::retention::RetentionSection,
 }
 
 impl Default for JobConfig {
@@ -87,6 +89,7 @@ impl Default for JobConfig {
             pipeline: PipelineSection::default(),
             dedup: DedupSection::default(),
             metrics: MetricsSection::default(),
+            retention: crate::retention::RetentionSection::default(),
         }
     }
 }

@@ -28,14 +28,24 @@
 //! * [`preview`]: what the next run would do, read without claiming (`run --dry-run`).
 //! * [`check`]: the configuration and every configured system, reached without sending.
 //! * [`migrate`]: the store's state tables created or upgraded, or printed for a DBA.
+//! * The operator's day, over the store's [`StoreAdmin`](ca_notify_ports::StoreAdmin)
+//!   ([`Store::admin`]): [`export`] (CSV, either store, `-` for standard output),
+//!   [`ids_file`] (`requeue --ids-file`), [`retention`] (`[retention]`, `purge`'s
+//!   cutoff or refusal), [`reconcile`] (unconfirmed records against `/api/checkcodestatus`),
+//!   [`report`] (the self-contained HTML page for the program's manager).
 
 pub mod check;
 pub mod compose;
 pub mod config;
+pub mod export;
+pub mod ids_file;
 pub mod job;
 pub mod migrate;
 pub mod observe;
 pub mod preview;
+pub mod reconcile;
+pub mod report;
+pub mod retention;
 
 pub use compose::Store;
 pub use config::{JobConfig, StoreKind, ValidatorKind};

@@ -13,9 +13,13 @@
 //! * [`RunLog`]: the store's table of runs (start, end, counts, stop reason), and the run
 //!   id stamped on each outcome written.
 //!
+//! [`admin`] holds the operator's port, [`StoreAdmin`] (status, requeue, purge, export),
+//! which the pipeline never uses.
+//!
 //! [`config`] holds the one shape of a configuration error ([`ConfigError`]) that every
 //! adapter's and the pipeline's settings return.
 
+pub mod admin;
 pub mod config;
 pub mod issuer;
 pub mod run;
@@ -23,6 +27,7 @@ pub mod sink;
 pub mod source;
 pub mod validator;
 
+pub use admin::{AdminError, StoreAdmin};
 pub use config::{ConfigError, ConfigErrors, SourceTable};
 pub use issuer::{IssueError, IssueItem, SmsIssuer, MAX_BATCH_ITEMS};
 pub use run::{InvalidRunId, RunCounts, RunEnd, RunId, RunLog, RunRecord, RunStart};
@@ -30,6 +35,8 @@ pub use sink::{ResultSink, SinkError, WriteReceipt};
 pub use source::{Claim, PhoneSource, SourceError};
 pub use validator::{PhoneValidator, PhoneVerdict, ValidationError};
 
+#[cfg(feature = "mock")]
+pub use admin::MockStoreAdmin;
 #[cfg(feature = "mock")]
 pub use issuer::MockSmsIssuer;
 #[cfg(feature = "mock")]

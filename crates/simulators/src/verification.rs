@@ -428,6 +428,12 @@ impl RunningSim {
         self.shared.is_issued(uuid)
     }
 
+    /// Marks the code issued under `uuid` claimed, as the person's app does when they
+    /// enter it (what `/api/checkcodestatus` then reports); false when no code is stored.
+    pub fn claim_code(&self, uuid: &str) -> bool {
+        self.shared.claim_code(uuid)
+    }
+
     /// Waits until no batch request is being processed, including the clean-up of
     /// requests whose client went away.
     pub async fn settled(&self) {

@@ -114,7 +114,10 @@ fn import_of_a_malformed_csv_changes_nothing_and_names_the_line() {
     assert_eq!(out.code, Some(0), "{}", out.all());
     let text = std::fs::read_to_string(&export).expect("export written");
     let mut lines = text.lines();
-    assert_eq!(lines.next(), Some("id,sent,outcome,reason,processed_at"));
+    assert_eq!(
+        lines.next(),
+        Some("id,sent,outcome,reason,attempts,run_id,first_attempt_at,processed_at")
+    );
     let rows: Vec<&str> = lines.collect();
     assert_eq!(rows.len(), 2, "only the valid file's records: {text}");
     assert!(

@@ -174,7 +174,16 @@ impl Hostile {
         let mut reader = csv::Reader::from_reader(text.as_bytes());
         assert_eq!(
             reader.headers().expect("header"),
-            vec!["id", "sent", "outcome", "reason", "processed_at"]
+            vec![
+                "id",
+                "sent",
+                "outcome",
+                "reason",
+                "attempts",
+                "run_id",
+                "first_attempt_at",
+                "processed_at"
+            ]
         );
         let rows = reader
             .records()

@@ -6,6 +6,8 @@
 //! * `simulated`: the binary against the HTTP simulators: a wrong key, faults at trace level.
 //! * `chaos`: the built binary killed, restarted, doubled, stopped and facing faulty peers.
 //! * `hostile`: the hostile input corpus, imported and run, or rejected naming the line.
+//! * `operator`: the operator's day: status, requeue, reconcile, purge, export, completions.
+//! * `report`: `report --html` rendered by headless Chromium (console, charts, screenshot).
 //! * `truth`: the outcome is the truth under servers that fail as the real one does.
 //! * `harness`: the world those runs share (simulators, a SQLite store, the invariants).
 
@@ -15,6 +17,8 @@ mod chaos;
 mod cli;
 mod harness;
 mod hostile;
+mod operator;
+mod report;
 mod simulated;
 mod truth;
 

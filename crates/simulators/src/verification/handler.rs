@@ -280,10 +280,10 @@ async fn check_code_status(
             "unparsable_request",
         ),
         Some(request) => match shared.code_status(&request.uuid) {
-            Some((expires, long_expires)) => json(
+            Some((claimed, expires, long_expires)) => json(
                 StatusCode::OK,
                 &serde_json::json!({
-                    "claimed": false,
+                    "claimed": claimed,
                     "expiresAtTimestamp": expires,
                     "longExpiresAtTimestamp": long_expires,
                 }),

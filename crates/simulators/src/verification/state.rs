@@ -57,6 +57,9 @@ struct Entry {
     stage: Stage,
     expires_at: i64,
     long_expires_at: i64,
+    /// Someone used the code to get a token (`/api/verify`), which only the person who
+    /// received the text can do.
+    claimed: bool,
 }
 
 /// A code committed for one item, waiting for its SMS send.
@@ -215,12 +218,28 @@ impl Shared {
         )
     }
 
-    /// `(expiresAt, longExpiresAt)` of a stored code, for checkcodestatus.
-    pub fn code_status(&self, uuid: &str) -> Option<(i64, i64)> {
+    /// `(claimed, expiresAt, longExpiresAt)` of a stored code, for checkcodestatus.
+    pub fn code_status(&self, uuid: &str) -> Option<(bool, i64, i64)> {
         let key = Uuid::parse_str(uuid.trim()).ok()?.hyphenated().to_string();
         let inner = self.lock();
         let entry = inner.registry.get(&key)?;
-        Some((entry.expires_at, entry.long_expires_at))
+        Some((entry.claimed, entry.expires_at, entry.long_expires_at))
+    }
+
+    /// Marks the stored code of `uuid` claimed, as the person's app does when they enter
+    /// it; false when no code is stored under it.
+    pub fn claim_code(&self, uuid: &str) -> bool {
+        let Ok(parsed) = Uuid::parse_str(uuid.trim()) else {
+            return false;
+        };
+        let key = parsed.hyphenated().to_string();
+        match self.lock().registry.get_mut(&key) {
+            Some(entry) => {
+                entry.claimed = true;
+                true
+            }
+            None => false,
+        }
     }
 
     /// Counts a batch request as being processed until the guard is dropped.
@@ -475,6 +494,7 @@ impl Shared {
             stage: Stage::InFlight(request),
             expires_at: now + SHORT_EXPIRY.as_secs() as i64,
             long_expires_at: now + LONG_EXPIRY.as_secs() as i64,
+            claimed: false,
         };
         inner.registry.insert(key.clone(), entry);
         let code = format!("{:08}", inner.rng.random_range(0..100_000_000u32));
