@@ -693,7 +693,7 @@ mod store {
         let before = fakesnow().statements_of(&user).len();
         let readiness = store.store.prepare_for_run(true).await.expect("ready");
         assert_eq!(readiness.waiting, Some(false));
-        assert_eq!(readiness.version, 3);
+        assert_eq!(readiness.version, 4);
         let claim = store.claim(100, LEASE).await.expect("claim");
         assert!(claim.records.is_empty());
         let sent = fakesnow().statements_of(&user)[before..].to_vec();
@@ -725,7 +725,7 @@ mod store {
             other => panic!("expected a refusal naming ca-notify migrate, got {other:?}"),
         }
         let readiness = store.prepare_for_run(true).await.expect("migrated");
-        assert_eq!((readiness.found_version, readiness.version), (0, 3));
+        assert_eq!((readiness.found_version, readiness.version), (0, 4));
         assert_eq!(store.claim(5, LEASE).await.expect("claim").records.len(), 2);
         let again = store.prepare_for_run(false).await.expect("ready");
         assert_eq!(again.waiting, Some(false), "both records are claimed");

@@ -97,4 +97,12 @@ pub trait StoreHarness: Send + Sync {
     fn repeats_report_as_first_written(&self) -> bool {
         false
     }
+
+    /// Whether the runs table lists a run from its start (with no end until it ends). The
+    /// Snowflake store writes a run's row once, at its end, so that an idle run keeps the
+    /// warehouse busy for as few statements as it can (issue 15's cost rule); a run that
+    /// never ended is then not listed. The others write the start when it happens.
+    fn lists_runs_from_their_start(&self) -> bool {
+        true
+    }
 }

@@ -30,6 +30,7 @@ KINDS = (
     exp.Update,
     exp.Merge,
     exp.Create,
+    exp.Alter,
     exp.Transaction,
     exp.Commit,
     exp.Rollback,

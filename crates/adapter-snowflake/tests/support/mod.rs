@@ -344,6 +344,10 @@ impl StoreHarness for Harness {
     fn repeats_report_as_first_written(&self) -> bool {
         true
     }
+
+    fn lists_runs_from_their_start(&self) -> bool {
+        false
+    }
 }
 
 /// Panics unless `e` is retryable.
