@@ -55,13 +55,16 @@
 //! * [`observer`]: [`RunObserver`], progress hooks.
 
 mod batch;
+mod book;
 mod context;
 mod dedup_gate;
 mod epoch;
 pub mod failure;
 mod issue;
 mod latency;
+mod ledger;
 pub mod observer;
+mod pack;
 pub mod pipeline;
 mod pre_check;
 pub mod report;

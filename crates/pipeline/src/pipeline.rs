@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, info_span, Instrument};
 
 use crate::context::{Parts, RunCtx, Today};
-use crate::epoch::{acquire_data, execute_single_epoch, orchestrate_epochs};
+use crate::epoch::orchestrate_epochs;
 use crate::failure::{FatalCause, RunFailure, StopReason};
 use crate::observer::RunObserver;
 use crate::report::{Counts, EpochReport, RunReport};
@@ -68,7 +68,9 @@ impl Pipeline {
             epoch_count = self.parts.settings.epoch_count,
             until_drained = self.parts.settings.until_drained
         );
-        let epochs = orchestrate_epochs(&ctx).instrument(span.clone()).await;
+        let (epochs, _) = orchestrate_epochs(&ctx, false)
+            .instrument(span.clone())
+            .await;
         let report = ctx
             .totals()
             .run_report(epochs, ctx.started.elapsed(), ctx.stop_kind());
@@ -99,30 +101,12 @@ impl Pipeline {
             "run",
             deadline_secs = self.parts.settings.deadline.as_secs_f64()
         );
-        let epoch = async {
-            match acquire_data(&ctx).await {
-                Ok(claim) if !claim.records.is_empty() => {
-                    let started = ctx.started;
-                    let handle = execute_single_epoch(&ctx, 1, claim).await;
-                    handle.await.unwrap_or_else(|_| {
-                        ctx.totals()
-                            .epoch_report(1, started.elapsed(), Some(StopReason::Panicked))
-                    })
-                }
-                Ok(_) => {
-                    ctx.stop_with(StopReason::Drained);
-                    Counts::default().epoch_report(1, ctx.started.elapsed(), ctx.stop_kind())
-                }
-                Err(no_claim) => {
-                    no_claim.apply(&ctx);
-                    Counts::default().epoch_report(1, ctx.started.elapsed(), ctx.stop_kind())
-                }
-            }
-        }
-        .instrument(span)
-        .await;
+        let (epochs, first) = orchestrate_epochs(&ctx, true).instrument(span).await;
+        let epoch = first.unwrap_or_else(|| {
+            Counts::default().epoch_report(1, ctx.started.elapsed(), ctx.stop_kind())
+        });
         let run_report = ctx.totals().run_report(
-            u32::from(epoch.claimed > 0),
+            epochs,
             ctx.started.elapsed(),
             ctx.stop_kind(),
         );

@@ -1,5 +1,6 @@
-//! The schedule: one claim per epoch, one write per batch, overlap, pacing, draining,
-//! and what the engine shows the world (reports, observers, logs, Debug).
+//! The schedule: one claim, one ledger read and one write per epoch, requests packed with
+//! ten checked records, overlap, pacing, draining, and what the engine shows the world
+//! (reports, observers, logs, Debug).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,7 +16,8 @@ use super::*;
 use crate::{BatchReport, BuildError, RunObserver};
 
 #[tokio::test(start_paused = true)]
-async fn one_claim_per_epoch_and_one_write_per_batch() {
+async fn one_claim_one_ledger_read_and_one_write_per_epoch() {
+    let mut seq = mockall::Sequence::new();
     let mut source = MockPhoneSource::new();
     let next = Arc::new(AtomicUsize::new(0));
     let n = next.clone();
@@ -31,11 +33,21 @@ async fn one_claim_per_epoch_and_one_write_per_batch() {
             })
         });
     source.expect_release().never();
-    let mut sink = mock_sink();
+    let mut sink = MockResultSink::new();
+    // Each epoch asks the ledger once, about all 25 keys of its claim, before anything
+    // of it is checked or issued.
+    let ledger_reads: Arc<Mutex<Vec<usize>>> = Arc::default();
+    let reads = ledger_reads.clone();
+    sink.expect_key_histories()
+        .times(3)
+        .returning(move |keys| {
+            reads.lock().expect("lock").push(keys.len());
+            Ok(vec![ca_notify_domain::KeyHistory::default(); keys.len()])
+        });
     let sizes: Arc<Mutex<Vec<usize>>> = Arc::default();
     let log = sizes.clone();
     sink.expect_write_back()
-        .times(9)
+        .times(3)
         .returning(move |_, outcomes| {
             log.lock().expect("lock").push(outcomes.len());
             Ok(WriteReceipt {
@@ -43,10 +55,24 @@ async fn one_claim_per_epoch_and_one_write_per_batch() {
                 ..WriteReceipt::default()
             })
         });
+    // Requests carry ten checked records each, across epoch boundaries: 75 = 7 × 10 + 5.
+    let mut issuer = mock_issuer();
+    issuer
+        .expect_issue_batch()
+        .times(7)
+        .in_sequence(&mut seq)
+        .withf(|items, _| items.len() == 10)
+        .returning(|items, _| Ok(vec![ItemAnswer::Issued; items.len()]));
+    issuer
+        .expect_issue_batch()
+        .times(1)
+        .in_sequence(&mut seq)
+        .withf(|items, _| items.len() == 5)
+        .returning(|items, _| Ok(vec![ItemAnswer::Issued; items.len()]));
     let p = pipeline(
         Arc::new(source),
         Arc::new(all_mobile()),
-        Arc::new(issues_everything()),
+        Arc::new(issuer),
         Arc::new(sink),
         Settings {
             epoch_count: 3,
@@ -55,13 +81,54 @@ async fn one_claim_per_epoch_and_one_write_per_batch() {
         },
     );
     let report = p.run(CancellationToken::new()).await.expect("run");
-    let mut sizes = sizes.lock().expect("lock").clone();
-    sizes.sort_unstable();
-    assert_eq!(sizes, vec![5, 5, 5, 10, 10, 10, 10, 10, 10]);
-    assert_eq!((report.epochs, report.batches, report.claimed), (3, 9, 75));
+    assert_eq!(*sizes.lock().expect("lock"), vec![25, 25, 25]);
+    assert_eq!(*ledger_reads.lock().expect("lock"), vec![25, 25, 25]);
+    assert_eq!((report.epochs, report.batches, report.claimed), (3, 8, 75));
     assert_eq!(report.sent, 75);
-    assert_eq!(report.issue_requests, 9, "one batch-issue call per batch");
+    assert_eq!(report.issue_requests, 8, "one batch-issue call per ten records");
     assert_eq!(report.stop, None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn requests_carry_ten_records_that_passed_their_check() {
+    // Every third number is a landline: cut before the check (the seed's way), a batch of
+    // ten would carry about seven codes. Packed after it, every request but the last
+    // carries ten.
+    let mut validator = MockPhoneValidator::new();
+    validator.expect_check().returning(|phone, _| {
+        let landline = (0..300).step_by(3).any(|i| phone.expose_e164() == mobile(i));
+        Ok(if landline {
+            PhoneVerdict::NotSmsCapable {
+                line_type: "landline".into(),
+            }
+        } else {
+            PhoneVerdict::SmsCapable {
+                line_type: "mobile".into(),
+            }
+        })
+    });
+    let sizes: Arc<Mutex<Vec<usize>>> = Arc::default();
+    let log = sizes.clone();
+    let mut issuer = mock_issuer();
+    issuer.expect_issue_batch().returning(move |items, _| {
+        log.lock().expect("lock").push(items.len());
+        Ok(vec![ItemAnswer::Issued; items.len()])
+    });
+    let store = Arc::new(ca_notify_adapter_memory::MemoryStore::with_records(
+        records(300),
+    ));
+    let p = pipeline(
+        store.clone(),
+        Arc::new(validator),
+        Arc::new(issuer),
+        store.clone(),
+        Settings::default(),
+    );
+    let report = p.run(CancellationToken::new()).await.expect("run");
+    assert_eq!(report.sent, 200);
+    assert_eq!(report.not_sent_total(), 100);
+    assert_eq!(*sizes.lock().expect("lock"), vec![10; 20]);
+    assert_nothing_lost(&store, &report);
 }
 
 #[tokio::test(start_paused = true)]
@@ -201,12 +268,12 @@ async fn run_epoch_drains_deterministically() {
     }
     assert_eq!(claimed, vec![100, 100, 50]);
     assert_eq!(m.store.calls().claims, 4, "exactly one claim per epoch");
-    assert_eq!(m.store.calls().writes, 25);
+    assert_eq!(m.store.calls().writes, 3, "exactly one write per epoch");
     assert_eq!(m.issuer.total_texts(), 250);
 }
 
 #[tokio::test(start_paused = true)]
-async fn the_observer_sees_claims_and_written_batches() {
+async fn the_observer_sees_claims_and_written_epochs() {
     #[derive(Default)]
     struct Counts {
         claimed: AtomicUsize,
@@ -224,7 +291,7 @@ async fn the_observer_sees_claims_and_written_batches() {
     }
     let counts = Arc::new(Counts::default());
     let store = Arc::new(ca_notify_adapter_memory::MemoryStore::with_records(
-        records(95),
+        records(195),
     ));
     let p = Pipeline::builder()
         .source(store.clone())
@@ -237,9 +304,9 @@ async fn the_observer_sees_claims_and_written_batches() {
         .build()
         .expect("pipeline");
     p.run(CancellationToken::new()).await.expect("run");
-    assert_eq!(counts.claimed.load(Ordering::SeqCst), 95);
-    assert_eq!(counts.batches.load(Ordering::SeqCst), 10);
-    assert_eq!(counts.records.load(Ordering::SeqCst), 95);
+    assert_eq!(counts.claimed.load(Ordering::SeqCst), 195);
+    assert_eq!(counts.batches.load(Ordering::SeqCst), 2, "one write per epoch");
+    assert_eq!(counts.records.load(Ordering::SeqCst), 195);
 }
 
 #[test]
