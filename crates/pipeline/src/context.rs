@@ -69,12 +69,13 @@ pub(crate) struct RunCtx {
 }
 
 impl RunCtx {
-    pub fn new(parts: Arc<Parts>, shutdown: &CancellationToken) -> Self {
+    /// A run (or one stretch of a run until drained) of at most `budget`.
+    pub fn new(parts: Arc<Parts>, shutdown: &CancellationToken, budget: Duration) -> Self {
         let started = Instant::now();
         let settings = &parts.settings;
         Self {
             started,
-            deadline: started + settings.deadline,
+            deadline: started + budget,
             shutdown: shutdown.clone(),
             halt: shutdown.child_token(),
             stop_issuing: CancellationToken::new(),
@@ -143,7 +144,7 @@ impl RunCtx {
     pub fn write_reserve(&self) -> Duration {
         (self.latency.write.estimate() * 2)
             .max(MIN_WRITE_RESERVE)
-            .min(self.settings().deadline / 4)
+            .min(self.deadline.saturating_duration_since(self.started) / 4)
     }
 
     /// The deadline handed to the validator and the issuer: the run's, less the time the

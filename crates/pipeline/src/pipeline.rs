@@ -53,18 +53,73 @@ impl Pipeline {
         &self.parts.settings
     }
 
-    /// One whole run: epochs until `epoch_count` (or a drained source with
-    /// `until_drained`), the deadline, `shutdown`, or a fatal stop. In-flight batches are
-    /// finished and written back; records no batch started are released.
+    /// One whole run: epochs until `epoch_count`, the deadline, `shutdown`, or a fatal
+    /// stop. In-flight batches are finished and written back; records no batch started
+    /// are released. With `until_drained`, stretches of at most `deadline` follow each
+    /// other until a claim comes back empty, `drain_limit` passes, `shutdown`, or a fatal
+    /// stop; the report covers them all.
     ///
     /// # Errors
     /// [`RunFailure`] on a fatal cause (refused credentials, a spent quota, a refused
     /// request, a failing store), with the report of what was done before it.
     pub async fn run(&self, shutdown: CancellationToken) -> Result<RunReport, RunFailure> {
-        let ctx = Arc::new(RunCtx::new(Arc::clone(&self.parts), &shutdown));
+        let settings = &self.parts.settings;
+        if !settings.until_drained {
+            return self.run_stretch(&shutdown, settings.deadline).await;
+        }
+        let started = tokio::time::Instant::now();
+        let end = settings.drain_limit.map(|limit| started + limit);
+        let longest = self.parts.issuer.max_request_duration();
+        let mut total: Option<RunReport> = None;
+        loop {
+            let budget = end.map_or(settings.deadline, |end| {
+                settings
+                    .deadline
+                    .min(end.saturating_duration_since(tokio::time::Instant::now()))
+            });
+            // A stretch that could not finish one request would only claim and release.
+            if budget <= longest {
+                let mut report = total.unwrap_or_default();
+                report.stop = Some(StopReason::Deadline);
+                return Ok(report);
+            }
+            let stretch = self.run_stretch(&shutdown, budget).await;
+            let (report, failure) = match stretch {
+                Ok(report) => (report, None),
+                Err(RunFailure { cause, report }) => (report, Some(cause)),
+            };
+            let stop = report.stop;
+            let merged = merge_stretches(total.take(), report, started.elapsed());
+            if let Some(cause) = failure {
+                return Err(RunFailure {
+                    cause,
+                    report: merged,
+                });
+            }
+            // Drained (no stop recorded), shut down, or anything but the stretch's own
+            // deadline ends the run.
+            if stop != Some(StopReason::Deadline) || shutdown.is_cancelled() {
+                return Ok(merged);
+            }
+            info!(
+                claimed = merged.claimed,
+                settled = merged.settled(),
+                "A stretch reached its deadline with work left; the next one starts."
+            );
+            total = Some(merged);
+        }
+    }
+
+    /// One stretch of at most `budget`: the run of a scheduled invocation.
+    async fn run_stretch(
+        &self,
+        shutdown: &CancellationToken,
+        budget: std::time::Duration,
+    ) -> Result<RunReport, RunFailure> {
+        let ctx = Arc::new(RunCtx::new(Arc::clone(&self.parts), shutdown, budget));
         let span = info_span!(
             "run",
-            deadline_secs = self.parts.settings.deadline.as_secs_f64(),
+            deadline_secs = budget.as_secs_f64(),
             epoch_count = self.parts.settings.epoch_count,
             until_drained = self.parts.settings.until_drained
         );
@@ -96,7 +151,11 @@ impl Pipeline {
     /// # Errors
     /// As [`Pipeline::run`]; the failure's report covers this epoch.
     pub async fn run_epoch(&self, shutdown: &CancellationToken) -> Result<EpochReport, RunFailure> {
-        let ctx = Arc::new(RunCtx::new(Arc::clone(&self.parts), shutdown));
+        let ctx = Arc::new(RunCtx::new(
+            Arc::clone(&self.parts),
+            shutdown,
+            self.parts.settings.deadline,
+        ));
         let span = info_span!(
             "run",
             deadline_secs = self.parts.settings.deadline.as_secs_f64()
@@ -112,6 +171,21 @@ impl Pipeline {
         );
         finish(&ctx, run_report).map(|_| epoch)
     }
+}
+
+/// Adds a stretch's report to the run's so far.
+fn merge_stretches(
+    total: Option<RunReport>,
+    stretch: RunReport,
+    elapsed: std::time::Duration,
+) -> RunReport {
+    let Some(mut total) = total else {
+        return stretch;
+    };
+    total.epochs += stretch.epochs;
+    total.counts.merge(&stretch.counts);
+    total.stop = stretch.stop;
+    total.counts.run_report(total.epochs, elapsed, total.stop)
 }
 
 /// The run's result. A run that claimed records but settled none, and deferred every one

@@ -41,9 +41,13 @@ pub struct Settings {
     /// Shortest epoch: the seed slept out the rest of 60 s between epochs. Default off,
     /// because rate limits belong in the adapters.
     pub min_epoch_duration: Option<Duration>,
-    /// Keep running epochs until a claim comes back empty (ignores `epoch_count`; the
-    /// deadline still applies). Default off.
+    /// Keep running until a claim comes back empty, a shutdown or a fatal stop (ignores
+    /// `epoch_count`). The work goes in stretches of at most `deadline` each, back to
+    /// back, so every claim's lease and every request still fit one stretch. Default off.
     pub until_drained: bool,
+    /// With `until_drained`: start nothing after this long (the command's explicit
+    /// `--deadline`); `None` drains without a time limit. Default `None`.
+    pub drain_limit: Option<Duration>,
     /// A claim's lease is the run's remaining time plus this margin, so records of a
     /// crashed run come back soon after it would have ended. Default 60 s.
     pub lease_margin: Duration,
@@ -68,6 +72,7 @@ impl Default for Settings {
             deadline: Duration::from_secs(110),
             min_epoch_duration: None,
             until_drained: false,
+            drain_limit: None,
             lease_margin: Duration::from_secs(60),
             issue_retry_backoff: Backoff {
                 max_retries: RetryBudget::default().max_item_retries,

@@ -240,6 +240,84 @@ async fn until_drained_runs_until_a_claim_comes_back_empty() {
     assert_eq!(m.store.counts().open, 0);
 }
 
+fn one_request_a_second(records: usize, settings: Settings) -> Memory {
+    memory_with(
+        super::records(records),
+        MemoryValidator::new(),
+        MemoryIssuer::new().with_latency(Duration::from_secs(1)),
+        Settings {
+            max_batches_in_flight: 1,
+            deadline: Duration::from_secs(5),
+            ..settings
+        },
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn until_drained_goes_on_past_one_deadline_until_nothing_is_left() {
+    // A stretch of 5 s fits four requests of 1 s (one at 4 s could not end before the
+    // write reserve): 40 records in 4 s. 300 need eight stretches, back to back: seven
+    // of 4 s and a last one of 2 s.
+    let m = one_request_a_second(
+        300,
+        Settings {
+            until_drained: true,
+            ..Settings::default()
+        },
+    );
+    let started = Instant::now();
+    let report = m.pipeline.run(CancellationToken::new()).await.expect("run");
+    assert_eq!(report.sent, 300);
+    assert_eq!(report.stop, None, "drained");
+    assert_eq!(started.elapsed(), Duration::from_secs(30));
+    assert_nothing_lost(&m.store, &report);
+    assert_eq!(m.store.counts().open, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn until_drained_keeps_an_explicit_deadline() {
+    let m = one_request_a_second(
+        300,
+        Settings {
+            until_drained: true,
+            drain_limit: Some(Duration::from_secs(12)),
+            ..Settings::default()
+        },
+    );
+    let started = Instant::now();
+    let report = m.pipeline.run(CancellationToken::new()).await.expect("run");
+    assert!(
+        started.elapsed() <= Duration::from_secs(12),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(report.stop, Some(StopReason::Deadline));
+    assert!(
+        report.sent >= 80 && report.sent < 300,
+        "two stretches and a short third: {report:?}"
+    );
+    assert_nothing_lost(&m.store, &report);
+    assert_eq!(m.store.counts().open as u64, 300 - report.sent);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_scheduled_run_keeps_its_deadline() {
+    let m = one_request_a_second(300, settings_epochs(3));
+    let started = Instant::now();
+    let report = m.pipeline.run(CancellationToken::new()).await.expect("run");
+    assert!(started.elapsed() <= Duration::from_secs(5));
+    assert_eq!(report.stop, Some(StopReason::Deadline));
+    assert_eq!(report.sent, 40);
+    assert_nothing_lost(&m.store, &report);
+}
+
+fn settings_epochs(epoch_count: u32) -> Settings {
+    Settings {
+        epoch_count,
+        ..Settings::default()
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_short_source_stops_the_run_as_drained() {
     let m = memory(records(150), Settings::default());
