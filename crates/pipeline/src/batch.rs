@@ -63,7 +63,10 @@ pub(crate) async fn execute_single_batch(
     }
     let panicked = issued.is_err();
     if panicked {
-        error!(records = entries.len(), "A batch-issue task panicked; releasing its records.");
+        error!(
+            records = entries.len(),
+            "A batch-issue task panicked; releasing its records."
+        );
     }
     let reason = ctx.halt_reason();
     for ((book, index, _ahead), entry) in places.into_iter().zip(entries) {

@@ -71,7 +71,11 @@ struct Inner {
 
 impl EpochBook {
     /// A book for `records` records; the receiver fires when the last one is settled.
-    pub fn new(number: u32, token: ClaimToken, records: usize) -> (Arc<Self>, oneshot::Receiver<()>) {
+    pub fn new(
+        number: u32,
+        token: ClaimToken,
+        records: usize,
+    ) -> (Arc<Self>, oneshot::Receiver<()>) {
         let (tx, rx) = oneshot::channel();
         let book = Arc::new(Self {
             number,
@@ -129,7 +133,10 @@ impl EpochBook {
         let _ = complete.await;
         let (settled, mut tally) = {
             let mut inner = self.lock();
-            (std::mem::take(&mut inner.settled), std::mem::take(&mut inner.tally))
+            (
+                std::mem::take(&mut inner.settled),
+                std::mem::take(&mut inner.tally),
+            )
         };
         let mut outcomes = Vec::with_capacity(settled.len());
         let mut untouched: BTreeMap<DeferredKind, Vec<RecordId>> = BTreeMap::new();
@@ -174,7 +181,10 @@ impl EpochBook {
         }
         let released: Vec<RecordId> = untouched.values().flatten().cloned().collect();
         if !released.is_empty() {
-            info!(records = released.len(), "Releasing records no request has touched.");
+            info!(
+                records = released.len(),
+                "Releasing records no request has touched."
+            );
             if let Err(e) = ctx.parts.source.release(&self.token, &released).await {
                 warn!(
                     records = released.len(),

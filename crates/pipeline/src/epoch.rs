@@ -75,8 +75,9 @@ pub(crate) async fn orchestrate_epochs(
 ) -> (u32, Option<EpochReport>) {
     let settings = ctx.settings();
     let pacing = settings.min_epoch_duration.unwrap_or(Duration::ZERO);
-    let wants_epoch =
-        |done: u32| !(only_one && done > 0) && (settings.until_drained || done < settings.epoch_count);
+    let wants_epoch = |done: u32| {
+        !(only_one && done > 0) && (settings.until_drained || done < settings.epoch_count)
+    };
     let packer = Packer::start(ctx);
     let mut epochs = 0u32;
     let mut first: Option<JoinHandle<EpochReport>> = None;
@@ -90,9 +91,9 @@ pub(crate) async fn orchestrate_epochs(
                 error!(error = %e, "Prefetching a claim panicked.");
                 Err(NoClaim::Halted)
             }),
-            None if wants_epoch(epochs) && epochs == 0 => {
-                acquire_when_fit(ctx, 1).await.map(|p| p.announce(&packer.sender()))
-            }
+            None if wants_epoch(epochs) && epochs == 0 => acquire_when_fit(ctx, 1)
+                .await
+                .map(|p| p.announce(&packer.sender())),
             None => break,
         };
         // A prefetch decides nothing for the run itself: its verdict is applied here,
@@ -170,11 +171,7 @@ pub(crate) async fn orchestrate_epochs(
 }
 
 /// Releases a whole claim that no epoch will run (prefetched when the run halted).
-async fn release_claim(
-    ctx: &RunCtx,
-    packer: &mpsc::UnboundedSender<ToPacker>,
-    prepared: Prepared,
-) {
+async fn release_claim(ctx: &RunCtx, packer: &mpsc::UnboundedSender<ToPacker>, prepared: Prepared) {
     let _ = packer.send(ToPacker::Expect(-prepared.checks()));
     let mut tally = Counts {
         claimed: prepared.entries.len() as u64,
@@ -332,7 +329,9 @@ pub(crate) async fn execute_single_epoch(
     let finisher = {
         let ctx = Arc::clone(ctx);
         let book = Arc::clone(&book);
-        tokio::spawn(async move { book.finish(&ctx, complete, started).await }.instrument(span.clone()))
+        tokio::spawn(
+            async move { book.finish(&ctx, complete, started).await }.instrument(span.clone()),
+        )
     };
     async {
         info!(claimed = entries.len(), "Epoch claimed its records.");
@@ -435,7 +434,10 @@ async fn start_check(
                 }
                 Err(_) => {
                     error!(record_id = %entry.id, "A phone check panicked; releasing its record.");
-                    book.settle(index, Settled::untouched(entry, DeferredKind::BatchPanicked));
+                    book.settle(
+                        index,
+                        Settled::untouched(entry, DeferredKind::BatchPanicked),
+                    );
                     None
                 }
             };

@@ -38,8 +38,10 @@ pub(crate) struct Packed {
 impl Packed {
     /// Hands the entry back untouched (no request made), for the reason the run halts.
     pub fn untouched(self, ctx: &RunCtx) {
-        self.book
-            .settle(self.index, Settled::untouched(self.entry, ctx.halt_reason()));
+        self.book.settle(
+            self.index,
+            Settled::untouched(self.entry, ctx.halt_reason()),
+        );
     }
 }
 

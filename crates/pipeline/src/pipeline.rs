@@ -164,11 +164,9 @@ impl Pipeline {
         let epoch = first.unwrap_or_else(|| {
             Counts::default().epoch_report(1, ctx.started.elapsed(), ctx.stop_kind())
         });
-        let run_report = ctx.totals().run_report(
-            epochs,
-            ctx.started.elapsed(),
-            ctx.stop_kind(),
-        );
+        let run_report = ctx
+            .totals()
+            .run_report(epochs, ctx.started.elapsed(), ctx.stop_kind());
         finish(&ctx, run_report).map(|_| epoch)
     }
 }

@@ -13,8 +13,8 @@
 use std::fmt;
 
 use ca_notify_domain::{
-    scrub_phone_numbers, AttemptAnswer, DateWindow, DedupKey, DedupSecret, DeferReason,
-    KeyHistory, LocallyChecked, NotSentReason, Outcome, Recipient, RecipientRecord, RecordId,
+    scrub_phone_numbers, AttemptAnswer, DateWindow, DedupKey, DedupSecret, DeferReason, KeyHistory,
+    LocallyChecked, NotSentReason, Outcome, Recipient, RecipientRecord, RecordId,
 };
 use ca_notify_ports::{IssueItem, PhoneVerdict, ValidationError};
 use chrono::NaiveDate;
@@ -114,7 +114,9 @@ pub(crate) async fn pre_check_and_annotate(ctx: &RunCtx, entry: &mut BatchEntry)
     ctx.latency.check.observe(started.elapsed());
     let outcome = match checked {
         Ok(Ok(PhoneVerdict::SmsCapable { .. })) => {
-            let key = entry.dedup_key.expect("candidates get their key when annotated");
+            let key = entry
+                .dedup_key
+                .expect("candidates get their key when annotated");
             entry.item = Some(IssueItem {
                 phone: candidate.phone,
                 uuid: key,

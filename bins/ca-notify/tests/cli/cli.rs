@@ -320,7 +320,10 @@ async fn until_drained_drains_past_the_run_deadline_and_keeps_an_explicit_one() 
         .iter()
         .filter(|p| matches!(p.kind, Kind::Mobile | Kind::Duplicate))
         .count();
-    assert!(issuable > 80, "more than two stretches can issue: {issuable}");
+    assert!(
+        issuable > 80,
+        "more than two stretches can issue: {issuable}"
+    );
     let cli = world
         .cli()
         .env("CA_NOTIFY__PIPELINE__DEADLINE_SECS", "8")

@@ -38,12 +38,10 @@ async fn one_claim_one_ledger_read_and_one_write_per_epoch() {
     // of it is checked or issued.
     let ledger_reads: Arc<Mutex<Vec<usize>>> = Arc::default();
     let reads = ledger_reads.clone();
-    sink.expect_key_histories()
-        .times(3)
-        .returning(move |keys| {
-            reads.lock().expect("lock").push(keys.len());
-            Ok(vec![ca_notify_domain::KeyHistory::default(); keys.len()])
-        });
+    sink.expect_key_histories().times(3).returning(move |keys| {
+        reads.lock().expect("lock").push(keys.len());
+        Ok(vec![ca_notify_domain::KeyHistory::default(); keys.len()])
+    });
     let sizes: Arc<Mutex<Vec<usize>>> = Arc::default();
     let log = sizes.clone();
     sink.expect_write_back()
@@ -85,7 +83,10 @@ async fn one_claim_one_ledger_read_and_one_write_per_epoch() {
     assert_eq!(*ledger_reads.lock().expect("lock"), vec![25, 25, 25]);
     assert_eq!((report.epochs, report.batches, report.claimed), (3, 8, 75));
     assert_eq!(report.sent, 75);
-    assert_eq!(report.issue_requests, 8, "one batch-issue call per ten records");
+    assert_eq!(
+        report.issue_requests, 8,
+        "one batch-issue call per ten records"
+    );
     assert_eq!(report.stop, None);
 }
 
@@ -96,7 +97,9 @@ async fn requests_carry_ten_records_that_passed_their_check() {
     // carries ten.
     let mut validator = MockPhoneValidator::new();
     validator.expect_check().returning(|phone, _| {
-        let landline = (0..300).step_by(3).any(|i| phone.expose_e164() == mobile(i));
+        let landline = (0..300)
+            .step_by(3)
+            .any(|i| phone.expose_e164() == mobile(i));
         Ok(if landline {
             PhoneVerdict::NotSmsCapable {
                 line_type: "landline".into(),
@@ -383,7 +386,11 @@ async fn the_observer_sees_claims_and_written_epochs() {
         .expect("pipeline");
     p.run(CancellationToken::new()).await.expect("run");
     assert_eq!(counts.claimed.load(Ordering::SeqCst), 195);
-    assert_eq!(counts.batches.load(Ordering::SeqCst), 2, "one write per epoch");
+    assert_eq!(
+        counts.batches.load(Ordering::SeqCst),
+        2,
+        "one write per epoch"
+    );
     assert_eq!(counts.records.load(Ordering::SeqCst), 195);
 }
 
@@ -437,14 +444,16 @@ fn debug_never_shows_the_dedup_secret() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn the_pipeline_stays_full_across_epoch_boundaries() {
-    // The benchmark's latencies, in virtual time: 160 batches of 150 + 500 + 100 ms, four
-    // at a time, ideally take 0.3 s (first claim) + 40 × 0.75 s = 30.3 s. Claims are
-    // prefetched and epochs overlap, so 16 epoch boundaries cost almost nothing.
+async fn the_lookups_stay_busy_across_epochs_and_a_slow_store() {
+    // The benchmark's latencies in virtual time (lookups 150 ms, issue 500 ms), on a
+    // store that takes 300 ms for every claim and every write. Ten
+    // lookups in flight allow 66.7 records/s: 1600 records ideally take 24 s. Claims and
+    // ledger reads are made ahead and writes off the critical path, so neither the 16
+    // epoch boundaries nor the store cost more than a tenth.
     let store = Arc::new(
         ca_notify_adapter_memory::MemoryStore::with_records(records(1600))
             .with_claim_latency(Duration::from_millis(300))
-            .with_write_latency(Duration::from_millis(100)),
+            .with_write_latency(Duration::from_millis(300)),
     );
     let p = pipeline(
         store.clone(),
@@ -460,9 +469,11 @@ async fn the_pipeline_stays_full_across_epoch_boundaries() {
     let report = p.run(CancellationToken::new()).await.expect("run");
     assert_eq!(report.sent, 1600);
     assert_eq!(report.epochs, 16);
+    assert_eq!(report.issue_requests, 160, "every request carries ten");
+    let ceiling = Duration::from_secs(24);
     assert!(
-        started.elapsed() <= Duration::from_secs(31),
-        "{:?}",
+        started.elapsed().as_secs_f64() <= ceiling.as_secs_f64() / 0.9,
+        "{:?}, ideally {ceiling:?}",
         started.elapsed()
     );
 }
