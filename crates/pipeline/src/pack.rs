@@ -45,7 +45,9 @@ impl Packed {
     }
 }
 
-/// What the packer hears.
+/// What the packer hears. Nearly every message is a `Checked`; boxing it would cost an
+/// allocation per record to shrink the rare `Expect`.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum ToPacker {
     /// This many more checks will report (negative: announced ones that will not).
     Expect(isize),

@@ -125,6 +125,7 @@ impl World {
     /// The command with nothing but what it must be told: where the store and the two
     /// servers are, their credentials and the dedup secret. Every other setting is the
     /// default an operator gets (the benchmark's `defaults` column).
+    #[allow(dead_code)] // The e2e bench's; the command's tests pin their settings.
     pub fn defaults_cli(&self) -> Cli {
         self.defaults_env()
             .into_iter()
@@ -132,6 +133,7 @@ impl World {
     }
 
     /// The environment of [`World::defaults_cli`].
+    #[allow(dead_code)] // The e2e bench's.
     pub fn defaults_env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("CA_NOTIFY__STORE__PATH", self.db().display().to_string()),
