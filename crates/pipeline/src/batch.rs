@@ -47,17 +47,27 @@ pub(crate) async fn execute_single_batch(
     }
     let mut places = Vec::with_capacity(batch.len());
     let mut entries = Vec::with_capacity(batch.len());
+    let mut owners = Vec::with_capacity(batch.len());
     for p in batch {
         places.push((p.book, p.index, p.ahead));
         entries.push(p.entry);
+        owners.push(
+            p.owner
+                .expect("the packer makes every batched entry its key's owner"),
+        );
     }
     let mut tally = Counts {
         batches: 1,
         ..Counts::default()
     };
-    let issued = AssertUnwindSafe(call_verification_server(&ctx, &mut entries, &mut tally))
-        .catch_unwind()
-        .await;
+    let issued = AssertUnwindSafe(call_verification_server(
+        &ctx,
+        &mut entries,
+        owners,
+        &mut tally,
+    ))
+    .catch_unwind()
+    .await;
     if let Some((book, _, _)) = places.first() {
         book.count(|t| t.merge(&tally));
     }

@@ -421,6 +421,7 @@ async fn start_check(
                         index,
                         entry,
                         ahead,
+                        owner: None,
                     })
                 }
                 Ok(Checked::Settled) => {

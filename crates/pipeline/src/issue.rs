@@ -23,15 +23,15 @@
 use std::time::Duration;
 
 use ca_notify_domain::{
-    evaluate_response, scrub_phone_numbers, AttemptAnswer, DedupKey, DeferReason, KeyHistory,
-    Outcome, StopSignal,
+    evaluate_response, scrub_phone_numbers, AttemptAnswer, DeferReason, KeyHistory, Outcome,
+    StopSignal,
 };
 use ca_notify_ports::{IssueError, IssueItem};
 use tokio::time::{sleep_until, Instant};
 use tracing::{debug, warn};
 
 use crate::context::RunCtx;
-use crate::dedup_gate::{self, Entry, Ownership, Resolution};
+use crate::dedup_gate::{Ownership, Resolution};
 use crate::failure::FatalCause;
 use crate::pre_check::BatchEntry;
 use crate::report::Counts;
@@ -40,69 +40,28 @@ use crate::report::Counts;
 /// us spin.
 const MIN_RATE_LIMIT_PAUSE: Duration = Duration::from_millis(50);
 
-/// Issues every issuable entry of a batch, one key owner at a time. The entries may come
-/// from several epochs' claims; each enters the dedup gate under its own epoch.
+/// Issues every issuable entry of a batch and tells each key's waiting duplicates what
+/// became of it. The entries may come from several epochs' claims; the packer made each
+/// the owner of its dedup key (`owners[i]` is `entries[i]`'s), so no two carry one key.
 pub(crate) async fn call_verification_server(
     ctx: &RunCtx,
     entries: &mut [BatchEntry],
+    owners: Vec<Ownership>,
     tally: &mut Counts,
 ) {
-    let mut owned: Vec<(usize, Ownership)> = Vec::new();
-    let mut waiting = Vec::new();
-    for (index, entry) in entries.iter_mut().enumerate() {
-        if let (true, Some(key)) = (entry.issuable(), entry.dedup_key) {
-            enter(ctx, key, index, entry, &mut owned, &mut waiting);
-        }
+    let indices: Vec<usize> = (0..entries.len())
+        .filter(|&index| entries[index].issuable())
+        .collect();
+    if !indices.is_empty() {
+        issue_round(ctx, entries, &indices, tally).await;
     }
-    loop {
-        if !owned.is_empty() {
-            let indices: Vec<usize> = owned.iter().map(|(index, _)| *index).collect();
-            issue_round(ctx, entries, &indices, tally).await;
-            for (index, owner) in owned.drain(..) {
-                let entry = &mut entries[index];
-                let history = entry.key_history();
-                let outcome = entry.outcome.get_or_insert_with(|| {
-                    // issue_round settles every index it is given; this is a safety net.
-                    Outcome::deferred(ctx.halt_reason())
-                });
-                owner.publish(Resolution::of(outcome, history));
-            }
-        }
-        if waiting.is_empty() {
-            break;
-        }
-        // Owners never wait while holding an unpublished key, so this cannot deadlock.
-        for (index, rx) in std::mem::take(&mut waiting) {
-            let entry = &mut entries[index];
-            match dedup_gate::wait(rx).await {
-                Resolution::Delivered => entry.outcome = Some(Outcome::AlreadySent),
-                Resolution::Unconfirmed => entry.outcome = Some(Outcome::Unconfirmed),
-                Resolution::Deferred(reason) => entry.outcome = Some(Outcome::deferred(reason)),
-                Resolution::NotSent(history) => {
-                    // The owner's attempts are facts about this uuid too.
-                    entry.history = history;
-                    let key = entry.dedup_key.expect("issuable entries have a key");
-                    enter(ctx, key, index, entry, &mut owned, &mut waiting);
-                }
-            }
-        }
-    }
-}
-
-type Waiting = Vec<(usize, tokio::sync::watch::Receiver<Option<Resolution>>)>;
-
-fn enter(
-    ctx: &RunCtx,
-    key: DedupKey,
-    index: usize,
-    entry: &mut BatchEntry,
-    owned: &mut Vec<(usize, Ownership)>,
-    waiting: &mut Waiting,
-) {
-    match ctx.dedup.enter(key, entry.epoch) {
-        Entry::Owner(owner) => owned.push((index, owner)),
-        Entry::Waiter(rx) => waiting.push((index, rx)),
-        Entry::Delivered => entry.outcome = Some(Outcome::AlreadySent),
+    for (entry, owner) in entries.iter_mut().zip(owners) {
+        let history = entry.key_history();
+        let outcome = entry.outcome.get_or_insert_with(|| {
+            // issue_round settles every index it is given; this is a safety net.
+            Outcome::deferred(ctx.halt_reason())
+        });
+        owner.publish(Resolution::of(outcome, history));
     }
 }
 

@@ -10,6 +10,11 @@
 //! claim is late. Epochs announce their number of checks before the first one starts, so
 //! an epoch boundary does not count as "nothing under way".
 //!
+//! A record enters the dedup gate here: only a key's owner goes into a batch; a duplicate
+//! whose twin is in flight waits beside the batches (holding no place in a request) and is
+//! settled from the twin's answer, or packed after all when the twin ended not sent. So
+//! people listed twice leave no holes in a request either.
+//!
 //! Once the run is shut down or stops issuing, whatever is still waiting here is handed
 //! back untouched (no request was made for it); a run that only stops claiming (no time
 //! for another epoch, a drained source) still sends what it checked. The packer ends when every sender is gone and every batch it started
@@ -17,6 +22,10 @@
 
 use std::sync::Arc;
 
+use ca_notify_domain::Outcome;
+use futures::future::BoxFuture;
+use futures::stream::{FuturesUnordered, StreamExt};
+use futures::FutureExt;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio::task::JoinHandle;
 use tracing::{error, info_span, Instrument};
@@ -24,6 +33,7 @@ use tracing::{error, info_span, Instrument};
 use crate::batch::execute_single_batch;
 use crate::book::{EpochBook, Settled};
 use crate::context::RunCtx;
+use crate::dedup_gate::{self, Entry, Ownership, Resolution};
 use crate::pre_check::{BatchEntry, IdList};
 
 /// A checked entry on its way to a request, with its place in its epoch's book and its
@@ -33,6 +43,8 @@ pub(crate) struct Packed {
     pub index: usize,
     pub entry: BatchEntry,
     pub ahead: OwnedSemaphorePermit,
+    /// The entry's hold on its dedup key, taken when it is packed.
+    pub owner: Option<Ownership>,
 }
 
 impl Packed {
@@ -82,33 +94,65 @@ impl Packer {
     }
 }
 
+/// A duplicate waiting for its key's owner.
+type Waiting = FuturesUnordered<BoxFuture<'static, (Packed, Resolution)>>;
+
 async fn pack(ctx: Arc<RunCtx>, mut rx: mpsc::UnboundedReceiver<ToPacker>) {
     let batch_size = ctx.settings().batch_size;
     let mut expected: isize = 0;
+    let mut closed = false;
     let mut buffer: Vec<Packed> = Vec::with_capacity(batch_size);
+    let mut waiting: Waiting = FuturesUnordered::new();
     let mut batches: Vec<JoinHandle<()>> = Vec::new();
     let mut number = 0u64;
     loop {
-        let message = if !buffer.is_empty() && expected <= 0 {
+        let ready = if closed {
+            None
+        } else {
             match rx.try_recv() {
                 Ok(message) => Some(message),
-                Err(mpsc::error::TryRecvError::Empty) => {
+                Err(mpsc::error::TryRecvError::Empty) => None,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    closed = true;
+                    None
+                }
+            }
+        };
+        let message = match ready {
+            Some(message) => message,
+            None => {
+                if !buffer.is_empty() && (closed || expected <= 0) {
                     // Nothing else is under way: a partial batch beats an idle slot.
                     dispatch(&ctx, &mut buffer, &mut batches, &mut number).await;
                     continue;
                 }
-                Err(mpsc::error::TryRecvError::Disconnected) => None,
+                if closed && waiting.is_empty() {
+                    break;
+                }
+                tokio::select! {
+                    message = rx.recv(), if !closed => match message {
+                        Some(message) => message,
+                        None => {
+                            closed = true;
+                            continue;
+                        }
+                    },
+                    Some((packed, resolution)) = waiting.next(), if !waiting.is_empty() => {
+                        resolve(&ctx, packed, resolution, &mut buffer, &mut waiting);
+                        if buffer.len() >= batch_size {
+                            dispatch(&ctx, &mut buffer, &mut batches, &mut number).await;
+                        }
+                        continue;
+                    }
+                }
             }
-        } else {
-            rx.recv().await
         };
-        let Some(message) = message else { break };
         match message {
             ToPacker::Expect(n) => expected += n,
             ToPacker::Checked(entry) => {
                 expected -= 1;
                 if let Some(packed) = entry {
-                    buffer.push(packed);
+                    admit(&ctx, packed, &mut buffer, &mut waiting);
                 }
             }
         }
@@ -116,14 +160,63 @@ async fn pack(ctx: Arc<RunCtx>, mut rx: mpsc::UnboundedReceiver<ToPacker>) {
             dispatch(&ctx, &mut buffer, &mut batches, &mut number).await;
         }
     }
-    if !buffer.is_empty() {
-        dispatch(&ctx, &mut buffer, &mut batches, &mut number).await;
-    }
     for batch in batches {
         if let Err(e) = batch.await {
             error!(error = %e, "A batch task panicked.");
         }
     }
+}
+
+/// Takes a checked entry into the buffer as its key's owner, settles it when its key was
+/// delivered in this run, or sets it waiting for the key's owner.
+fn admit(ctx: &RunCtx, mut packed: Packed, buffer: &mut Vec<Packed>, waiting: &mut Waiting) {
+    if ctx.stop_sending() {
+        packed.untouched(ctx);
+        return;
+    }
+    let key = packed
+        .entry
+        .dedup_key
+        .expect("a checked entry has its dedup key");
+    match ctx.dedup.enter(key, packed.entry.epoch) {
+        Entry::Owner(owner) => {
+            packed.owner = Some(owner);
+            buffer.push(packed);
+        }
+        Entry::Delivered => settle(ctx, packed, Outcome::AlreadySent),
+        Entry::Waiter(rx) => {
+            waiting.push(async move { (packed, dedup_gate::wait(rx).await) }.boxed());
+        }
+    }
+}
+
+/// A duplicate's owner answered: what it learned settles the duplicate, or, when the
+/// owner was not sent for a reason of its own, the duplicate is tried itself, knowing the
+/// owner's attempts (facts about the same uuid).
+fn resolve(
+    ctx: &RunCtx,
+    mut packed: Packed,
+    resolution: Resolution,
+    buffer: &mut Vec<Packed>,
+    waiting: &mut Waiting,
+) {
+    match resolution {
+        Resolution::Delivered => settle(ctx, packed, Outcome::AlreadySent),
+        Resolution::Unconfirmed => settle(ctx, packed, Outcome::Unconfirmed),
+        Resolution::Deferred(reason) => settle(ctx, packed, Outcome::deferred(reason)),
+        Resolution::NotSent(history) => {
+            packed.entry.history = history;
+            admit(ctx, packed, buffer, waiting);
+        }
+    }
+}
+
+fn settle(ctx: &RunCtx, mut packed: Packed, outcome: Outcome) {
+    packed.entry.outcome = Some(outcome);
+    packed.book.settle(
+        packed.index,
+        Settled::from_entry(packed.entry, ctx.halt_reason()),
+    );
 }
 
 /// Starts the buffered entries as one request once a request slot is free, or hands them
