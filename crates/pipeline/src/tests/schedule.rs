@@ -122,10 +122,7 @@ async fn requests_carry_ten_records_that_passed_their_check() {
     for i in (5..300).step_by(10) {
         listed[i].phone = listed[i - 1].phone.clone();
     }
-    let twins = (5..300)
-        .step_by(10)
-        .filter(|i| (i - 1) % 3 != 0)
-        .count() as u64;
+    let twins = (5..300).step_by(10).filter(|i| (i - 1) % 3 != 0).count() as u64;
     let store = Arc::new(ca_notify_adapter_memory::MemoryStore::with_records(listed));
     let p = pipeline(
         store.clone(),
@@ -136,7 +133,10 @@ async fn requests_carry_ten_records_that_passed_their_check() {
     );
     let report = p.run(CancellationToken::new()).await.expect("run");
     let sizes = sizes.lock().expect("lock").clone();
-    assert_eq!(report.already_sent, twins, "each twin of a mobile, without a request");
+    assert_eq!(
+        report.already_sent, twins,
+        "each twin of a mobile, without a request"
+    );
     assert_eq!(sizes.iter().sum::<usize>() as u64, report.sent);
     let (last, full) = sizes.split_last().expect("requests");
     assert!(full.iter().all(|&n| n == 10), "{sizes:?}");
