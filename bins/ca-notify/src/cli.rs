@@ -204,9 +204,15 @@ fn parse_reason(text: &str) -> Result<ca_notify_domain::NotSentKind, String> {
 /// `run` options.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct RunArgs {
-    /// Keep running epochs until nothing is left to claim (bulk backfills).
+    /// Keep running until nothing is left to claim (bulk backfills), in stretches of at
+    /// most pipeline.deadline_secs each, or until --deadline or a signal.
     #[arg(long, conflicts_with = "dry_run")]
     pub until_drained: bool,
+    /// Start nothing after this many seconds: the run's deadline instead of
+    /// pipeline.deadline_secs, or with --until-drained the whole run's.
+    #[arg(long, value_name = "SECS", conflicts_with = "dry_run",
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub deadline: Option<u64>,
     /// Read (without claiming) a sample of what the next run would take, validate it
     /// offline and print what would happen. Writes nothing, texts no one, spends nothing.
     #[arg(long)]

@@ -2,7 +2,7 @@
 //! to a ready [`Job`], and its run.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ca_notify_metrics::Metrics;
 use ca_notify_pipeline::{BuildError, Pipeline, RunFailure, RunObserver, RunReport};
@@ -68,6 +68,7 @@ impl Job {
         JobBuilder {
             config,
             until_drained: false,
+            deadline: None,
             source: None,
             sink: None,
             validator: None,
@@ -173,6 +174,7 @@ impl Job {
 pub struct JobBuilder {
     config: JobConfig,
     until_drained: bool,
+    deadline: Option<Duration>,
     source: Option<Arc<dyn PhoneSource>>,
     sink: Option<Arc<dyn ResultSink>>,
     validator: Option<Arc<dyn PhoneValidator>>,
@@ -187,6 +189,15 @@ impl JobBuilder {
     #[must_use]
     pub fn until_drained(mut self, until_drained: bool) -> Self {
         self.until_drained = until_drained;
+        self
+    }
+
+    /// An explicit deadline (the command's `--deadline`): a scheduled run's budget instead
+    /// of `pipeline.deadline_secs`; with [`JobBuilder::until_drained`], the whole run's,
+    /// which still goes in stretches of at most `pipeline.deadline_secs`.
+    #[must_use]
+    pub fn deadline(mut self, deadline: Option<Duration>) -> Self {
+        self.deadline = deadline;
         self
     }
 
@@ -258,7 +269,15 @@ impl JobBuilder {
     /// at once, then the store's or an adapter's failure.
     pub async fn build(self) -> Result<Job, JobError> {
         let config = &self.config;
-        let settings = config.pipeline.settings(self.until_drained)?;
+        let mut settings = config.pipeline.settings(self.until_drained)?;
+        if let Some(deadline) = self.deadline {
+            if self.until_drained {
+                settings.drain_limit = Some(deadline);
+            } else {
+                settings.deadline = deadline;
+                settings.validate()?;
+            }
+        }
         ConfigErrors::check(config.problems(self.issuer.is_none(), self.validator.is_none()))?;
         let parser = compose::phone_parser(config)?;
         let secret = compose::dedup_secret(config)?;

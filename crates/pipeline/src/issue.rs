@@ -1,10 +1,8 @@
-//! `call_verification_server`: the ledger read, one batch-issue request per batch, re-sends
-//! of only the items the answer says to retry, and the run-wide reactions to what the
-//! server says.
+//! `call_verification_server`: one batch-issue request per packed batch, re-sends of only
+//! the items the answer says to retry, and the run-wide reactions to what the server says.
 //!
-//! Before anything is sent the store's ledger is asked about every key: a key texted
-//! under any record id is settled as `TextedBefore` with no request, and the others carry
-//! what their earlier attempts proved into the judgement of a 409. The per-item judgement
+//! Every entry arrives with what the store's ledger knew of its key (the epoch's one
+//! ledger read, `ledger.rs`), which goes into the judgement of a 409. The per-item judgement
 //! is the domain's `evaluate_response`; this module only decides when to ask again, and
 //! keeps what every attempt proved for the write-back. Re-sends carry the same uuids.
 //! No request starts that could still be running at the deadline, and none is ever cut
@@ -25,145 +23,46 @@
 use std::time::Duration;
 
 use ca_notify_domain::{
-    evaluate_response, scrub_phone_numbers, AttemptAnswer, DedupKey, DeferReason, KeyHistory,
-    Outcome, StopSignal,
+    evaluate_response, scrub_phone_numbers, AttemptAnswer, DeferReason, KeyHistory, Outcome,
+    StopSignal,
 };
-use ca_notify_ports::{IssueError, IssueItem, SinkError};
+use ca_notify_ports::{IssueError, IssueItem};
 use tokio::time::{sleep_until, Instant};
 use tracing::{debug, warn};
 
 use crate::context::RunCtx;
-use crate::dedup_gate::{self, Entry, Ownership, Resolution};
+use crate::dedup_gate::{Ownership, Resolution};
 use crate::failure::FatalCause;
 use crate::pre_check::BatchEntry;
 use crate::report::Counts;
-use crate::store_retry::retry_sink;
 
 /// Shortest pause after a 429, so a limiter that names a reset in the past cannot make
 /// us spin.
 const MIN_RATE_LIMIT_PAUSE: Duration = Duration::from_millis(50);
 
-/// Issues every issuable entry of a batch, one key owner at a time, after asking the
-/// store's ledger about every key.
+/// Issues every issuable entry of a batch and tells each key's waiting duplicates what
+/// became of it. The entries may come from several epochs' claims; the packer made each
+/// the owner of its dedup key (`owners[i]` is `entries[i]`'s), so no two carry one key.
 pub(crate) async fn call_verification_server(
     ctx: &RunCtx,
-    epoch: u32,
     entries: &mut [BatchEntry],
+    owners: Vec<Ownership>,
     tally: &mut Counts,
 ) {
-    if !consult_ledger(ctx, entries).await {
-        return;
-    }
-    let mut owned: Vec<(usize, Ownership)> = Vec::new();
-    let mut waiting = Vec::new();
-    for (index, entry) in entries.iter_mut().enumerate() {
-        if let (true, Some(key)) = (entry.issuable(), entry.dedup_key) {
-            enter(ctx, key, epoch, index, entry, &mut owned, &mut waiting);
-        }
-    }
-    loop {
-        if !owned.is_empty() {
-            let indices: Vec<usize> = owned.iter().map(|(index, _)| *index).collect();
-            issue_round(ctx, entries, &indices, tally).await;
-            for (index, owner) in owned.drain(..) {
-                let entry = &mut entries[index];
-                let history = entry.key_history();
-                let outcome = entry.outcome.get_or_insert_with(|| {
-                    // issue_round settles every index it is given; this is a safety net.
-                    Outcome::deferred(ctx.halt_reason())
-                });
-                owner.publish(Resolution::of(outcome, history));
-            }
-        }
-        if waiting.is_empty() {
-            break;
-        }
-        // Owners never wait while holding an unpublished key, so this cannot deadlock.
-        for (index, rx) in std::mem::take(&mut waiting) {
-            let entry = &mut entries[index];
-            match dedup_gate::wait(rx).await {
-                Resolution::Delivered => entry.outcome = Some(Outcome::AlreadySent),
-                Resolution::Unconfirmed => entry.outcome = Some(Outcome::Unconfirmed),
-                Resolution::Deferred(reason) => entry.outcome = Some(Outcome::deferred(reason)),
-                Resolution::NotSent(history) => {
-                    // The owner's attempts are facts about this uuid too.
-                    entry.history = history;
-                    let key = entry.dedup_key.expect("issuable entries have a key");
-                    enter(ctx, key, epoch, index, entry, &mut owned, &mut waiting);
-                }
-            }
-        }
-    }
-}
-
-type Waiting = Vec<(usize, tokio::sync::watch::Receiver<Option<Resolution>>)>;
-
-fn enter(
-    ctx: &RunCtx,
-    key: DedupKey,
-    epoch: u32,
-    index: usize,
-    entry: &mut BatchEntry,
-    owned: &mut Vec<(usize, Ownership)>,
-    waiting: &mut Waiting,
-) {
-    match ctx.dedup.enter(key, epoch) {
-        Entry::Owner(owner) => owned.push((index, owner)),
-        Entry::Waiter(rx) => waiting.push((index, rx)),
-        Entry::Delivered => entry.outcome = Some(Outcome::AlreadySent),
-    }
-}
-
-/// Asks the store's ledger about every issuable key of the batch, in one read: a key
-/// texted under any record id, however long ago, settles its record as `TextedBefore`
-/// with no request; the others carry their history into the judgement of a 409. Returns
-/// false when the store failed for good (the run is stopping; the records are deferred).
-async fn consult_ledger(ctx: &RunCtx, entries: &mut [BatchEntry]) -> bool {
-    let asked: Vec<(usize, DedupKey)> = entries
-        .iter()
-        .enumerate()
-        .filter(|(_, entry)| entry.issuable())
-        .filter_map(|(index, entry)| entry.dedup_key.map(|key| (index, key)))
+    let indices: Vec<usize> = (0..entries.len())
+        .filter(|&index| entries[index].issuable())
         .collect();
-    if asked.is_empty() {
-        return true;
+    if !indices.is_empty() {
+        issue_round(ctx, entries, &indices, tally).await;
     }
-    let keys: Vec<DedupKey> = asked.iter().map(|(_, key)| *key).collect();
-    let sink = &ctx.parts.sink;
-    match retry_sink(ctx, "reading the ledger", || sink.key_histories(&keys)).await {
-        Ok(histories) if histories.len() == keys.len() => {
-            for ((index, _), history) in asked.into_iter().zip(histories) {
-                let entry = &mut entries[index];
-                // A 200 once answered for the uuid is proof too, even if the write of
-                // its outcome never landed (the attempt log is written first).
-                if history.texted || history.issued > 0 {
-                    debug!(record_id = %entry.id, "The ledger says this person was texted before; no request.");
-                    entry.outcome = Some(Outcome::TextedBefore);
-                } else {
-                    entry.history = history;
-                }
-            }
-            true
-        }
-        Ok(histories) => {
-            ctx.fail(FatalCause::Sink(SinkError::Misconfigured(format!(
-                "the ledger answered {} histories for {} keys (a store bug)",
-                histories.len(),
-                keys.len()
-            ))));
-            defer(entries, &asked_indices(&asked), ctx.halt_reason());
-            false
-        }
-        Err(error) => {
-            ctx.fail(FatalCause::Sink(error));
-            defer(entries, &asked_indices(&asked), ctx.halt_reason());
-            false
-        }
+    for (entry, owner) in entries.iter_mut().zip(owners) {
+        let history = entry.key_history();
+        let outcome = entry.outcome.get_or_insert_with(|| {
+            // issue_round settles every index it is given; this is a safety net.
+            Outcome::deferred(ctx.halt_reason())
+        });
+        owner.publish(Resolution::of(outcome, history));
     }
-}
-
-fn asked_indices(asked: &[(usize, DedupKey)]) -> Vec<usize> {
-    asked.iter().map(|(index, _)| *index).collect()
 }
 
 /// Sends `indices` until each is settled: answered, given up, or deferred.

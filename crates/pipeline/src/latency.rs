@@ -36,14 +36,21 @@ impl Ewma {
 /// The latencies the engine plans with.
 #[derive(Debug, Default)]
 pub(crate) struct Latencies {
-    /// A whole batch, from the start of validation to the end of its write-back.
-    pub batch: Ewma,
+    /// One phone check.
+    pub check: Ewma,
     /// One claim.
     pub claim: Ewma,
     /// One batch-issue request.
     pub issue: Ewma,
-    /// One write-back.
+    /// One epoch's write-back.
     pub write: Ewma,
+}
+
+impl Latencies {
+    /// One record's way from its phone check to its written outcome.
+    pub fn record(&self) -> Duration {
+        self.check.estimate() + self.issue.estimate() + self.write.estimate()
+    }
 }
 
 #[cfg(test)]

@@ -1,18 +1,21 @@
 //! The epoch/batch engine of ca-notify.
 //!
 //! A run is a series of epochs (`orchestrate_epochs`); each epoch makes one claim on the
-//! phone source (`acquire_data`) and cuts it into batches of at most 10
-//! (`orchestrate_batches`); each batch (`execute_single_batch`) parses and pre-checks its
-//! records (`pre_check_and_annotate`), asks the verification server to issue codes in one
-//! request (`call_verification_server`), judges the answer item by item
-//! (`evaluate_response`, in the domain) and writes every outcome back in one write
+//! phone source (`acquire_data`), parses its records and reads the store's ledger once for
+//! all their dedup keys, then pre-checks each record (`pre_check_and_annotate`); records
+//! that pass are packed ten to a batch (`pack.rs`), each batch (`execute_single_batch`)
+//! asks the verification server to issue its codes in one request
+//! (`call_verification_server`) and judges the answer item by item (`evaluate_response`,
+//! in the domain), and each epoch writes all its outcomes back in one write
 //! (`write_back`). The names are the seed's, so people who know it find their way.
 //!
-//! Unlike the seed, batches overlap (bounded by `max_batches_in_flight`), phone checks are
-//! bounded run-wide, the next claim is prefetched, and the whole run fits a deadline:
-//! nothing is started that the observed latencies say cannot be written in time, and at
-//! a deadline or shutdown in-flight batches finish while untouched records are released.
-//! Every claimed record ends a run either written with an outcome or released.
+//! Unlike the seed, requests carry ten records that passed their check, checks and
+//! requests overlap across batches and epochs (bounded run-wide by
+//! `validation_concurrency` and `max_batches_in_flight`), claims and ledger reads are
+//! made ahead and writes off the critical path, and the whole run fits a deadline:
+//! nothing is started that could not end in time, and at a deadline or shutdown in-flight
+//! requests finish while untouched records are released. Every claimed record ends a run
+//! either written with an outcome or released.
 //!
 //! The engine depends on the domain and the ports only. It spawns its tasks on the
 //! caller's tokio runtime and installs no tracing subscriber; its spans (`run` → `epoch`
@@ -55,13 +58,16 @@
 //! * [`observer`]: [`RunObserver`], progress hooks.
 
 mod batch;
+mod book;
 mod context;
 mod dedup_gate;
 mod epoch;
 pub mod failure;
 mod issue;
 mod latency;
+mod ledger;
 pub mod observer;
+mod pack;
 pub mod pipeline;
 mod pre_check;
 pub mod report;

@@ -10,6 +10,7 @@ pub trait RunObserver: Send + Sync {
     /// An epoch claimed `records` records.
     fn on_claimed(&self, _records: usize) {}
 
-    /// A batch's outcomes were written back.
+    /// Outcomes were written back: once per epoch, in the epoch's one write (the name is
+    /// from when each batch wrote its own).
     fn on_batch_written(&self, _batch: &BatchReport) {}
 }

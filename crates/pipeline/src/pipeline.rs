@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, info_span, Instrument};
 
 use crate::context::{Parts, RunCtx, Today};
-use crate::epoch::{acquire_data, execute_single_epoch, orchestrate_epochs};
+use crate::epoch::orchestrate_epochs;
 use crate::failure::{FatalCause, RunFailure, StopReason};
 use crate::observer::RunObserver;
 use crate::report::{Counts, EpochReport, RunReport};
@@ -53,22 +53,79 @@ impl Pipeline {
         &self.parts.settings
     }
 
-    /// One whole run: epochs until `epoch_count` (or a drained source with
-    /// `until_drained`), the deadline, `shutdown`, or a fatal stop. In-flight batches are
-    /// finished and written back; records no batch started are released.
+    /// One whole run: epochs until `epoch_count`, the deadline, `shutdown`, or a fatal
+    /// stop. In-flight batches are finished and written back; records no batch started
+    /// are released. With `until_drained`, stretches of at most `deadline` follow each
+    /// other until a claim comes back empty, `drain_limit` passes, `shutdown`, or a fatal
+    /// stop; the report covers them all.
     ///
     /// # Errors
     /// [`RunFailure`] on a fatal cause (refused credentials, a spent quota, a refused
     /// request, a failing store), with the report of what was done before it.
     pub async fn run(&self, shutdown: CancellationToken) -> Result<RunReport, RunFailure> {
-        let ctx = Arc::new(RunCtx::new(Arc::clone(&self.parts), &shutdown));
+        let settings = &self.parts.settings;
+        if !settings.until_drained {
+            return self.run_stretch(&shutdown, settings.deadline).await;
+        }
+        let started = tokio::time::Instant::now();
+        let end = settings.drain_limit.map(|limit| started + limit);
+        let longest = self.parts.issuer.max_request_duration();
+        let mut total: Option<RunReport> = None;
+        loop {
+            let budget = end.map_or(settings.deadline, |end| {
+                settings
+                    .deadline
+                    .min(end.saturating_duration_since(tokio::time::Instant::now()))
+            });
+            // A stretch that could not finish one request would only claim and release.
+            if budget <= longest {
+                let mut report = total.unwrap_or_default();
+                report.stop = Some(StopReason::Deadline);
+                return Ok(report);
+            }
+            let stretch = self.run_stretch(&shutdown, budget).await;
+            let (report, failure) = match stretch {
+                Ok(report) => (report, None),
+                Err(RunFailure { cause, report }) => (report, Some(cause)),
+            };
+            let stop = report.stop;
+            let merged = merge_stretches(total.take(), report, started.elapsed());
+            if let Some(cause) = failure {
+                return Err(RunFailure {
+                    cause,
+                    report: merged,
+                });
+            }
+            // Drained (no stop recorded), shut down, or anything but the stretch's own
+            // deadline ends the run.
+            if stop != Some(StopReason::Deadline) || shutdown.is_cancelled() {
+                return Ok(merged);
+            }
+            info!(
+                claimed = merged.claimed,
+                settled = merged.settled(),
+                "A stretch reached its deadline with work left; the next one starts."
+            );
+            total = Some(merged);
+        }
+    }
+
+    /// One stretch of at most `budget`: the run of a scheduled invocation.
+    async fn run_stretch(
+        &self,
+        shutdown: &CancellationToken,
+        budget: std::time::Duration,
+    ) -> Result<RunReport, RunFailure> {
+        let ctx = Arc::new(RunCtx::new(Arc::clone(&self.parts), shutdown, budget));
         let span = info_span!(
             "run",
-            deadline_secs = self.parts.settings.deadline.as_secs_f64(),
+            deadline_secs = budget.as_secs_f64(),
             epoch_count = self.parts.settings.epoch_count,
             until_drained = self.parts.settings.until_drained
         );
-        let epochs = orchestrate_epochs(&ctx).instrument(span.clone()).await;
+        let (epochs, _) = orchestrate_epochs(&ctx, false)
+            .instrument(span.clone())
+            .await;
         let report = ctx
             .totals()
             .run_report(epochs, ctx.started.elapsed(), ctx.stop_kind());
@@ -94,40 +151,39 @@ impl Pipeline {
     /// # Errors
     /// As [`Pipeline::run`]; the failure's report covers this epoch.
     pub async fn run_epoch(&self, shutdown: &CancellationToken) -> Result<EpochReport, RunFailure> {
-        let ctx = Arc::new(RunCtx::new(Arc::clone(&self.parts), shutdown));
+        let ctx = Arc::new(RunCtx::new(
+            Arc::clone(&self.parts),
+            shutdown,
+            self.parts.settings.deadline,
+        ));
         let span = info_span!(
             "run",
             deadline_secs = self.parts.settings.deadline.as_secs_f64()
         );
-        let epoch = async {
-            match acquire_data(&ctx).await {
-                Ok(claim) if !claim.records.is_empty() => {
-                    let started = ctx.started;
-                    let handle = execute_single_epoch(&ctx, 1, claim).await;
-                    handle.await.unwrap_or_else(|_| {
-                        ctx.totals()
-                            .epoch_report(1, started.elapsed(), Some(StopReason::Panicked))
-                    })
-                }
-                Ok(_) => {
-                    ctx.stop_with(StopReason::Drained);
-                    Counts::default().epoch_report(1, ctx.started.elapsed(), ctx.stop_kind())
-                }
-                Err(no_claim) => {
-                    no_claim.apply(&ctx);
-                    Counts::default().epoch_report(1, ctx.started.elapsed(), ctx.stop_kind())
-                }
-            }
-        }
-        .instrument(span)
-        .await;
-        let run_report = ctx.totals().run_report(
-            u32::from(epoch.claimed > 0),
-            ctx.started.elapsed(),
-            ctx.stop_kind(),
-        );
+        let (epochs, first) = orchestrate_epochs(&ctx, true).instrument(span).await;
+        let epoch = first.unwrap_or_else(|| {
+            Counts::default().epoch_report(1, ctx.started.elapsed(), ctx.stop_kind())
+        });
+        let run_report = ctx
+            .totals()
+            .run_report(epochs, ctx.started.elapsed(), ctx.stop_kind());
         finish(&ctx, run_report).map(|_| epoch)
     }
+}
+
+/// Adds a stretch's report to the run's so far.
+fn merge_stretches(
+    total: Option<RunReport>,
+    stretch: RunReport,
+    elapsed: std::time::Duration,
+) -> RunReport {
+    let Some(mut total) = total else {
+        return stretch;
+    };
+    total.epochs += stretch.epochs;
+    total.counts.merge(&stretch.counts);
+    total.stop = stretch.stop;
+    total.counts.run_report(total.epochs, elapsed, total.stop)
 }
 
 /// The run's result. A run that claimed records but settled none, and deferred every one

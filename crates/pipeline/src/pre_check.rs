@@ -1,34 +1,38 @@
-//! `pre_check_and_annotate`: parse every record once, settle what can be settled locally,
-//! and ask the phone validator about the rest, a bounded number at a time.
+//! `pre_check_and_annotate`: parse every record of a claim once, settle what can be
+//! settled locally, and ask the phone validator about the rest, one record at a time
+//! under one of the run-wide validation slots.
 //!
 //! Records with an unusable phone, a date the verification server would refuse, or a test
 //! type it does not know are settled here as `NotSent` without spending a phone check or a
-//! code. They still go into their batch's single write-back. A record the validator calls
-//! SMS-capable gets its dedup key and becomes an issue item.
+//! code. They still go into their epoch's single write-back. Every other record gets its
+//! dedup key here, before any outside call, so the epoch's one ledger read can settle a
+//! person texted before without a lookup either. A record the validator calls SMS-capable
+//! becomes an issue item and goes to the packer, which fills batch-issue requests with
+//! ten of them.
 
 use std::fmt;
 
 use ca_notify_domain::{
-    scrub_phone_numbers, AttemptAnswer, DateWindow, DedupKey, DeferReason, KeyHistory,
+    scrub_phone_numbers, AttemptAnswer, DateWindow, DedupKey, DedupSecret, DeferReason, KeyHistory,
     LocallyChecked, NotSentReason, Outcome, Recipient, RecipientRecord, RecordId,
 };
 use ca_notify_ports::{IssueItem, PhoneVerdict, ValidationError};
 use chrono::NaiveDate;
-use futures::future::join_all;
-use tokio::time::timeout_at;
+use tokio::time::{timeout_at, Instant};
 use tracing::warn;
 
 use crate::context::RunCtx;
 use crate::failure::FatalCause;
-use crate::report::Counts;
 
-/// One record of a batch on its way through the steps.
+/// One record on its way through the steps.
 #[derive(Debug)]
 pub(crate) struct BatchEntry {
     pub id: RecordId,
+    /// The epoch whose claim holds the record.
+    pub epoch: u32,
     /// Settled so far; `None` while still undecided.
     pub outcome: Option<Outcome>,
-    /// Known once the record passed every check.
+    /// Known once the record passed the local checks.
     pub dedup_key: Option<DedupKey>,
     /// What the verification server is asked, once the record passed every check.
     pub item: Option<IssueItem>,
@@ -47,134 +51,125 @@ impl BatchEntry {
         self.outcome.is_none() && self.item.is_some()
     }
 
+    /// Whether the record still waits for the validator.
+    pub fn needs_check(&self) -> bool {
+        self.outcome.is_none() && self.candidate.is_some()
+    }
+
     /// Everything known of the key: the ledger's history plus this run's attempts.
     pub fn key_history(&self) -> KeyHistory {
         self.history.with(&self.attempts)
     }
 }
 
-/// Parses and checks one batch. Returns one entry per record, in order.
-pub(crate) async fn pre_check_and_annotate(
+/// Parses a claim's records and runs the local checks; one entry per record, in order.
+pub(crate) fn annotate_claim(
     ctx: &RunCtx,
+    epoch: u32,
     records: Vec<RecipientRecord>,
-    tally: &mut Counts,
 ) -> Vec<BatchEntry> {
     let parts = &ctx.parts;
     let today = (parts.today)();
     let window = parts.settings.date_window;
-    let mut entries: Vec<BatchEntry> = records
+    records
         .into_iter()
         .map(|record| {
             let recipient = Recipient::from_record(record, &parts.parser);
-            annotate_locally(recipient, today, &window)
+            let mut entry = annotate_locally(recipient, today, &window);
+            entry.epoch = epoch;
+            entry.derive_key(&parts.secret);
+            entry
         })
-        .collect();
-
-    let work_deadline = ctx.work_deadline();
-    let mut checks = Vec::new();
-    for (index, entry) in entries.iter().enumerate() {
-        let Some(candidate) = entry.candidate.as_ref() else {
-            continue;
-        };
-        checks.push(async move {
-            let checked = timeout_at(ctx.deadline, async {
-                // One slot per check, granted in the order asked: never more than
-                // `validation_concurrency` checks in flight run-wide, and a slot freed
-                // by a quick answer goes at once to the next check waiting, whichever
-                // batch it belongs to, instead of idling until this batch's slowest
-                // check is back.
-                let _slot = ctx
-                    .validation_slots
-                    .acquire()
-                    .await
-                    .expect("the validation semaphore is never closed");
-                if ctx.stop_issuing.is_cancelled() {
-                    return None;
-                }
-                Some(parts.validator.check(&candidate.phone, work_deadline).await)
-            })
-            .await;
-            let check = match checked {
-                Ok(Some(answer)) => Check::Answered(answer),
-                Ok(None) => Check::Skipped,
-                Err(_) => Check::TimedOut,
-            };
-            (index, check)
-        });
-    }
-    let results: Vec<(usize, Check)> = join_all(checks).await;
-
-    let mut unavailable = 0usize;
-    let mut last_error = String::new();
-    for (index, check) in results {
-        let entry = &mut entries[index];
-        let Some(candidate) = entry.candidate.take() else {
-            continue;
-        };
-        if !matches!(check, Check::Skipped) {
-            tally.validator_calls += 1;
-        }
-        let outcome = match check {
-            Check::Answered(Ok(PhoneVerdict::SmsCapable { .. })) => {
-                let key = DedupKey::derive(
-                    &parts.secret,
-                    &candidate.phone,
-                    candidate.test_date,
-                    &entry.id,
-                );
-                entry.dedup_key = Some(key);
-                entry.item = Some(IssueItem {
-                    phone: candidate.phone,
-                    uuid: key,
-                    test_type: candidate.test_type,
-                    test_date: candidate.test_date,
-                    symptom_date: candidate.symptom_date,
-                    tz_offset: candidate.tz_offset,
-                });
-                continue;
-            }
-            Check::Answered(Ok(PhoneVerdict::NotSmsCapable { line_type })) => {
-                Outcome::not_sent(NotSentReason::NotSmsCapable { line_type })
-            }
-            Check::Answered(Ok(PhoneVerdict::Invalid { detail })) => {
-                Outcome::not_sent(NotSentReason::InvalidNumber { detail })
-            }
-            Check::Answered(Err(ValidationError::Unauthorized(message))) => {
-                ctx.fail(FatalCause::ValidatorUnauthorized(scrub_phone_numbers(
-                    &message,
-                )));
-                Outcome::deferred(DeferReason::Unauthorized)
-            }
-            Check::Answered(Err(ValidationError::Misconfigured(message))) => {
-                ctx.fail(FatalCause::ValidatorMisconfigured(scrub_phone_numbers(
-                    &message,
-                )));
-                Outcome::deferred(DeferReason::Misconfigured)
-            }
-            Check::Answered(Err(error)) => {
-                unavailable += 1;
-                last_error = scrub_phone_numbers(&error.to_string());
-                Outcome::deferred(DeferReason::ValidationUnavailable)
-            }
-            Check::TimedOut => Outcome::deferred(DeferReason::Deadline),
-            Check::Skipped => Outcome::deferred(ctx.halt_reason()),
-        };
-        entry.outcome = Some(outcome);
-    }
-    if unavailable > 0 {
-        warn!(
-            records = unavailable,
-            error = %last_error,
-            "Phone validator unavailable; the records are deferred."
-        );
-    }
-    entries
+        .collect()
 }
 
-enum Check {
-    Answered(Result<PhoneVerdict, ValidationError>),
-    TimedOut,
+/// What one phone check did to its entry.
+pub(crate) enum Checked {
+    /// Passed: the entry carries its issue item.
+    Issuable,
+    /// Settled or deferred by the check.
+    Settled,
+    /// Not checked: the run stopped issuing before a slot came (handed back untouched).
     Skipped,
+}
+
+/// `pre_check_and_annotate` for one record that passed the local checks: asks the
+/// validator (the caller holds one of the run-wide validation slots) and turns its
+/// verdict into an issue item or an outcome.
+pub(crate) async fn pre_check_and_annotate(ctx: &RunCtx, entry: &mut BatchEntry) -> Checked {
+    let Some(candidate) = entry.candidate.take() else {
+        return Checked::Settled;
+    };
+    if ctx.stop_issuing.is_cancelled() {
+        entry.candidate = Some(candidate);
+        return Checked::Skipped;
+    }
+    let parts = &ctx.parts;
+    let started = Instant::now();
+    let checked = timeout_at(
+        ctx.deadline,
+        parts.validator.check(&candidate.phone, ctx.work_deadline()),
+    )
+    .await;
+    ctx.latency.check.observe(started.elapsed());
+    let outcome = match checked {
+        Ok(Ok(PhoneVerdict::SmsCapable { .. })) => {
+            let key = entry
+                .dedup_key
+                .expect("candidates get their key when annotated");
+            entry.item = Some(IssueItem {
+                phone: candidate.phone,
+                uuid: key,
+                test_type: candidate.test_type,
+                test_date: candidate.test_date,
+                symptom_date: candidate.symptom_date,
+                tz_offset: candidate.tz_offset,
+            });
+            return Checked::Issuable;
+        }
+        Ok(Ok(PhoneVerdict::NotSmsCapable { line_type })) => {
+            Outcome::not_sent(NotSentReason::NotSmsCapable { line_type })
+        }
+        Ok(Ok(PhoneVerdict::Invalid { detail })) => {
+            Outcome::not_sent(NotSentReason::InvalidNumber { detail })
+        }
+        Ok(Err(ValidationError::Unauthorized(message))) => {
+            ctx.fail(FatalCause::ValidatorUnauthorized(scrub_phone_numbers(
+                &message,
+            )));
+            Outcome::deferred(DeferReason::Unauthorized)
+        }
+        Ok(Err(ValidationError::Misconfigured(message))) => {
+            ctx.fail(FatalCause::ValidatorMisconfigured(scrub_phone_numbers(
+                &message,
+            )));
+            Outcome::deferred(DeferReason::Misconfigured)
+        }
+        Ok(Err(error)) => {
+            warn!(
+                record_id = %entry.id,
+                error = %scrub_phone_numbers(&error.to_string()),
+                "Phone validator unavailable; the record is deferred."
+            );
+            Outcome::deferred(DeferReason::ValidationUnavailable)
+        }
+        Err(_) => Outcome::deferred(DeferReason::Deadline),
+    };
+    entry.outcome = Some(outcome);
+    Checked::Settled
+}
+
+impl BatchEntry {
+    fn derive_key(&mut self, secret: &DedupSecret) {
+        if let Some(candidate) = &self.candidate {
+            self.dedup_key = Some(DedupKey::derive(
+                secret,
+                &candidate.phone,
+                candidate.test_date,
+                &self.id,
+            ));
+        }
+    }
 }
 
 /// The checks that need no outside call (the domain's `Recipient::check_locally`).
@@ -186,6 +181,7 @@ fn annotate_locally(recipient: Recipient, today: NaiveDate, window: &DateWindow)
     };
     BatchEntry {
         id,
+        epoch: 0,
         outcome,
         dedup_key: None,
         item: None,
@@ -196,15 +192,15 @@ fn annotate_locally(recipient: Recipient, today: NaiveDate, window: &DateWindow)
 }
 
 /// Record ids of a batch, comma-separated, for its span (formatted only when recorded).
-pub(crate) struct IdList<'a>(pub &'a [RecipientRecord]);
+pub(crate) struct IdList<'a>(pub Vec<&'a RecordId>);
 
 impl fmt::Display for IdList<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, record) in self.0.iter().enumerate() {
+        for (i, id) in self.0.iter().enumerate() {
             if i > 0 {
                 f.write_str(",")?;
             }
-            f.write_str(record.id.as_str())?;
+            f.write_str(id.as_str())?;
         }
         Ok(())
     }
@@ -275,7 +271,7 @@ mod tests {
             RecipientRecord::new("r1", "4155550123"),
             RecipientRecord::new("r2", "4155550124"),
         ];
-        let shown = IdList(&records).to_string();
+        let shown = IdList(records.iter().map(|r| &r.id).collect()).to_string();
         assert_eq!(shown, "r1,r2");
     }
 }

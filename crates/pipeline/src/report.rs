@@ -256,7 +256,8 @@ impl Deref for EpochReport {
     }
 }
 
-/// What one batch did, handed to [`crate::RunObserver::on_batch_written`].
+/// What one write-back (an epoch's outcomes, in one write) held, handed to
+/// [`crate::RunObserver::on_batch_written`].
 #[derive(Serialize, Clone, Debug, Default, PartialEq, Eq)]
 pub struct BatchReport {
     /// Records in the batch.

@@ -95,6 +95,7 @@ impl PipelineSection {
             min_epoch_duration: (self.min_epoch_duration_secs > 0)
                 .then(|| Duration::from_secs(self.min_epoch_duration_secs)),
             until_drained,
+            drain_limit: None,
             issue_retry_backoff: Backoff {
                 max_retries: self.max_item_retries,
                 ..Backoff::default()

@@ -29,11 +29,11 @@ pub struct Settings {
     pub epoch_size: usize,
     /// Phone checks in flight across the whole run. Default 10 (the seed's thread pool).
     pub validation_concurrency: usize,
-    /// Batches between start of validation and end of write-back, across the whole run.
-    /// Default 4: with 10 records a batch, four batches keep the 10 validation slots busy
-    /// while the others wait on the verification server and the store (a batch spends
-    /// most of its life issuing), yet put at most 4 batch-issue requests (40 codes) in
-    /// flight at once and keep the records at stake at a deadline or shutdown small.
+    /// Batch-issue requests in flight at once, across the whole run (each holds up to
+    /// `batch_size` records that passed their phone check). Default 4: at 500 ms a
+    /// request that is 80 codes/s, more than the 10 validation slots feed at 150 ms a
+    /// lookup (66.7/s), yet at most 40 codes are at stake at a deadline or shutdown. The
+    /// verification adapter paces the requests themselves.
     pub max_batches_in_flight: usize,
     /// Whole-run budget. Default 110 s, inside the 120 s Azure Functions limit the seed
     /// ran under, with room for start-up and the last write.
@@ -41,9 +41,13 @@ pub struct Settings {
     /// Shortest epoch: the seed slept out the rest of 60 s between epochs. Default off,
     /// because rate limits belong in the adapters.
     pub min_epoch_duration: Option<Duration>,
-    /// Keep running epochs until a claim comes back empty (ignores `epoch_count`; the
-    /// deadline still applies). Default off.
+    /// Keep running until a claim comes back empty, a shutdown or a fatal stop (ignores
+    /// `epoch_count`). The work goes in stretches of at most `deadline` each, back to
+    /// back, so every claim's lease and every request still fit one stretch. Default off.
     pub until_drained: bool,
+    /// With `until_drained`: start nothing after this long (the command's explicit
+    /// `--deadline`); `None` drains without a time limit. Default `None`.
+    pub drain_limit: Option<Duration>,
     /// A claim's lease is the run's remaining time plus this margin, so records of a
     /// crashed run come back soon after it would have ended. Default 60 s.
     pub lease_margin: Duration,
@@ -68,6 +72,7 @@ impl Default for Settings {
             deadline: Duration::from_secs(110),
             min_epoch_duration: None,
             until_drained: false,
+            drain_limit: None,
             lease_margin: Duration::from_secs(60),
             issue_retry_backoff: Backoff {
                 max_retries: RetryBudget::default().max_item_retries,

@@ -72,7 +72,7 @@ async fn logs_at_every_level_carry_no_phone_number() {
     pipeline.run(CancellationToken::new()).await.expect("run");
 
     let logs = String::from_utf8(buffer.0.lock().expect("lock").clone()).expect("utf-8");
-    assert!(logs.contains("Batch written."), "the capture works: {logs}");
+    assert!(logs.contains("Epoch written."), "the capture works: {logs}");
     if std::env::var_os("SHOW_LOGS").is_some() {
         println!("{logs}");
     }

@@ -26,7 +26,9 @@ pub async fn execute(
         return super::dry_run::execute(&config).await;
     }
     let progress = Arc::new(ProgressObserver::new(None));
-    let mut builder = Job::builder(config).until_drained(args.until_drained);
+    let mut builder = Job::builder(config)
+        .until_drained(args.until_drained)
+        .deadline(args.deadline.map(std::time::Duration::from_secs));
     if args.until_drained {
         builder = builder.observer(Arc::clone(&progress) as Arc<dyn RunObserver>);
     }

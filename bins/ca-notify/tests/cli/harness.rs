@@ -122,6 +122,42 @@ impl World {
         .fold(crate::ca_notify(), |cli, (k, v)| cli.env(k, v))
     }
 
+    /// The command with nothing but what it must be told: where the store and the two
+    /// servers are, their credentials and the dedup secret. Every other setting is the
+    /// default an operator gets (the benchmark's `defaults` column).
+    #[allow(dead_code)] // The e2e bench's; the command's tests pin their settings.
+    pub fn defaults_cli(&self) -> Cli {
+        self.defaults_env()
+            .into_iter()
+            .fold(crate::ca_notify(), |cli, (k, v)| cli.env(k, v))
+    }
+
+    /// The environment of [`World::defaults_cli`].
+    #[allow(dead_code)] // The e2e bench's.
+    pub fn defaults_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("CA_NOTIFY__STORE__PATH", self.db().display().to_string()),
+            ("CA_NOTIFY__TWILIO__BASE_URL", self.twilio.base_url()),
+            (
+                "CA_NOTIFY__TWILIO__ACCOUNT_SID",
+                self.twilio.account_sid().to_owned(),
+            ),
+            (
+                "CA_NOTIFY__TWILIO__AUTH_TOKEN",
+                self.twilio.auth_token().to_owned(),
+            ),
+            (
+                "CA_NOTIFY__VERIFICATION__BASE_URL",
+                self.verification.base_url(),
+            ),
+            (
+                "CA_NOTIFY__VERIFICATION__API_KEY",
+                self.verification.api_key(),
+            ),
+            ("CA_NOTIFY__DEDUP__SECRET", SECRET.to_owned()),
+        ]
+    }
+
     /// A log file in the world's directory, for a spawned command's stderr (a pipe
     /// nobody reads would stall it).
     pub fn log(&self, name: &str) -> Stdio {

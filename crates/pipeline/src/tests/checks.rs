@@ -57,7 +57,7 @@ async fn invalid_and_landline_numbers_never_reach_the_issuer() {
     );
     let report = p.run(CancellationToken::new()).await.expect("run");
 
-    assert_eq!(writes.lock().expect("lock").len(), 1, "one write per batch");
+    assert_eq!(writes.lock().expect("lock").len(), 1, "one write per epoch");
     assert_eq!(
         outcome_of(&writes, "bad-phone"),
         Outcome::not_sent(NotSentReason::InvalidNumber {

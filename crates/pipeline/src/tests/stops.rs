@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::*;
-use crate::{BatchReport, FatalCause, RunObserver};
+use crate::FatalCause;
 
 fn settings(epochs: u32) -> Settings {
     Settings {
@@ -286,7 +286,8 @@ async fn a_failing_sink_stops_the_run_and_releases_the_batch() {
         .await
         .expect_err("fails");
     assert!(matches!(failure.cause, FatalCause::Sink(_)));
-    assert_eq!(failure.report.deferred_for(DeferredKind::WriteFailed), 10);
+    // The epoch writes once: all its 30 records went unwritten, and were released.
+    assert_eq!(failure.report.deferred_for(DeferredKind::WriteFailed), 30);
     assert_eq!(failure.report.deferred_total(), 30);
     assert_eq!(
         m.store.calls().writes,
@@ -299,31 +300,27 @@ async fn a_failing_sink_stops_the_run_and_releases_the_batch() {
 
 #[tokio::test(start_paused = true)]
 async fn shutdown_finishes_in_flight_batches_and_releases_the_rest() {
-    struct CancelAfterFirstBatch(CancellationToken);
-    impl RunObserver for CancelAfterFirstBatch {
-        fn on_batch_written(&self, _batch: &BatchReport) {
-            self.0.cancel();
-        }
-    }
     let shutdown = CancellationToken::new();
     let store = Arc::new(ca_notify_adapter_memory::MemoryStore::with_records(
         records(300),
     ));
     let issuer = Arc::new(MemoryIssuer::new().with_latency(Duration::from_millis(500)));
-    let p = Pipeline::builder()
-        .source(store.clone())
-        .validator(Arc::new(MemoryValidator::new()))
-        .issuer(issuer.clone())
-        .sink(store.clone())
-        .settings(settings(3))
-        .dedup_secret(secret())
-        .today(Arc::new(today))
-        .observer(Arc::new(CancelAfterFirstBatch(shutdown.clone())))
-        .build()
-        .expect("pipeline");
+    let p = pipeline(
+        store.clone(),
+        Arc::new(MemoryValidator::new()),
+        issuer.clone(),
+        store.clone(),
+        settings(3),
+    );
+    // The shutdown comes while the first four requests are in flight.
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        stop.cancel();
+    });
     let report = p.run(shutdown).await.expect("a shutdown is not a failure");
     assert_eq!(report.stop, Some(StopReason::Shutdown));
-    // The four batches in flight finished; nothing else started.
+    // The four requests in flight finished and were written; nothing else was sent.
     assert_eq!(report.batches, 4);
     assert_eq!(report.sent, 40);
     assert_eq!(
@@ -396,16 +393,17 @@ async fn the_deadline_cuts_a_slow_validator_and_loses_nothing() {
         },
     );
     // Nothing settled, but the deadline, not only the validator, is why: not a failure.
+    // The ten checks in flight (one per validation slot) ran out of time; no other started.
     let report = m.pipeline.run(CancellationToken::new()).await.expect("run");
     assert_eq!(report.sent, 0);
-    assert_eq!(report.deferred_for(DeferReason::ValidationUnavailable), 40);
-    assert_eq!(report.deferred_for(DeferReason::Deadline), 60);
+    assert_eq!(report.deferred_for(DeferReason::ValidationUnavailable), 10);
+    assert_eq!(report.deferred_for(DeferReason::Deadline), 90);
     assert_no_zeros(&m);
     assert_nothing_lost(&m.store, &report);
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_panicking_adapter_costs_its_batch_not_the_run() {
+async fn a_panicking_adapter_costs_its_record_not_the_run() {
     struct Panicky;
     #[async_trait::async_trait]
     impl ca_notify_ports::PhoneValidator for Panicky {
@@ -431,7 +429,7 @@ async fn a_panicking_adapter_costs_its_batch_not_the_run() {
         settings(1),
     );
     let report = p.run(CancellationToken::new()).await.expect("run");
-    assert_eq!(report.deferred_for(DeferredKind::BatchPanicked), 10);
-    assert_eq!(report.sent, 20);
+    assert_eq!(report.deferred_for(DeferredKind::BatchPanicked), 1);
+    assert_eq!(report.sent, 29);
     assert_nothing_lost(&store, &report);
 }
