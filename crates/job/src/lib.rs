@@ -31,6 +31,7 @@ pub mod compose;
 pub mod config;
 pub mod job;
 pub mod preview;
+pub mod secret_files;
 
 pub use compose::Store;
 pub use config::{JobConfig, StoreKind, ValidatorKind};
