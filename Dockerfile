@@ -1,7 +1,7 @@
 # The container image: the static binary and nothing else — no shell, no libc, no package
 # manager, no certificate store (the binary carries Mozilla's roots).
 #
-#   scripts/build-static.sh          # -> target/static/ca-notify
+#   scripts/build-static.sh          # -> target/dist/ca-notify
 #   docker build -t ca-notify:0.1.0 .
 #
 # The binary is built on the build machine's own toolchain, not in a builder image, so
@@ -12,7 +12,7 @@
 # CA_NOTIFY__SECTION__KEY_FILE=/run/secrets/… (docs/operations.md, "Secrets from files").
 FROM scratch
 
-COPY --chmod=0555 target/static/ca-notify /ca-notify
+COPY --chmod=0555 target/dist/ca-notify /ca-notify
 
 USER 65532:65532
 WORKDIR /data
