@@ -99,7 +99,12 @@ fn the_static_binary_runs_a_demo_alone_in_an_empty_root_as_a_non_root_user() {
     };
     assert_eq!(listing(root.path()), ["ca-notify", "tmp"]);
 
-    let out = Command::new("chroot")
+    // The child's environment is cleared, so the program is named by its path.
+    let chroot = ["/usr/sbin/chroot", "/usr/bin/chroot", "/sbin/chroot"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("coreutils' chroot is installed (.ci/run installs it)");
+    let out = Command::new(chroot)
         .arg("--userspec=65532:65532")
         .arg(root.path())
         .args(["/ca-notify", "demo", "--in-memory", "--recipients", "400"])
