@@ -8,6 +8,7 @@
 # 127.0.0.1 and fail (never skip) when it cannot start. The metrics tests start a real
 # Prometheus Pushgateway, and the alerting rules are checked with promtool: both come
 # from Debian (prometheus-pushgateway, prometheus), installed here when missing.
+# The empty-root tests run the static binary (scripts/build-static.sh), built here too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,4 +20,6 @@ if ! command -v prometheus-pushgateway >/dev/null 2>&1 || ! command -v promtool 
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y --no-install-recommends \
         prometheus-pushgateway prometheus
 fi
+# The empty-root tests (bins/ca-notify/tests/cli/empty_root.rs) run the static binary.
+scripts/build-static.sh
 cargo test --workspace --locked "$@"

@@ -6,12 +6,21 @@ use clap::{Parser, Subcommand};
 
 use crate::telemetry::LogFormat;
 
+/// What `--version` prints after the name: the version and the commit it was built from
+/// (`build.rs`).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("CA_NOTIFY_COMMIT"),
+    ")"
+);
+
 /// Texts a verification code to each person with a positive COVID-19 test, exactly once,
 /// so they can warn their contacts through Exposure Notifications.
 #[derive(Debug, Parser)]
 #[command(
     name = "ca-notify",
-    version,
+    version = VERSION,
     propagate_version = true,
     subcommand_required = true,
     arg_required_else_help = true
@@ -78,6 +87,9 @@ pub enum Command {
     },
     #[command(flatten)]
     Operator(OperatorCommand),
+    /// The Azure Functions custom handler: serves the Functions host on
+    /// FUNCTIONS_CUSTOMHANDLER_PORT, one run per timer invocation (deploy/azure-functions/).
+    ServeFunctions(ServeFunctionsArgs),
     #[cfg(feature = "demo")]
     /// Runs the Twilio Lookup and verification-server simulators for manual testing.
     Simulate {
@@ -220,6 +232,17 @@ pub struct RunArgs {
     /// Also write the summary as JSON to this file.
     #[arg(long, value_name = "PATH")]
     pub summary_json: Option<PathBuf>,
+}
+
+/// `serve-functions` options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeFunctionsArgs {
+    /// The port the Functions host calls the handler on (on 127.0.0.1).
+    #[arg(long, env = "FUNCTIONS_CUSTOMHANDLER_PORT")]
+    pub port: u16,
+    /// The function app's host.json, whose functionTimeout sets each run's deadline.
+    #[arg(long, value_name = "PATH", default_value = "host.json")]
+    pub host_json: PathBuf,
 }
 
 /// `demo` options.

@@ -8,12 +8,14 @@
 mod cli;
 mod commands;
 mod exit;
+mod log_capture;
 mod progress;
 mod signals;
 mod summary;
 #[cfg(feature = "demo")]
 mod synthetic;
 mod telemetry;
+mod tls_roots;
 
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -24,6 +26,8 @@ use crate::cli::{Cli, Command};
 use crate::exit::Failure;
 
 fn main() -> ExitCode {
+    // Before the runtime's threads: it may set SSL_CERT_FILE.
+    tls_roots::provide_when_missing();
     let cli = Cli::parse();
     telemetry::init(cli.log_format, telemetry::level(cli.verbose, cli.quiet));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -61,6 +65,9 @@ async fn dispatch(cli: Cli, env: HashMap<String, String>) -> Result<(), Failure>
             commands::check::execute(config_path, &env, print_config).await
         }
         Command::Migrate { print } => commands::migrate::execute(config_path, &env, print).await,
+        Command::ServeFunctions(args) => {
+            commands::serve_functions::execute(config_path, &env, &args).await
+        }
         #[cfg(feature = "demo")]
         Command::Simulate {
             twilio_port,

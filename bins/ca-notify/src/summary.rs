@@ -56,7 +56,12 @@ pub fn table(run_id: &RunId, report: &RunReport) -> String {
 /// # Errors
 /// When the file cannot be written.
 pub fn write_json(run_id: &RunId, report: &RunReport, path: &Path) -> anyhow::Result<()> {
-    let json = serde_json::to_string_pretty(&Summary { run_id, report })?;
+    let json = serde_json::to_string_pretty(&json(run_id, report))?;
     std::fs::write(path, json + "\n")
         .map_err(|e| anyhow::anyhow!("cannot write the summary to {}: {e}", path.display()))
+}
+
+/// The summary as JSON (the report and its run id), as `--summary-json` writes it.
+pub fn json(run_id: &RunId, report: &RunReport) -> serde_json::Value {
+    serde_json::to_value(Summary { run_id, report }).unwrap_or(serde_json::Value::Null)
 }

@@ -94,7 +94,9 @@ impl<W: Write> Write for ScrubbingWriter<W> {
         // The formatter hands over one whole event per call, so a number cannot be split
         // across two writes.
         let text = String::from_utf8_lossy(buf);
-        self.0.write_all(scrub_phone_numbers(&text).as_bytes())?;
+        let scrubbed = scrub_phone_numbers(&text);
+        crate::log_capture::offer(&scrubbed);
+        self.0.write_all(scrubbed.as_bytes())?;
         Ok(buf.len())
     }
 

@@ -6,6 +6,9 @@
 //! never silently falls back to a default. Every invalid value is reported with its key,
 //! the problem and the allowed range; secret values are never echoed.
 //!
+//! Any setting can come from a file instead (`CA_NOTIFY__SECTION__KEY_FILE`, or
+//! `key_file` in the TOML file), read in the layer that names it: see [`secret_files`].
+//!
 //! Values are taken as written: an environment value stays text until a numeric or
 //! boolean setting parses it, so a string setting (a secret, a table name) keeps `0001`,
 //! `1e3` or ` 007 ` exactly, and a secret in TOML must be a quoted string. Every duration
@@ -28,7 +31,7 @@ use config::{Config, Environment, File, FileFormat};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use crate::JobError;
+use crate::{secret_files, JobError};
 
 /// Seed variable names honoured as aliases, and the keys they stand for.
 const SEED_ALIASES: &[(&str, &str)] = &[
@@ -268,7 +271,12 @@ impl JobConfig {
     pub fn load(file: Option<&Path>, env: &HashMap<String, String>) -> Result<Self, JobError> {
         let mut builder = Config::builder();
         if let Some(path) = file {
-            builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
+            builder = match toml_with_files_read(path)? {
+                Some(text) => builder.add_source(File::from_str(&text, FileFormat::Toml)),
+                None => {
+                    builder.add_source(File::from(path).format(FileFormat::Toml).required(true))
+                }
+            };
         }
         let aliases: HashMap<String, String> = SEED_ALIASES
             .iter()
@@ -279,6 +287,7 @@ impl JobConfig {
             .filter(|(k, _)| k.starts_with("CA_NOTIFY__"))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        let namespaced = secret_files::resolve_env(namespaced, "CA_NOTIFY__")?;
         let layered = builder
             .add_source(env_layer(None).source(Some(aliases)))
             .add_source(env_layer(Some("CA_NOTIFY")).source(Some(namespaced)))
@@ -364,6 +373,32 @@ impl JobConfig {
         }
         problems
     }
+}
+
+/// The TOML file with its `key_file` settings read (`secret_files`), or `None` when it
+/// has none, so the file is layered as it is and keeps its name in every message.
+fn toml_with_files_read(path: &Path) -> Result<Option<String>, JobError> {
+    // An unreadable or malformed file is left to the layer, which reports it as before.
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(None);
+    };
+    let Ok(mut document) = text.parse::<toml::Table>() else {
+        return Ok(None);
+    };
+    if !mentions_file_key(&document) {
+        return Ok(None);
+    }
+    secret_files::resolve_toml(&mut document)?;
+    Ok(Some(toml::to_string(&document).map_err(|e| {
+        config::ConfigError::Message(format!("{}: {e}", path.display()))
+    })?))
+}
+
+fn mentions_file_key(table: &toml::Table) -> bool {
+    table.iter().any(|(name, value)| match value {
+        toml::Value::Table(inner) => mentions_file_key(inner),
+        _ => name.ends_with(secret_files::FILE_SUFFIX),
+    })
 }
 
 /// An environment layer whose values stay text: the typed settings parse their own
@@ -546,6 +581,86 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Every secret can come from a file, through the environment or the TOML file, and
+    /// the layers keep their order: the environment's file beats the TOML file's.
+    #[test]
+    fn secrets_come_from_files_in_either_layer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).expect("write");
+            path.display().to_string()
+        };
+        let dedup = write("dedup", "0123456789abcdef-from-env\n");
+        let api_key = write("api_key", "key-from-toml\n");
+        let token = write("token", "token-from-toml\n");
+        let toml = dir.path().join("c.toml");
+        std::fs::write(
+            &toml,
+            format!(
+                "[verification]\napi_key_file = {api_key:?}\n[twilio]\nauth_token_file = {token:?}\n\
+                 [dedup]\nsecret = \"overridden-by-the-environment\"\n"
+            ),
+        )
+        .expect("write");
+        let c = JobConfig::load(
+            Some(&toml),
+            &env(&[("CA_NOTIFY__DEDUP__SECRET_FILE", &dedup)]),
+        )
+        .expect("loads");
+        let shown = |s: &Option<SecretString>| s.as_ref().map(|s| s.expose_secret().to_owned());
+        assert_eq!(
+            shown(&c.dedup.secret).as_deref(),
+            Some("0123456789abcdef-from-env")
+        );
+        assert_eq!(
+            shown(&c.verification.api_key).as_deref(),
+            Some("key-from-toml")
+        );
+        assert_eq!(
+            shown(&c.twilio.auth_token).as_deref(),
+            Some("token-from-toml")
+        );
+        // The effective configuration shows neither the values nor a `_file` key.
+        let printed = c.redacted_toml();
+        assert!(!printed.contains("from-"), "{printed}");
+
+        let missing = dir.path().join("absent");
+        let err = JobConfig::load(
+            None,
+            &env(&[(
+                "CA_NOTIFY__SNOWFLAKE__PASSWORD_FILE",
+                &missing.display().to_string(),
+            )]),
+        )
+        .expect_err("unreadable");
+        let text = err.to_string();
+        assert!(text.contains("snowflake.password"), "{text}");
+    }
+
+    /// `_file` is reserved for "the file holding this key": no setting may end with it.
+    /// Read from the JSON form, which keeps unset options (as `null`), so every key shows.
+    #[test]
+    fn no_setting_name_ends_with_the_file_suffix() {
+        fn walk(value: &serde_json::Value, at: &str, seen: &mut usize, found: &mut Vec<String>) {
+            if let serde_json::Value::Object(map) = value {
+                for (name, inner) in map {
+                    *seen += 1;
+                    let path = format!("{at}{name}");
+                    if name.ends_with(secret_files::FILE_SUFFIX) {
+                        found.push(path.clone());
+                    }
+                    walk(inner, &format!("{path}."), seen, found);
+                }
+            }
+        }
+        let json = serde_json::to_value(JobConfig::default()).expect("serialises");
+        let (mut seen, mut found) = (0, Vec::new());
+        walk(&json, "", &mut seen, &mut found);
+        assert!(found.is_empty(), "reserved suffix used by {found:?}");
+        assert!(seen > 40, "the walk saw only {seen} keys");
     }
 
     #[test]

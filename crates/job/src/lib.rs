@@ -46,6 +46,7 @@ pub mod preview;
 pub mod reconcile;
 pub mod report;
 pub mod retention;
+pub mod secret_files;
 
 pub use compose::Store;
 pub use config::{JobConfig, StoreKind, ValidatorKind};

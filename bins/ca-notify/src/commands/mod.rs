@@ -14,6 +14,7 @@ pub mod reconcile;
 pub mod report;
 pub mod requeue;
 pub mod run;
+pub mod serve_functions;
 #[cfg(feature = "demo")]
 pub mod simulate;
 pub mod status;

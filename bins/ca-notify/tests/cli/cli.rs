@@ -500,3 +500,30 @@ async fn until_drained_drains_past_the_run_deadline_and_keeps_an_explicit_one() 
     assert_eq!(world.written(), 120, "{}", drained.all());
     world.assert_exactly_once();
 }
+
+/// `--version` names the version and the commit it was built from: the checkout's, when
+/// the source is a git checkout (build.rs), and `unknown` only when it is not.
+#[test]
+fn version_names_the_commit() {
+    let out = crate::ca_notify().run(&["--version"]);
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let line = out.stdout.trim();
+    assert!(
+        line.starts_with(&format!("ca-notify {} (commit ", env!("CARGO_PKG_VERSION"))),
+        "{line}"
+    );
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    match head {
+        Some(commit) => assert!(
+            line.ends_with(&format!("(commit {commit})")),
+            "{line} at {commit}"
+        ),
+        None => assert!(line.ends_with("(commit unknown)"), "{line}"),
+    }
+}

@@ -9,12 +9,18 @@
 //! * `operator`: the operator's day: status, requeue, reconcile, purge, export, completions.
 //! * `report`: `report --html` rendered by headless Chromium (console, charts, screenshot).
 //! * `truth`: the outcome is the truth under servers that fail as the real one does.
+//! * `functions`: `serve-functions` driven as the Azure Functions host drives it.
+//! * `deploy`: the scheduler examples in `deploy/`, and that the command accepts them.
+//! * `empty_root`: the static binary alone in an empty root directory.
 //! * `harness`: the world those runs share (simulators, a SQLite store, the invariants).
 
 use ca_notify_integration_tests::{Cli, CliOutput};
 
 mod chaos;
 mod cli;
+mod deploy;
+mod empty_root;
+mod functions;
 mod harness;
 mod hostile;
 mod operator;
