@@ -126,11 +126,11 @@ async fn without_auto_migrate_an_empty_schema_stops_the_run_naming_ca_notify_mig
     let done = ca_notify_job::migrate::migrate(&config)
         .await
         .expect("migrate");
-    assert!(done.contains("from schema version 0 to 3"), "{done}");
+    assert!(done.contains("from schema version 0 to 4"), "{done}");
     let again = ca_notify_job::migrate::migrate(&config)
         .await
         .expect("migrate twice");
-    assert!(again.contains("already at schema version 3"), "{again}");
+    assert!(again.contains("already at schema version 4"), "{again}");
     let report = build(config)
         .await
         .expect("builds once migrated")
