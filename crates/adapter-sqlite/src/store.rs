@@ -111,7 +111,12 @@ impl SqliteStore {
     /// As [`SqliteStore::open`].
     pub async fn open_with_clock(config: SqliteConfig, clock: Clock) -> Result<Self, StoreError> {
         let table = ValidTable::new(&config.table)?;
-        tokio::task::spawn_blocking(move || Self::open_blocking(config, table, clock)).await?
+        // The caller's span (a run's id) follows the work onto the blocking thread.
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || {
+            span.in_scope(|| Self::open_blocking(config, table, clock))
+        })
+        .await?
     }
 
     fn open_blocking(
@@ -243,7 +248,9 @@ impl SqliteStore {
         F: FnOnce(&mut Connection, &Inner) -> Result<T, StoreError> + Send + 'static,
     {
         let inner = Arc::clone(&self.inner);
+        let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
             // A panic mid-call leaves no open transaction (rusqlite rolls back on drop),
             // so a poisoned connection is still a good one.
             let mut conn = inner.conn.lock().unwrap_or_else(PoisonError::into_inner);

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use ca_notify_job::{Job, JobBuilder, JobConfig, RunId, RunObserver, RunReport};
+use tracing::Instrument;
 
 use crate::cli::RunArgs;
 use crate::exit::{self, Failure};
@@ -44,8 +45,14 @@ pub async fn run_and_report(
     progress: &ProgressObserver,
     summary_json: Option<&Path>,
 ) -> Result<(), Failure> {
-    let job = builder.build().await?;
-    let run_id = job.run_id().clone();
+    // The id is made before the job is built, so that the lines of the build (opening the
+    // store, migrating it) carry it too, under the same span the run's lines do.
+    let run_id = ca_notify_job::new_run_id();
+    let job = builder
+        .run_id(run_id.clone())
+        .build()
+        .instrument(tracing::info_span!("job", run_id = %run_id))
+        .await?;
     let result = job.run(shutdown_on_signals()).await;
     progress.finish();
     let report = match &result {

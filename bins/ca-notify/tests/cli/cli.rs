@@ -527,3 +527,48 @@ fn version_names_the_commit() {
         None => assert!(line.ends_with("(commit unknown)"), "{line}"),
     }
 }
+
+/// The lines a run logs while its job is built (here: a new SQLite file migrated) carry
+/// the run's id as the run's own lines do, and the summary names the same id. The
+/// verification server is unreachable, so the run issues nothing; that does not matter
+/// here.
+#[test]
+fn the_lines_of_building_a_run_carry_its_run_id() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let summary = dir.path().join("summary.json");
+    let out = store_env(dir.path())
+        .current_dir(dir.path())
+        .env("CA_NOTIFY__VALIDATOR__KIND", "offline")
+        .env(
+            "CA_NOTIFY__DEDUP__SECRET",
+            "a-dedup-secret-of-enough-length-000",
+        )
+        .env("CA_NOTIFY__VERIFICATION__BASE_URL", "http://127.0.0.1:9")
+        .env("CA_NOTIFY__VERIFICATION__API_KEY", "not-a-real-key")
+        .run(&[
+            "run",
+            "--log-format",
+            "json",
+            "--summary-json",
+            &summary.display().to_string(),
+        ]);
+    let report: Value = serde_json::from_str(
+        &std::fs::read_to_string(&summary).unwrap_or_else(|e| panic!("{e}: {}", out.all())),
+    )
+    .expect("json");
+    let run_id = report["run_id"].as_str().expect("run_id in the summary");
+    let migrated: Vec<Value> = out
+        .stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["message"] == "Migrated the SQLite state schema.")
+        .collect();
+    assert!(!migrated.is_empty(), "no migration line: {}", out.stderr);
+    for line in &migrated {
+        let spans = line["spans"].as_array().cloned().unwrap_or_default();
+        assert!(
+            spans.iter().any(|s| s["run_id"] == run_id),
+            "a build line without the run id: {line}"
+        );
+    }
+}
