@@ -13,7 +13,7 @@
 //! on Snowflake's clock (`SYSDATE()`), as the claims stamp them. Values are bound; the
 //! page sizes are integer literals checked against [`MAX_PAGE`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
 use ca_notify_domain::{DedupKey, NotSentKind, RecordId};
@@ -136,8 +136,10 @@ impl SnowflakeStore {
                 let outcome = cell_text(&row[2], "outcome")?;
                 known.insert(id, (sent, outcome));
             }
+            let in_source = self.in_source_only(chunk, &known).await?;
             for id in chunk {
                 let problem = match known.get(id.as_str()) {
+                    None if in_source.contains(id.as_str()) => Some("pending"),
                     None => Some("unknown"),
                     Some((_, None)) => Some("pending"),
                     Some((Some(sent), _)) if sent == "1" => Some("texted"),
@@ -152,6 +154,42 @@ impl SnowflakeStore {
             }
         }
         Ok(ca_notify_ports::admin::describe_refusal(&problems))
+    }
+
+    /// Of `ids` without a state row (`known` holds those with one), the ones the source
+    /// table holds: records no claim has reached yet, pending rather than unknown.
+    async fn in_source_only(
+        &self,
+        ids: &[RecordId],
+        known: &BTreeMap<String, (Option<String>, Option<String>)>,
+    ) -> Result<BTreeSet<String>, AdminError> {
+        let missing: Vec<&str> = ids
+            .iter()
+            .map(RecordId::as_str)
+            .filter(|id| !known.contains_key(*id))
+            .collect();
+        if missing.is_empty() {
+            return Ok(BTreeSet::new());
+        }
+        let names = &self.names;
+        let statement = sql(
+            format!(
+                "SELECT DISTINCT {key} FROM {source} AS src WHERE {key} IN ({list})",
+                key = key(names),
+                source = names.source.table.sql(),
+                list = vec!["?"; missing.len()].join(", "),
+            ),
+            missing.iter().map(|id| text(*id)).collect(),
+        );
+        let answer = self
+            .admin_run("reading source records to requeue", &statement)
+            .await?;
+        let mut found = BTreeSet::new();
+        for row in cells(&answer) {
+            let row = expect_cells(row, 1)?;
+            found.insert(cell_text(&row[0], "record id")?.unwrap_or_default());
+        }
+        Ok(found)
     }
 
     /// Back to pending, only where not texted; the number changed.

@@ -91,6 +91,8 @@ async fn requeue_refuses_texted_unknown_and_pending_ids_and_requeues_the_rest() 
     for (ids, expected) in [
         (vec!["2", "1"], "written as texted"),
         (vec!["2", "99"], "not in the store"),
+        // In the source, never claimed: no state row yet, and pending all the same.
+        (vec!["2", "5"], "1 still pending (nothing to requeue): 5"),
         (vec![], "empty"),
     ] {
         let selection = RequeueSelection::Ids(ids.iter().map(|s| id(s)).collect());
