@@ -55,18 +55,7 @@ impl World {
         twilio: TwilioSimConfig,
         verification: SimConfig,
     ) -> Self {
-        let twilio = TwilioSimulator::start(twilio)
-            .await
-            .expect("twilio simulator");
-        let verification = VerificationSimulator::start(verification)
-            .await
-            .expect("verification simulator");
-        let world = Self {
-            twilio,
-            verification,
-            dir: tempfile::tempdir().expect("tempdir"),
-            people,
-        };
+        let world = Self::start_without_store(people, twilio, verification).await;
         let today = chrono::Utc::now().date_naive().to_string();
         let mut csv = String::from("id,phone,test_date\n");
         for p in &world.people {
@@ -77,6 +66,27 @@ impl World {
         let import = world.cli().run(&["import", &path.display().to_string()]);
         assert_eq!(import.code, Some(0), "{}", import.all());
         world
+    }
+
+    /// The simulators and the directory, with `people` imported nowhere: for a world
+    /// whose store is filled another way (a Snowflake source table, `operator_world.rs`).
+    pub async fn start_without_store(
+        people: Vec<Person>,
+        twilio: TwilioSimConfig,
+        verification: SimConfig,
+    ) -> Self {
+        let twilio = TwilioSimulator::start(twilio)
+            .await
+            .expect("twilio simulator");
+        let verification = VerificationSimulator::start(verification)
+            .await
+            .expect("verification simulator");
+        Self {
+            twilio,
+            verification,
+            dir: tempfile::tempdir().expect("tempdir"),
+            people,
+        }
     }
 
     /// The SQLite file.

@@ -6,7 +6,8 @@
 //! * `simulated`: the binary against the HTTP simulators: a wrong key, faults at trace level.
 //! * `chaos`: the built binary killed, restarted, doubled, stopped and facing faulty peers.
 //! * `hostile`: the hostile input corpus, imported and run, or rejected naming the line.
-//! * `operator`: the operator's day: status, requeue, reconcile, purge, export, completions.
+//! * `operator`: the operator's day on SQLite and on Snowflake (fakesnow): status, requeue,
+//!   reconcile, purge, export, report, completions; `operator_world`: its seeding of both.
 //! * `report`: `report --html` rendered by headless Chromium (console, charts, screenshot).
 //! * `truth`: the outcome is the truth under servers that fail as the real one does.
 //! * `functions`: `serve-functions` driven as the Azure Functions host drives it.
@@ -24,6 +25,7 @@ mod functions;
 mod harness;
 mod hostile;
 mod operator;
+mod operator_world;
 mod report;
 mod simulated;
 mod truth;

@@ -1,75 +1,148 @@
-//! The operator's day on the built binary over a SQLite store and the simulators:
-//! `status`, `requeue` (its dry run, refusals and the ledger that still stops a second
-//! text), `reconcile` (a claimed code, a server that is down), `purge` (inside and past
-//! retention), `export -`, and the generated completions and man page.
+//! The operator's day on the built binary, each command on both stores — SQLite and
+//! Snowflake (fakesnow) — from one seeding (`operator_world.rs`): `status` (its JSON
+//! against the seeded records), `requeue` (its dry run, refusals, bad input, and the
+//! ledger that still stops a second text), `reconcile` (a claimed code, a server that is
+//! down), `purge` (inside and past retention, the runs table), `export -`, `report --html`
+//! (the browser check is `report.rs`, SQLite only: the page is made from the store's
+//! report rows by the same code for both), and the generated completions and man page.
+//!
+//! Every refusal and bad input must exit with its code, say why, and leave every row of
+//! the state, source and runs tables as it was.
 
-use std::path::Path;
-
-use ca_notify_simulators::twilio::TwilioSimConfig;
-use ca_notify_simulators::verification::SimConfig;
-use rusqlite::Connection;
+use ca_notify_integration_tests::{CliOutput, Kind, Person};
 use serde_json::Value;
 
-use crate::harness::{Kind, World};
+use crate::operator_world::{OperatorWorld, StoreKind};
 
-/// Every state row as text, to prove that a refusal changed nothing.
-fn snapshot(db: &Path) -> Vec<String> {
-    let conn = Connection::open(db).expect("open");
-    let mut stmt = conn
-        .prepare("SELECT * FROM ca_notify_state ORDER BY record_id")
-        .expect("select");
-    let columns = stmt.column_count();
-    stmt.query_map([], |r| {
-        let cells = (0..columns)
-            .map(|i| {
-                r.get::<_, rusqlite::types::Value>(i)
-                    .map(|v| format!("{v:?}"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(cells.join("|"))
-    })
-    .expect("rows")
-    .collect::<Result<_, _>>()
-    .expect("rows")
+/// Declares `mod name { fn sqlite(); fn snowflake(); }` running `name(kind)` on each store.
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            use crate::operator_world::StoreKind;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(StoreKind::Sqlite).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn snowflake() {
+                super::$name(StoreKind::Snowflake).await;
+            }
+        }
+    )*};
 }
 
-fn sql(db: &Path, statement: &str, id: &str) -> usize {
-    Connection::open(db)
-        .expect("open")
-        .execute(statement, [id])
-        .expect("statement")
-}
+on_both_stores!(status, requeue, reconcile, purge, export, report);
 
-fn json(out: &ca_notify_integration_tests::CliOutput) -> Value {
+fn json(out: &CliOutput) -> Value {
+    assert_eq!(out.code, Some(0), "{}", out.all());
     serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.all()))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn status_requeue_and_the_ledger_that_still_stops_a_second_text() {
-    let world = World::start(10, TwilioSimConfig::default(), SimConfig::default()).await;
-    let run = world.cli().run(&["run", "--until-drained"]);
+fn first(world: &OperatorWorld, kind: Kind) -> &Person {
+    world
+        .world
+        .people
+        .iter()
+        .find(|p| p.kind == kind)
+        .unwrap_or_else(|| panic!("a {kind:?}"))
+}
+
+/// Ten recipients, one run until drained: 7 mobiles and a duplicate texted, a landline
+/// and an invalid number not.
+async fn drained(kind: StoreKind) -> OperatorWorld {
+    let world = OperatorWorld::start(kind, 10).await;
+    let run = world.run(&["run", "--until-drained"]);
     assert_eq!(run.code, Some(0), "{}", run.all());
-    let status = json(&world.cli().run(&["status", "--json"]));
-    assert_eq!(status["total"], 10);
-    assert_eq!(status["pending"], 0);
-    assert_eq!(status["not_sent"]["not_sms_capable"], 1, "{status}");
-    assert_eq!(status["not_sent"]["invalid_number"], 1, "{status}");
-    let text = world.cli().run(&["status"]);
+    world
+}
+
+async fn status(kind: StoreKind) {
+    let world = OperatorWorld::start(kind, 10).await;
+    let before = json(&world.run(&["status", "--json"]));
+    assert_eq!(
+        (
+            before["total"].as_u64(),
+            before["pending"].as_u64(),
+            before["sent"].as_u64()
+        ),
+        (Some(10), Some(10), Some(0)),
+        "{before}"
+    );
+    assert_eq!(before["last_runs"], serde_json::json!([]), "{before}");
+    // SQLite keeps each record's arrival; a Snowflake source table does not say.
+    match kind {
+        StoreKind::Sqlite => assert!(
+            before["oldest_pending_age_secs"]
+                .as_i64()
+                .is_some_and(|a| a >= 0),
+            "{before}"
+        ),
+        StoreKind::Snowflake => {
+            assert_eq!(before["oldest_pending_since"], Value::Null, "{before}");
+        }
+    }
+
+    let run = world.run(&["run", "--until-drained"]);
+    assert_eq!(run.code, Some(0), "{}", run.all());
+    let status = json(&world.run(&["status", "--json"]));
+    let texted = world
+        .world
+        .people
+        .iter()
+        .filter(|p| matches!(p.kind, Kind::Mobile | Kind::Duplicate))
+        .count() as u64;
+    for (field, expected) in [
+        ("total", 10),
+        ("pending", 0),
+        ("claimed", 0),
+        ("sent", texted),
+        ("unconfirmed", 0),
+        ("purged", 0),
+    ] {
+        assert_eq!(status[field].as_u64(), Some(expected), "{field}: {status}");
+    }
+    assert_eq!(
+        status["not_sent"],
+        serde_json::json!({"invalid_number": 1, "not_sms_capable": 1}),
+        "{status}"
+    );
+    assert_eq!(status["deferred"], serde_json::json!({}), "{status}");
+    assert_eq!(status["claims_expire_by"], Value::Null, "{status}");
+    assert_eq!(
+        status["oldest_pending_age_secs"],
+        Value::Null,
+        "nothing pending"
+    );
+    let last = &status["last_runs"][0];
+    assert_eq!(
+        (
+            last["end"]["succeeded"].as_bool(),
+            last["end"]["counts"]["sent"]
+                .as_u64()
+                .zip(last["end"]["counts"]["already_sent"].as_u64())
+                .map(|(sent, already)| sent + already),
+            last["end"]["counts"]["not_sent"].as_u64()
+        ),
+        (Some(true), Some(texted), Some(2)),
+        "{status}"
+    );
+    let text = world.run(&["status"]);
     assert_eq!(text.code, Some(0), "{}", text.all());
     assert!(text.stdout.contains("not sent"), "{}", text.stdout);
+    assert!(
+        text.stdout.contains(last["id"].as_str().expect("a run id")),
+        "{}",
+        text.stdout
+    );
+}
 
-    let db = world.db();
-    let mobile = world
-        .people
-        .iter()
-        .find(|p| p.kind == Kind::Mobile)
-        .expect("a mobile");
-    let landline = world
-        .people
-        .iter()
-        .find(|p| p.kind == Kind::Landline)
-        .expect("a landline");
-    let before = snapshot(&db);
+async fn requeue(kind: StoreKind) {
+    let world = drained(kind).await;
+    let mobile = first(&world, Kind::Mobile).clone();
+    let landline = first(&world, Kind::Landline).clone();
+    let before = world.snapshot().await;
     for (args, code, says) in [
         (
             vec!["requeue", "--ids", &mobile.id, "--yes"],
@@ -82,6 +155,7 @@ async fn status_requeue_and_the_ledger_that_still_stops_a_second_text() {
             "not in the store",
         ),
         (vec!["requeue", "--ids", "", "--yes"], 10, "empty"),
+        (vec!["requeue", "--ids", " , ", "--yes"], 10, "empty"),
         (
             vec!["requeue", "--reason", "landline", "--yes"],
             2,
@@ -89,56 +163,70 @@ async fn status_requeue_and_the_ledger_that_still_stops_a_second_text() {
         ),
         (vec!["requeue", "--yes"], 2, "required"),
     ] {
-        let out = world.cli().run(&args);
+        let out = world.run(&args);
         assert_eq!(out.code, Some(code), "{args:?}: {}", out.all());
         assert!(out.stderr.contains(says), "{args:?}: {}", out.stderr);
-        assert_eq!(snapshot(&db), before, "{args:?} changed the store");
+        world.assert_unchanged(&before, &format!("{args:?}")).await;
     }
-    let malformed = world.dir.path().join("ids.csv");
-    std::fs::write(&malformed, format!("id,sent\n{},1\n", landline.id)).expect("file");
-    let out = world.cli().run(&[
-        "requeue",
-        "--ids-file",
-        &malformed.display().to_string(),
-        "--yes",
-    ]);
-    assert_eq!(out.code, Some(7), "{}", out.all());
-    assert!(out.stderr.contains("line 1"), "{}", out.stderr);
-    assert_eq!(snapshot(&db), before);
+    let dir = world.world.dir.path();
+    for (name, text, says) in [
+        ("ids.csv", format!("id,sent\n{},1\n", landline.id), "line 1"),
+        ("empty.txt", "# no ids here\n\n".to_owned(), "no record id"),
+    ] {
+        let file = dir.join(name);
+        std::fs::write(&file, text).expect("file");
+        let out = world.run(&[
+            "requeue",
+            "--ids-file",
+            &file.display().to_string(),
+            "--yes",
+        ]);
+        assert_eq!(out.code, Some(7), "{name}: {}", out.all());
+        assert!(out.stderr.contains(says), "{name}: {}", out.stderr);
+        world.assert_unchanged(&before, name).await;
+    }
+    let missing = world.run(&["requeue", "--ids-file", "/nonexistent/ids.txt", "--yes"]);
+    assert_eq!(missing.code, Some(7), "{}", missing.all());
+    world.assert_unchanged(&before, "a missing ids file").await;
 
-    // A twin of the texted mobile (same phone, same test date: the same dedup key),
-    // written not sent: requeued, the next run finds the key in the ledger.
+    // A twin of the texted mobile (same phone, same test date: the same dedup key). New
+    // in the source, it is pending, which requeue refuses.
     let today = chrono::Utc::now().date_naive().to_string();
-    Connection::open(&db)
-        .expect("open")
+    world
         .execute(
-            "INSERT INTO recipients (id, phone, test_date) VALUES ('twin', ?1, ?2)",
-            [&mobile.national, &today],
+            "INSERT INTO {source} (id, phone, test_date) VALUES ('twin', ?, ?)",
+            &[&mobile.national, &today],
         )
-        .expect("twin");
-    sql(
-        &db,
-        "UPDATE ca_notify_state SET sent = 0, outcome = 'not_sent', reason = 'gave_up:unavailable',
-             processed_at = '2026-01-01T00:00:00.000Z' WHERE record_id = ?1",
-        "twin",
-    );
-    let ids = world.dir.path().join("ids.txt");
+        .await;
+    let pending = world.snapshot().await;
+    let out = world.run(&["requeue", "--ids", "twin", "--yes"]);
+    assert_eq!(out.code, Some(10), "{}", out.all());
+    assert!(out.stderr.contains("still pending"), "{}", out.stderr);
+    world
+        .assert_unchanged(&pending, "requeue of a pending record")
+        .await;
+
+    // Written not sent by an earlier run: requeued, the next run finds the key in the
+    // ledger and texts no one.
+    world
+        .write_not_sent("twin", "not_sent", "gave_up:unavailable")
+        .await;
+    let ids = dir.join("ids.txt");
     std::fs::write(&ids, "# twin of a texted record\ntwin\n").expect("ids");
     let ids = ids.display().to_string();
-    let dry = world.cli().run(&["requeue", "--ids-file", &ids]);
+    let written = world.snapshot().await;
+    let dry = world.run(&["requeue", "--ids-file", &ids]);
     assert_eq!(dry.code, Some(0), "{}", dry.all());
     assert!(dry.stdout.contains("Would requeue 1"), "{}", dry.stdout);
-    assert_eq!(world.state()["twin"].outcome.as_deref(), Some("not_sent"));
-    let done = world
-        .cli()
-        .run(&["requeue", "--ids-file", &ids, "--yes", "--json"]);
-    assert_eq!(json(&done)["requeued"], 1, "{}", done.all());
-    assert_eq!(world.state()["twin"].outcome, None);
-    let by_reason = json(
-        &world
-            .cli()
-            .run(&["requeue", "--reason", "not_sms_capable", "--json"]),
+    world.assert_unchanged(&written, "a dry run").await;
+    let done = json(&world.run(&["requeue", "--ids-file", &ids, "--yes", "--json"]));
+    assert_eq!(
+        (done["requeued"].as_u64(), done["applied"].as_bool()),
+        (Some(1), Some(true)),
+        "{done}"
     );
+    assert_eq!(world.outcomes().await["twin"], (None, None));
+    let by_reason = json(&world.run(&["requeue", "--reason", "not_sms_capable", "--json"]));
     assert_eq!(
         (
             by_reason["requeued"].as_u64(),
@@ -146,65 +234,48 @@ async fn status_requeue_and_the_ledger_that_still_stops_a_second_text() {
         ),
         (Some(1), Some(false))
     );
+    let outcome = json(&world.run(&["requeue", "--outcome", "unconfirmed", "--json"]));
+    assert_eq!(outcome["requeued"].as_u64(), Some(0), "{outcome}");
 
-    let again = world.cli().run(&["run", "--until-drained"]);
+    let again = world.run(&["run", "--until-drained"]);
     assert_eq!(again.code, Some(0), "{}", again.all());
     assert_eq!(
-        world.state()["twin"].outcome.as_deref(),
-        Some("already_sent")
+        world.outcomes().await["twin"],
+        (
+            Some("already_sent".to_owned()),
+            Some("texted_before".to_owned())
+        )
     );
     assert_eq!(
-        world.state()["twin"].reason.as_deref(),
-        Some("texted_before")
-    );
-    assert_eq!(
-        world.verification.ledger().texts_to(&mobile.e164()),
+        world.world.verification.ledger().texts_to(&mobile.e164()),
         1,
         "the ledger stopped a second text"
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reconcile_purge_and_export_to_standard_output() {
-    let world = World::start(10, TwilioSimConfig::default(), SimConfig::default()).await;
-    let run = world.cli().run(&["run", "--until-drained"]);
-    assert_eq!(run.code, Some(0), "{}", run.all());
-    let db = world.db();
-    let mobile = world
-        .people
-        .iter()
-        .find(|p| p.kind == Kind::Mobile)
-        .expect("a mobile");
+async fn reconcile(kind: StoreKind) {
+    let world = drained(kind).await;
+    let mobile = first(&world, Kind::Mobile).clone();
     // The server holds its code: make the record unconfirmed, as a failed attempt would.
-    sql(
-        &db,
-        "UPDATE ca_notify_state SET sent = 0, outcome = 'unconfirmed', reason = 'uuid_exists_after_failure'
-          WHERE record_id = ?1",
-        &mobile.id,
-    );
-    let uuid: String = Connection::open(&db)
-        .expect("open")
-        .query_row(
-            "SELECT dedup_uuid FROM ca_notify_state WHERE record_id = ?1",
-            [&mobile.id],
-            |r| r.get(0),
-        )
-        .expect("uuid");
+    world
+        .write_not_sent(&mobile.id, "unconfirmed", "uuid_exists_after_failure")
+        .await;
+    let uuid = world.uuid_of(&mobile.id).await;
 
-    let before = snapshot(&db);
-    let down = world
-        .cli()
-        .env("CA_NOTIFY__VERIFICATION__BASE_URL", "http://127.0.0.1:9")
-        .run(&["reconcile"]);
+    let before = world.snapshot().await;
+    let down = world.run_cli(
+        &world
+            .cli()
+            .env("CA_NOTIFY__VERIFICATION__BASE_URL", "http://127.0.0.1:9"),
+        &["reconcile"],
+    );
     assert_eq!(down.code, Some(9), "{}", down.all());
     assert!(down.stderr.contains("unavailable"), "{}", down.stderr);
-    assert_eq!(
-        snapshot(&db),
-        before,
-        "a server that is down changes nothing"
-    );
+    world
+        .assert_unchanged(&before, "reconcile with the server down")
+        .await;
 
-    let unclaimed = json(&world.cli().run(&["reconcile", "--json"]));
+    let unclaimed = json(&world.run(&["reconcile", "--json"]));
     assert_eq!(
         (
             unclaimed["checked"].as_u64(),
@@ -212,74 +283,138 @@ async fn reconcile_purge_and_export_to_standard_output() {
         ),
         (Some(1), Some(0))
     );
+    world
+        .assert_unchanged(&before, "reconcile of an unclaimed code")
+        .await;
     assert!(
-        world.verification.claim_code(&uuid),
+        world.world.verification.claim_code(&uuid),
         "the person entered the code"
     );
-    let dry = json(&world.cli().run(&["reconcile", "--dry-run", "--json"]));
+    let dry = json(&world.run(&["reconcile", "--dry-run", "--json"]));
     assert_eq!(
         (dry["confirmed"].as_u64(), dry["applied"].as_bool()),
         (Some(1), Some(false))
     );
-    assert_eq!(
-        world.state()[&mobile.id].outcome.as_deref(),
-        Some("unconfirmed")
-    );
-    let done = world.cli().run(&["reconcile"]);
+    world.assert_unchanged(&before, "a dry run").await;
+    let done = world.run(&["reconcile"]);
     assert_eq!(done.code, Some(0), "{}", done.all());
-    let row = &world.state()[&mobile.id];
+    assert!(done.stdout.contains("1 code(s) claimed"), "{}", done.stdout);
     assert_eq!(
-        (row.outcome.as_deref(), row.reason.as_deref()),
-        (Some("sent"), Some("confirmed_by_claim"))
+        world.outcomes().await[&mobile.id],
+        (
+            Some("sent".to_owned()),
+            Some("confirmed_by_claim".to_owned())
+        )
     );
+    assert_eq!(
+        world.world.verification.ledger().texts_to(&mobile.e164()),
+        1,
+        "reconcile texts no one"
+    );
+}
 
-    let before = snapshot(&db);
-    let inside = world.cli().run(&["purge", "--older-than", "7", "--yes"]);
+async fn purge(kind: StoreKind) {
+    let world = drained(kind).await;
+    let before = world.snapshot().await;
+    let inside = world.run(&["purge", "--older-than", "7", "--yes"]);
     assert_eq!(inside.code, Some(10), "{}", inside.all());
     assert!(inside.stderr.contains("retention"), "{}", inside.stderr);
-    assert_eq!(snapshot(&db), before);
-    Connection::open(&db)
-        .expect("open")
-        .execute(
-            "UPDATE ca_notify_state SET processed_at = '2020-01-01T00:00:00.000Z'
-              WHERE processed_at IS NOT NULL",
-            [],
-        )
-        .expect("backdate");
-    let counted = json(&world.cli().run(&["purge", "--older-than", "30", "--json"]));
+    world
+        .assert_unchanged(&before, "purge inside the retention period")
+        .await;
+    let young = json(&world.run(&["purge", "--older-than", "30", "--json"]));
     assert_eq!(
-        (counted["records"].as_u64(), counted["applied"].as_bool()),
-        (Some(10), Some(false))
+        young["records"].as_u64(),
+        Some(0),
+        "finished today: {young}"
     );
-    let phones: i64 = Connection::open(&db)
-        .expect("open")
-        .query_row(
-            "SELECT count(*) FROM recipients WHERE phone <> ''",
-            [],
-            |r| r.get(0),
-        )
-        .expect("count");
-    assert_eq!(phones, 10, "counting erased nothing");
-    let purged = world.cli().run(&["purge", "--older-than", "30", "--yes"]);
-    assert_eq!(purged.code, Some(0), "{}", purged.all());
-    let phones: i64 = Connection::open(&db)
-        .expect("open")
-        .query_row(
-            "SELECT count(*) FROM recipients WHERE phone <> ''",
-            [],
-            |r| r.get(0),
-        )
-        .expect("count");
-    assert_eq!(phones, 0, "every finished record's phone is erased");
-    let status = json(&world.cli().run(&["status", "--json"]));
-    assert_eq!(status["purged"], 10);
-    assert_eq!(status["last_runs"][0]["end"]["stop"], "purge", "{status}");
 
-    let export = world.cli().run(&["export", "-"]);
+    let long_ago = world.timestamp(chrono::Utc::now() - chrono::Duration::days(400));
+    world
+        .execute(
+            "UPDATE {state} SET processed_at = ? WHERE processed_at IS NOT NULL",
+            &[&long_ago],
+        )
+        .await;
+    let backdated = world.snapshot().await;
+    let counted = json(&world.run(&["purge", "--older-than", "30", "--json"]));
+    assert_eq!(
+        (
+            counted["records"].as_u64(),
+            counted["sent"].as_u64(),
+            counted["applied"].as_bool()
+        ),
+        (Some(10), Some(8), Some(false)),
+        "{counted}"
+    );
+    world.assert_unchanged(&backdated, "counting").await;
+    let text = world.run(&["purge", "--older-than", "30"]);
+    assert_eq!(text.code, Some(0), "{}", text.all());
+    assert!(text.stdout.contains("Would purge 10"), "{}", text.stdout);
+    world.assert_unchanged(&backdated, "a dry run").await;
+
+    let purged = json(&world.run(&["purge", "--older-than", "30", "--yes", "--json"]));
+    assert_eq!(
+        (purged["records"].as_u64(), purged["applied"].as_bool()),
+        (Some(10), Some(true)),
+        "{purged}"
+    );
+    let status = json(&world.run(&["status", "--json"]));
+    let last = &status["last_runs"][0]["end"];
+    assert_eq!(
+        (last["stop"].as_str(), last["succeeded"].as_bool()),
+        (Some("purge"), Some(true)),
+        "{status}"
+    );
+    let outcomes = world.outcomes().await;
+    assert!(
+        outcomes.values().all(|(outcome, _)| outcome.is_some()),
+        "outcomes stay: {outcomes:?}"
+    );
+    match kind {
+        StoreKind::Sqlite => {
+            assert_eq!(
+                purged["erased_columns"][0], "phone",
+                "the phone first: {purged}"
+            );
+            assert_eq!(world.phones_left().await, 0, "every phone is erased");
+            assert_eq!(status["purged"].as_u64(), Some(10), "{status}");
+        }
+        // The source table is the state's: ca-notify never writes it, and its own tables
+        // hold no personal data (docs/operations.md, "Retention").
+        StoreKind::Snowflake => {
+            assert_eq!(purged["erased_columns"], serde_json::json!([]), "{purged}");
+            assert_eq!(
+                world.phones_left().await,
+                10,
+                "the source table is untouched"
+            );
+        }
+    }
+    let again = world.run(&["run", "--until-drained"]);
+    assert_eq!(again.code, Some(0), "{}", again.all());
+    assert_eq!(
+        world.world.verification.ledger().total(),
+        7,
+        "a purged record is texted again by no run"
+    );
+}
+
+async fn export(kind: StoreKind) {
+    let world = drained(kind).await;
+    let export = world.run_cli(
+        &world.cli().current_dir(world.world.dir.path()),
+        &["export", "-"],
+    );
     assert_eq!(export.code, Some(0), "{}", export.all());
     assert!(
-        !world.dir.path().join("-").exists(),
+        !world.world.dir.path().join("-").exists(),
         "`-` is standard output, not a file"
+    );
+    assert!(
+        export.stderr.contains("Exported 10 records"),
+        "{}",
+        export.stderr
     );
     let mut reader = csv::Reader::from_reader(export.stdout.as_bytes());
     assert_eq!(
@@ -296,24 +431,78 @@ async fn reconcile_purge_and_export_to_standard_output() {
         ]
     );
     let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("row")).collect();
-    assert_eq!(rows.len(), 10);
-    for row in &rows {
-        if &row[2] == "sent" && row[0] != *mobile.id {
-            assert_eq!(&row[3], "", "no reason on a sent row: {row:?}");
+    let ids: Vec<&str> = rows.iter().map(|r| &r[0]).collect();
+    let mut expected: Vec<&str> = world.world.people.iter().map(|p| p.id.as_str()).collect();
+    expected.sort_unstable();
+    assert_eq!(ids, expected, "one row per record, in id order");
+    let run_id = json(&world.run(&["status", "--json"]))["last_runs"][0]["id"]
+        .as_str()
+        .expect("the run's id")
+        .to_owned();
+    for (row, person) in rows.iter().zip(&world.world.people) {
+        assert_eq!(&row[0], person.id, "ids sort as made");
+        let (sent, outcome, reason) = (&row[1], &row[2], &row[3]);
+        match (person.kind, outcome) {
+            // One of a mobile and its duplicate is issued, the other is already sent.
+            (Kind::Mobile | Kind::Duplicate, "sent") => {
+                assert_eq!(
+                    (sent, reason),
+                    ("1", ""),
+                    "no reason on a sent row: {row:?}"
+                );
+                assert!(!row[6].is_empty(), "a first attempt: {row:?}");
+            }
+            (Kind::Mobile | Kind::Duplicate, _) => {
+                assert_eq!((sent, outcome), ("1", "already_sent"), "{row:?}");
+            }
+            (Kind::Landline, _) => {
+                assert_eq!((sent, outcome), ("0", "not_sent"), "{row:?}");
+                assert!(reason.starts_with("not_sms_capable:"), "{row:?}");
+            }
+            (Kind::Invalid, _) => {
+                assert_eq!((sent, outcome), ("0", "not_sent"), "{row:?}");
+                assert!(reason.starts_with("invalid_number:"), "{row:?}");
+            }
         }
         assert!(row[4].parse::<u32>().expect("attempts") >= 1, "{row:?}");
-    }
-    for p in &world.people {
+        assert_eq!(&row[5], run_id, "the run that wrote it: {row:?}");
+        assert!(!row[7].is_empty(), "processed: {row:?}");
         assert!(
-            !export.stdout.contains(&p.national),
+            !export.stdout.contains(&person.national),
             "a phone in the export"
         );
     }
-    assert!(
-        export.stderr.contains("Exported 10 records"),
-        "{}",
-        export.stderr
-    );
+    let sent_rows = rows.iter().filter(|r| &r[2] == "sent").count();
+    assert_eq!(sent_rows, 7, "one issued text per phone");
+}
+
+async fn report(kind: StoreKind) {
+    let world = drained(kind).await;
+    let page = world.world.dir.path().join("report.html");
+    let figures = json(&world.run(&[
+        "report",
+        "--html",
+        &page.display().to_string(),
+        "--days",
+        "7",
+        "--json",
+    ]));
+    let today = &figures["days"][6];
+    assert_eq!(today["sent"].as_u64(), Some(8), "{figures}");
+    let html = std::fs::read_to_string(&page).expect("the page is written");
+    for chart in [
+        "chart-sent",
+        "chart-not-sent",
+        "chart-backlog",
+        "chart-time-to-text",
+    ] {
+        assert!(html.contains(&format!("id=\"{chart}\"")), "{chart} missing");
+    }
+    for p in &world.world.people {
+        assert!(!html.contains(&p.national), "a phone on the page");
+    }
+    let unwritable = world.run(&["report", "--html", "/nonexistent/dir/report.html"]);
+    assert_eq!(unwritable.code, Some(5), "{}", unwritable.all());
 }
 
 #[test]

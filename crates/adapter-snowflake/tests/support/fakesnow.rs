@@ -123,16 +123,20 @@ fn start() -> Result<Fakesnow, String> {
     })
 }
 
-/// The shim's directory: this crate's `tests/fakesnow`, also when another crate's tests
-/// include this file (`#[path]`) from a sibling crate of `crates/`.
+/// The shim's directory: this crate's `tests/fakesnow`, also when another package's tests
+/// include this file (`#[path]`): a sibling crate of `crates/`, or one of `bins/`.
 fn shim_dir() -> PathBuf {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let own = manifest.join("tests/fakesnow");
-    if own.join("shim.py").exists() {
-        own
-    } else {
-        manifest.join("../adapter-snowflake/tests/fakesnow")
-    }
+    let candidates = [
+        "tests/fakesnow",
+        "../adapter-snowflake/tests/fakesnow",
+        "../../crates/adapter-snowflake/tests/fakesnow",
+    ];
+    candidates
+        .iter()
+        .map(|dir| manifest.join(dir))
+        .find(|dir| dir.join("shim.py").exists())
+        .unwrap_or_else(|| manifest.join(candidates[0]))
 }
 
 fn parse_port(line: &str) -> Option<u16> {
