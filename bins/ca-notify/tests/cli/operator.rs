@@ -488,7 +488,30 @@ async fn report(kind: StoreKind) {
         "--json",
     ]));
     let today = &figures["days"][6];
+    assert_eq!(
+        today["date"].as_str(),
+        Some(chrono::Utc::now().date_naive().to_string().as_str())
+    );
     assert_eq!(today["sent"].as_u64(), Some(8), "{figures}");
+    assert_eq!(
+        today["not_sent"],
+        serde_json::json!({"invalid_number": 1, "not_sms_capable": 1}),
+        "{figures}"
+    );
+    // Tested today, texted today: hours since midnight, read from either store's dates.
+    let median = today["median_hours"].as_f64().expect("a median");
+    assert!((0.0..24.0).contains(&median), "{figures}");
+    assert_eq!(figures["without_test_date"].as_u64(), Some(0), "{figures}");
+    let without_arrival = match kind {
+        StoreKind::Sqlite => 0,
+        // Snowflake's source table does not say when a record arrived.
+        StoreKind::Snowflake => 10,
+    };
+    assert_eq!(
+        figures["without_arrival"].as_u64(),
+        Some(without_arrival),
+        "{figures}"
+    );
     let html = std::fs::read_to_string(&page).expect("the page is written");
     for chart in [
         "chart-sent",
