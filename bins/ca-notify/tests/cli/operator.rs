@@ -128,9 +128,47 @@ async fn status(kind: StoreKind) {
         (Some(true), Some(texted), Some(2)),
         "{status}"
     );
+
+    // The landline back to pending, then claimed by another worker for ten minutes.
+    let landline = first(&world, Kind::Landline).id.clone();
+    let requeued = json(&world.run(&["requeue", "--ids", &landline, "--yes", "--json"]));
+    assert_eq!(requeued["requeued"].as_u64(), Some(1), "{requeued}");
+    let lease_end = chrono::Utc::now() + chrono::Duration::minutes(10);
+    let lease = world.lease_until(lease_end);
+    let claimed = world
+        .execute(
+            "UPDATE {state} SET claim_token = 'held', claimed_by = 'another-worker', \
+             lease_until = ? WHERE record_id = ?",
+            &[&lease, &landline],
+        )
+        .await;
+    assert_eq!(claimed, 1);
+    let status = json(&world.run(&["status", "--json"]));
+    assert_eq!(
+        (
+            status["pending"].as_u64(),
+            status["claimed"].as_u64(),
+            status["not_sent"]["not_sms_capable"].as_u64()
+        ),
+        (Some(0), Some(1), None),
+        "{status}"
+    );
+    let expires: chrono::DateTime<chrono::Utc> = status["claims_expire_by"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("a lease end: {status}"));
+    assert!(
+        (expires - lease_end).num_seconds().abs() <= 1,
+        "the lease ends at {lease_end}, status says {expires}"
+    );
     let text = world.run(&["status"]);
     assert_eq!(text.code, Some(0), "{}", text.all());
     assert!(text.stdout.contains("not sent"), "{}", text.stdout);
+    assert!(
+        text.stdout.contains("every lease ends by"),
+        "{}",
+        text.stdout
+    );
     assert!(
         text.stdout.contains(last["id"].as_str().expect("a run id")),
         "{}",

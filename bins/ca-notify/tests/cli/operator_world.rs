@@ -277,6 +277,15 @@ impl OperatorWorld {
         }
     }
 
+    /// A lease end as the store's `lease_until` column takes it from text (SQLite: Unix
+    /// milliseconds; Snowflake: a UTC timestamp).
+    pub fn lease_until(&self, at: DateTime<Utc>) -> String {
+        match self.kind {
+            StoreKind::Sqlite => at.timestamp_millis().to_string(),
+            StoreKind::Snowflake => self.timestamp(at),
+        }
+    }
+
     /// Every row of the state, source and runs tables.
     pub async fn snapshot(&self) -> Snapshot {
         let mut out = Snapshot::new();
