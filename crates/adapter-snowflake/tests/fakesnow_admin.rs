@@ -8,10 +8,10 @@ mod support;
 
 use std::time::Duration;
 
-use ca_notify_domain::{NotSentKind, NotSentReason, Outcome, RecipientRecord, RecordId};
+use ca_notify_domain::{NotSentKind, RecordId};
 use ca_notify_ports::admin::{AdminError, RequeueSelection, StoreAdmin, CONFIRMED_BY_CLAIM};
-use ca_notify_ports::{PhoneSource, ResultSink, RunId, RunStart};
-use ca_notify_store_contract::fixtures::{key_of, outcome};
+use ca_notify_ports::{PhoneSource, RunId, RunStart};
+use ca_notify_store_contract::fixtures::{key_of, operator_day_records, write_operator_day};
 use chrono::Utc;
 
 use support::{unique, TestDb, TestStore};
@@ -22,46 +22,14 @@ fn id(s: &str) -> RecordId {
     RecordId::from(s)
 }
 
-fn records() -> Vec<RecipientRecord> {
-    (1..=6)
-        .map(|n| {
-            RecipientRecord::new(n.to_string(), format!("+1206555010{n}"))
-                .with_test_date("2026-11-30")
-        })
-        .collect()
-}
-
-/// Six source records: 1 sent, 2 invalid number, 3 unconfirmed, 4 gave up; 5 and 6
-/// never claimed (no state row).
+/// The operator's day of the contract suite (`fixtures::write_operator_day`): 1 sent,
+/// 2 invalid number, 3 deferred, 4 unconfirmed, 5 gave up; 6 never claimed (no state
+/// row).
 async fn fixture(db: &TestDb) -> TestStore {
     let source = unique("SRC");
-    db.create_source(&source, &records()).await;
+    db.create_source(&source, &operator_day_records()).await;
     let store = TestStore::open(db.config("admin", &source, &unique("STATE"))).await;
-    let claim = store.store.claim(4, LEASE).await.expect("claim");
-    assert_eq!(claim.records.len(), 4);
-    store
-        .store
-        .write_back(
-            &claim.token,
-            &[
-                outcome(&id("1"), Outcome::Sent),
-                outcome(
-                    &id("2"),
-                    Outcome::not_sent(NotSentReason::InvalidNumber {
-                        detail: "too_short".to_owned(),
-                    }),
-                ),
-                outcome(&id("3"), Outcome::Unconfirmed),
-                outcome(
-                    &id("4"),
-                    Outcome::not_sent(NotSentReason::GaveUp {
-                        last_error: "unavailable".to_owned(),
-                    }),
-                ),
-            ],
-        )
-        .await
-        .expect("write back");
+    write_operator_day(&store.store).await;
     store
 }
 
@@ -71,12 +39,17 @@ async fn status_counts_source_and_state() {
     let store = fixture(&db).await;
     let status = store.store.status(Utc::now()).await.expect("status");
     assert_eq!(status.total, 6);
-    assert_eq!((status.pending, status.claimed), (2, 0));
+    assert_eq!(
+        (status.pending, status.claimed),
+        (2, 0),
+        "3 deferred, 6 new"
+    );
     assert_eq!((status.sent, status.unconfirmed), (1, 1));
     assert_eq!(
         status.not_sent.into_iter().collect::<Vec<_>>(),
         [("gave_up".to_owned(), 1), ("invalid_number".to_owned(), 1)]
     );
+    assert_eq!(status.deferred.values().sum::<u64>(), 1, "3 deferred");
     assert_eq!(
         status.oldest_pending_since, None,
         "Snowflake keeps no arrival time"
@@ -92,7 +65,8 @@ async fn requeue_refuses_texted_unknown_and_pending_ids_and_requeues_the_rest() 
         (vec!["2", "1"], "written as texted"),
         (vec!["2", "99"], "not in the store"),
         // In the source, never claimed: no state row yet, and pending all the same.
-        (vec!["2", "5"], "1 still pending (nothing to requeue): 5"),
+        (vec!["2", "6"], "1 still pending (nothing to requeue): 6"),
+        (vec!["3", "5"], "1 still pending (nothing to requeue): 3"),
         (vec![], "empty"),
     ] {
         let selection = RequeueSelection::Ids(ids.iter().map(|s| id(s)).collect());
@@ -123,7 +97,7 @@ async fn requeue_refuses_texted_unknown_and_pending_ids_and_requeues_the_rest() 
     );
     let done = store
         .store
-        .requeue(&RequeueSelection::Ids(vec![id("2"), id("4")]), true)
+        .requeue(&RequeueSelection::Ids(vec![id("2"), id("5")]), true)
         .await
         .expect("requeue");
     assert_eq!(done.requeued, 2);
@@ -158,9 +132,14 @@ async fn export_pages_include_records_without_a_state_row() {
     );
     assert_eq!(rows[0].attempts, 1);
     assert!(rows[0].processed_at.is_some());
-    assert_eq!(rows[1].reason, "invalid_number:too_short");
+    assert_eq!(rows[1].reason, "invalid_number:not_a_number");
     assert_eq!(
-        (rows[4].sent, rows[4].outcome.as_str(), rows[4].attempts),
+        (rows[2].sent, rows[2].outcome.as_str(), rows[2].attempts),
+        (None, "pending", 1),
+        "deferred once"
+    );
+    assert_eq!(
+        (rows[5].sent, rows[5].outcome.as_str(), rows[5].attempts),
         (None, "pending", 0)
     );
     let page = store
@@ -179,11 +158,11 @@ async fn confirmations_and_a_purge_that_erases_nothing_of_the_source() {
     let db = TestDb::new().await;
     let store = fixture(&db).await;
     let listed = store.store.unconfirmed(None, 100).await.expect("list");
-    assert_eq!(listed, [(id("3"), key_of(&id("3")))]);
+    assert_eq!(listed, [(id("4"), key_of(&id("4")))]);
     assert_eq!(
         store
             .store
-            .confirm_sent(&[(id("3"), key_of(&id("1")))])
+            .confirm_sent(&[(id("4"), key_of(&id("1")))])
             .await
             .expect("wrong key"),
         0
@@ -191,7 +170,7 @@ async fn confirmations_and_a_purge_that_erases_nothing_of_the_source() {
     assert_eq!(store.store.confirm_sent(&listed).await.expect("confirm"), 1);
     let rows = store
         .store
-        .export_page(Some("2".to_owned()), 1)
+        .export_page(Some("3".to_owned()), 1)
         .await
         .expect("row");
     assert_eq!(

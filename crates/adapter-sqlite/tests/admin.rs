@@ -7,61 +7,28 @@ use std::path::Path;
 use std::time::Duration;
 
 use ca_notify_adapter_sqlite::SqliteStore;
-use ca_notify_domain::{
-    AttemptAnswer, NotSentKind, NotSentReason, Outcome, RecipientRecord, RecordId,
-};
+use ca_notify_domain::{AttemptAnswer, NotSentKind, Outcome, RecordId};
 use ca_notify_ports::admin::{AdminError, RequeueSelection, StoreAdmin, CONFIRMED_BY_CLAIM};
 use ca_notify_ports::{PhoneSource, ResultSink, RunId, RunStart};
-use ca_notify_store_contract::fixtures::{deferred, invalid_number, key_of, outcome, OutcomeExt};
+use ca_notify_store_contract::fixtures::{
+    key_of, operator_day_records, outcome, write_operator_day, OutcomeExt,
+};
 use chrono::{Duration as Days, Utc};
 use rusqlite::Connection;
 use support::{open, seed, Harness};
 
 const LEASE: Duration = Duration::from_secs(600);
 
-fn record(id: &str, phone: &str) -> RecipientRecord {
-    let mut r = RecipientRecord::new(id, phone).with_test_date("2026-11-30");
-    r.symptom_date = Some("2026-11-28".to_owned());
-    r
-}
-
 fn id(s: &str) -> RecordId {
     RecordId::from(s)
 }
 
-/// Six records: 1 sent, 2 invalid number, 3 deferred, 4 unconfirmed, 5 gave up,
-/// 6 never claimed.
+/// The operator's day of the contract suite (`fixtures::write_operator_day`): 1 sent,
+/// 2 invalid number, 3 deferred, 4 unconfirmed, 5 gave up, 6 never claimed.
 async fn fixture(path: &Path) -> SqliteStore {
     let store = open(path, "w").await;
-    seed(
-        path,
-        &(1..=6)
-            .map(|n| record(&n.to_string(), &format!("+1415555010{n}")))
-            .collect::<Vec<_>>(),
-    );
-    let claim = store.claim(5, LEASE).await.expect("claim");
-    assert_eq!(claim.records.len(), 5);
-    store
-        .write_back(
-            &claim.token,
-            &[
-                outcome(&id("1"), Outcome::Sent).with_attempts(&[AttemptAnswer::Issued]),
-                invalid_number(&id("2")),
-                deferred(&id("3")),
-                outcome(&id("4"), Outcome::Unconfirmed).with_attempts(&[
-                    AttemptAnswer::FailedAfterCommit,
-                    AttemptAnswer::AlreadyExists,
-                ]),
-                outcome(
-                    &id("5"),
-                    Outcome::not_sent(NotSentReason::GaveUp {
-                        last_error: "unavailable".to_owned(),
-                    }),
-                ),
-            ],
-        )
-        .await
-        .expect("write back");
+    seed(path, &operator_day_records());
+    write_operator_day(&store).await;
     store
 }
 

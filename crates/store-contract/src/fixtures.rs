@@ -132,3 +132,51 @@ impl OutcomeExt for RecordOutcome {
         self
     }
 }
+
+/// The operator's day, shared by the stores' admin tests: six records, ids `"1"` to
+/// `"6"` (phones `+14155550101` …, tested 2026-11-30, symptoms from 2026-11-28).
+pub fn operator_day_records() -> Vec<RecipientRecord> {
+    (1..=6)
+        .map(|n| {
+            let mut r = RecipientRecord::new(n.to_string(), format!("+1415555010{n}"))
+                .with_test_date("2026-11-30");
+            r.symptom_date = Some("2026-11-28".to_owned());
+            r
+        })
+        .collect()
+}
+
+/// Claims five of [`operator_day_records`] and writes: 1 sent (issued), 2 invalid number,
+/// 3 deferred, 4 unconfirmed (failed after commit, then already exists), 5 gave up;
+/// 6 is never claimed (on Snowflake it has no state row).
+///
+/// # Panics
+/// When the store does not claim five records or refuses the write.
+pub async fn write_operator_day<S>(store: &S)
+where
+    S: ca_notify_ports::PhoneSource + ca_notify_ports::ResultSink + ?Sized,
+{
+    let id = |s: &str| RecordId::new(s);
+    let claim = crate::support::claim(store, 5, crate::support::LONG_LEASE).await;
+    assert_eq!(
+        claim.records.len(),
+        5,
+        "the operator's day claims five records"
+    );
+    let outcomes = [
+        outcome(&id("1"), Outcome::Sent).with_attempts(&[AttemptAnswer::Issued]),
+        invalid_number(&id("2")),
+        deferred(&id("3")),
+        outcome(&id("4"), Outcome::Unconfirmed).with_attempts(&[
+            AttemptAnswer::FailedAfterCommit,
+            AttemptAnswer::AlreadyExists,
+        ]),
+        outcome(
+            &id("5"),
+            Outcome::not_sent(NotSentReason::GaveUp {
+                last_error: "unavailable".to_owned(),
+            }),
+        ),
+    ];
+    crate::support::write(store, &claim.token, &outcomes).await;
+}
