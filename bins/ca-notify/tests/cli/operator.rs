@@ -427,6 +427,11 @@ async fn purge(kind: StoreKind) {
                 10,
                 "the source table is untouched"
             );
+            assert_eq!(
+                status["purged"].as_u64(),
+                Some(0),
+                "nothing erased: {status}"
+            );
         }
     }
     let again = world.run(&["run", "--until-drained"]);
@@ -551,12 +556,7 @@ async fn report(kind: StoreKind) {
         "{figures}"
     );
     let html = std::fs::read_to_string(&page).expect("the page is written");
-    for chart in [
-        "chart-sent",
-        "chart-not-sent",
-        "chart-backlog",
-        "chart-time-to-text",
-    ] {
+    for chart in crate::report::CHARTS {
         assert!(html.contains(&format!("id=\"{chart}\"")), "{chart} missing");
     }
     for p in &world.world.people {

@@ -13,7 +13,8 @@ use ca_notify_simulators::verification::SimConfig;
 
 use crate::harness::World;
 
-const CHARTS: [&str; 4] = [
+/// The ids of the page's charts.
+pub const CHARTS: [&str; 4] = [
     "chart-sent",
     "chart-not-sent",
     "chart-backlog",
