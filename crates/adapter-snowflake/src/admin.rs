@@ -108,8 +108,17 @@ fn grouped(answer: &Answer, what: &str) -> Result<BTreeMap<String, u64>, StoreEr
 }
 
 impl SnowflakeStore {
+    /// Runs one statement. The operator's commands make no table (unlike a run with
+    /// `auto_migrate`), so a table that is missing or not granted is named with the two
+    /// commands that tell which and make the state tables.
     async fn admin_run(&self, what: &str, statement: &Sql) -> Result<Answer, AdminError> {
-        Ok(self.conn.run(what, statement).await?)
+        self.conn.run(what, statement).await.map_err(|e| match e {
+            StoreError::Misconfigured(m) => AdminError::Misconfigured(format!(
+                "{m}; `ca-notify check` says which table is missing or not granted, \
+                     and `ca-notify migrate` makes the state tables"
+            )),
+            other => other.into(),
+        })
     }
 
     /// The ids of `ids` that cannot be requeued, by problem.

@@ -7,7 +7,8 @@
 //! report rows by the same code for both), and the generated completions and man page.
 //!
 //! Every refusal and bad input must exit with its code, say why, and leave every row of
-//! the state, source and runs tables as it was.
+//! the state, source and runs tables as it was. On Snowflake, the commands run before
+//! `ca-notify migrate` name it and change nothing.
 
 use ca_notify_integration_tests::{CliOutput, Kind, Person};
 use serde_json::Value;
@@ -564,6 +565,42 @@ async fn report(kind: StoreKind) {
     }
     let unwritable = world.run(&["report", "--html", "/nonexistent/dir/report.html"]);
     assert_eq!(unwritable.code, Some(5), "{}", unwritable.all());
+}
+
+/// On Snowflake the operator's commands make no table: before `ca-notify migrate` each
+/// stops (exit 5), names the commands that tell what is missing and make it, and writes
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn before_migrate_snowflake_commands_name_check_and_migrate() {
+    let world = OperatorWorld::start_without_state_tables(3).await;
+    let source = world.query("SELECT * FROM {source} ORDER BY 1", &[]).await;
+    let page = world.world.dir.path().join("report.html");
+    let page = page.display().to_string();
+    for args in [
+        vec!["status"],
+        vec!["requeue", "--ids", "r00000", "--yes"],
+        vec!["requeue", "--reason", "gave_up", "--yes"],
+        vec!["purge", "--older-than", "30", "--yes"],
+        vec!["export", "-"],
+        vec!["report", "--html", &page],
+        vec!["reconcile"],
+    ] {
+        let out = world.run(&args);
+        assert_eq!(out.code, Some(5), "{args:?}: {}", out.all());
+        assert!(
+            out.stderr
+                .contains("`ca-notify migrate` makes the state tables"),
+            "{args:?}: {}",
+            out.stderr
+        );
+        // Compared, never printed: the source rows hold phone numbers.
+        let now = world.query("SELECT * FROM {source} ORDER BY 1", &[]).await;
+        assert!(now == source, "{args:?} changed the source table");
+    }
+    assert!(
+        !std::path::Path::new(&page).exists(),
+        "no page from a store that cannot be read"
+    );
 }
 
 #[test]

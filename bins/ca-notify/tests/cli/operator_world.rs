@@ -95,8 +95,19 @@ impl OperatorWorld {
                     config,
                 }
             }
-            StoreKind::Snowflake => Self::start_on_snowflake(count).await,
+            StoreKind::Snowflake => {
+                let world = Self::start_on_snowflake(count).await;
+                let migrate = world.run(&["migrate"]);
+                assert_eq!(migrate.code, Some(0), "{}", migrate.all());
+                world
+            }
         }
+    }
+
+    /// On Snowflake, the source table filled and no state table made yet: what a new
+    /// operator meets before `ca-notify migrate`.
+    pub async fn start_without_state_tables(count: usize) -> Self {
+        Self::start_on_snowflake(count).await
     }
 
     async fn start_on_snowflake(count: usize) -> Self {
@@ -158,8 +169,6 @@ impl OperatorWorld {
             )
             .await;
         }
-        let migrate = this.run(&["migrate"]);
-        assert_eq!(migrate.code, Some(0), "{}", migrate.all());
         this
     }
 
