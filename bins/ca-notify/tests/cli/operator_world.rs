@@ -145,11 +145,11 @@ impl OperatorWorld {
         let this = Self {
             world,
             kind: StoreKind::Snowflake,
-            backend: Backend::Snowflake { session, database },
+            backend: Backend::Snowflake {
+                session,
+                database: database.clone(),
+            },
             config,
-        };
-        let Backend::Snowflake { database, .. } = &this.backend else {
-            unreachable!()
         };
         for ddl in [
             format!("CREATE DATABASE \"{database}\""),
