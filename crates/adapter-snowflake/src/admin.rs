@@ -72,15 +72,6 @@ fn cell_count(cell: &CellValue, what: &str) -> Result<u64, StoreError> {
     decode::count(cell, what).map_err(decode_error)
 }
 
-fn cell_time(cell: &CellValue) -> Option<DateTime<Utc>> {
-    match cell {
-        CellValue::TimestampNtz(t) => Some(t.and_utc()),
-        CellValue::TimestampLtz(t) => Some(t.with_timezone(&Utc)),
-        CellValue::TimestampTz(t) => Some(t.with_timezone(&Utc)),
-        _ => None,
-    }
-}
-
 fn cells(answer: &Answer) -> impl Iterator<Item = &[CellValue]> {
     answer.rows.iter().map(|r| r.values())
 }
@@ -195,18 +186,15 @@ impl StoreAdmin for SnowflakeStore {
             format!(
                 "SELECT \
                    (SELECT COUNT(*) FROM {ids}) AS TOTAL, \
-                   (SELECT COUNT(DISTINCT {key}) FROM {source} AS src \
-                      LEFT JOIN {state} AS s ON s.RECORD_ID = {key} \
-                      WHERE src.{id} IS NOT NULL AND s.OUTCOME IS NULL \
-                        AND (s.LEASE_UNTIL IS NULL OR s.LEASE_UNTIL < {NOW})) AS PENDING, \
+                   b.PENDING, \
                    (SELECT COUNT(*) FROM {state} WHERE OUTCOME IS NULL AND LEASE_UNTIL >= {NOW}) AS CLAIMED, \
                    (SELECT MAX(LEASE_UNTIL) FROM {state} WHERE OUTCOME IS NULL AND LEASE_UNTIL >= {NOW}) AS EXPIRE, \
                    (SELECT COUNT(*) FROM {state} WHERE SENT = 1) AS SENT, \
-                   (SELECT COUNT(*) FROM {state} WHERE OUTCOME = 'unconfirmed') AS UNCONFIRMED",
+                   (SELECT COUNT(*) FROM {state} WHERE OUTCOME = 'unconfirmed') AS UNCONFIRMED, \
+                   b.OLDEST \
+                 FROM (SELECT {backlog}) AS b",
                 ids = all_ids(names),
-                key = key(names),
-                source = names.source.table.sql(),
-                id = names.source.id.sql(),
+                backlog = crate::sql::backlog_select(names),
             ),
             Vec::new(),
         );
@@ -216,14 +204,15 @@ impl StoreAdmin for SnowflakeStore {
             .first()
             .map(|r| r.values())
             .ok_or_else(|| decode_error(DecodeError("no counts in the answer".to_owned())))?;
-        let row = expect_cells(row, 6)?;
+        let row = expect_cells(row, 7)?;
         let mut status = StoreStatus {
             total: cell_count(&row[0], "total")?,
             pending: cell_count(&row[1], "pending count")?,
             claimed: cell_count(&row[2], "claimed count")?,
-            claims_expire_by: cell_time(&row[3]),
+            claims_expire_by: decode::instant(&row[3]),
             sent: cell_count(&row[4], "sent count")?,
             unconfirmed: cell_count(&row[5], "unconfirmed count")?,
+            oldest_pending_since: decode::instant(&row[6]),
             ..StoreStatus::default()
         };
         let by_kind = sql(
@@ -389,8 +378,8 @@ impl StoreAdmin for SnowflakeStore {
                 reason: cell_text(&row[3], "reason")?.unwrap_or_default(),
                 attempts: u32::try_from(cell_count(&row[4], "attempts")?).unwrap_or(u32::MAX),
                 run_id: cell_text(&row[7], "run id")?,
-                first_attempt_at: cell_time(&row[6]),
-                processed_at: cell_time(&row[5]),
+                first_attempt_at: decode::instant(&row[6]),
+                processed_at: decode::instant(&row[5]),
             });
         }
         Ok(rows)
@@ -460,9 +449,13 @@ impl StoreAdmin for SnowflakeStore {
             .test_date
             .as_ref()
             .map_or_else(|| "NULL".to_owned(), |c| format!("src.{}", c.sql()));
+        let arrived_at = names.source.arrived_at.as_ref().map_or_else(
+            || "CAST(NULL AS TIMESTAMP_NTZ)".to_owned(),
+            |c| format!("src.{}", c.sql()),
+        );
         let statement = sql(
             format!(
-                "SELECT {test_date}, s.PROCESSED_AT, s.SENT, s.OUTCOME, s.REASON \
+                "SELECT {test_date}, s.PROCESSED_AT, s.SENT, s.OUTCOME, s.REASON, {arrived_at} \
                  FROM {source} AS src LEFT JOIN {state} AS s ON s.RECORD_ID = {key} \
                  WHERE src.{id} IS NOT NULL \
                    AND (s.OUTCOME IS NULL OR s.PROCESSED_AT >= TO_TIMESTAMP_NTZ(?))",
@@ -476,7 +469,7 @@ impl StoreAdmin for SnowflakeStore {
         let answer = self.admin_run("reading the report", &statement).await?;
         let mut out = Vec::new();
         for row in cells(&answer) {
-            let row = expect_cells(row, 5)?;
+            let row = expect_cells(row, 6)?;
             let sent = cell_text(&row[2], "sent flag")?;
             let outcome = cell_text(&row[3], "outcome")?;
             let reason = cell_text(&row[4], "reason")?;
@@ -488,10 +481,10 @@ impl StoreAdmin for SnowflakeStore {
                 _ => None,
             };
             out.push(ReportRecord {
-                arrived_at: None,
+                arrived_at: decode::instant(&row[5]),
                 test_date: cell_text(&row[0], "test date")?
                     .and_then(|t| NaiveDate::parse_from_str(t.get(..10)?, "%Y-%m-%d").ok()),
-                processed_at: cell_time(&row[1]),
+                processed_at: decode::instant(&row[1]),
                 sent: sent.map(|s| u8::from(s == "1")),
                 not_sent_kind,
             });

@@ -27,6 +27,7 @@ fn name_variants() -> Vec<Names> {
     all_columns.table.symptom_date_column = Some("symptom_onset".into());
     all_columns.table.test_type_column = Some("\"Test Type\"".into());
     all_columns.table.tz_offset_column = Some("tz".into());
+    all_columns.table.arrived_at_column = Some("loaded_at".into());
     let mut none = config();
     none.table.test_date_column = None;
     let mut quoted = config();
@@ -101,7 +102,7 @@ fn catalog() -> Vec<(String, Sql)> {
             add("peek", sql::peek(&n, limit));
         }
         add("read_claimed", sql::read_claimed(&n, &token));
-        add("count_claimable", sql::count_claimable(&n));
+        add("backlog", sql::backlog(&n));
         add("release", sql::release(&n, &token, &ids));
         add("release", sql::release(&n, &token, &ids[..1]));
         add(
@@ -116,6 +117,10 @@ fn catalog() -> Vec<(String, Sql)> {
         add(
             "finish_run",
             crate::runs::finish_run(&n, &run_id, None, &run_end),
+        );
+        add(
+            "record_idle_run",
+            crate::runs::record_idle_run(&n, crate::schema::latest_version(), &run_start),
         );
         add("recent_runs", crate::runs::recent_runs(&n, 5));
         add("last_success", crate::runs::last_success(&n));
