@@ -32,7 +32,7 @@ mod store {
 
     use std::time::Duration;
 
-    use ca_notify_adapter_snowflake::{SnowflakeAuth, SnowflakeStore, StoreError};
+    use ca_notify_adapter_snowflake::{RunReadiness, SnowflakeAuth, SnowflakeStore, StoreError};
     use ca_notify_domain::{
         ClaimToken, KeyHistory, NotSentReason, Outcome, RawPhone, RecipientRecord, RecordId,
         RecordOutcome,
@@ -696,6 +696,17 @@ mod store {
         }
     }
 
+    /// Prepares `store` for run `id`, as the job does before its first claim.
+    async fn prepare(store: &TestStore, id: &str) -> (RunStart, RunReadiness) {
+        let start = run_start(id);
+        let readiness = store
+            .store
+            .prepare_for_run(true, Some(&start))
+            .await
+            .expect("ready");
+        (start, readiness)
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_idle_run_costs_one_statement_and_takes_no_lock() {
         let db = TestDb::new().await;
@@ -704,12 +715,7 @@ mod store {
         let runs = db.qualified(&format!("{}_RUNS", store.config.state_table));
         let before = fakesnow().statements_of(&user).len();
         // The whole run, as the job drives it: prepare, start, claim, count, finish.
-        let start = run_start("idle-run");
-        let readiness = store
-            .store
-            .prepare_for_run(true, Some(&start))
-            .await
-            .expect("ready");
+        let (start, readiness) = prepare(&store, "idle-run").await;
         assert_eq!(readiness.waiting, Some(false));
         assert_eq!(readiness.version, 4);
         store.start_run(&start).await.expect("start");
@@ -752,12 +758,7 @@ mod store {
         let db = TestDb::new().await;
         let user = unique("idle_then_busy");
         let store = store_with(&db, &user, &[]).await;
-        let start = run_start("idle-then-busy");
-        let readiness = store
-            .store
-            .prepare_for_run(true, Some(&start))
-            .await
-            .expect("ready");
+        let (start, readiness) = prepare(&store, "idle-then-busy").await;
         assert_eq!(readiness.waiting, Some(false));
         store.start_run(&start).await.expect("start");
         assert!(store
@@ -798,12 +799,7 @@ mod store {
         let user = unique("busy");
         let store = store_with(&db, &user, &records(1, 2)).await;
         let before = fakesnow().statements_of(&user).len();
-        let start = run_start("busy-run");
-        let readiness = store
-            .store
-            .prepare_for_run(true, Some(&start))
-            .await
-            .expect("ready");
+        let (_, readiness) = prepare(&store, "busy-run").await;
         assert_eq!(readiness.waiting, Some(true));
         let sent: Vec<String> = fakesnow().statements_of(&user)[before..]
             .iter()
