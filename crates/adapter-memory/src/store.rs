@@ -30,7 +30,7 @@ use ca_notify_domain::{
     ClaimToken, DedupKey, KeyHistory, Outcome, RecipientRecord, RecordId, RecordOutcome,
 };
 use ca_notify_ports::{
-    Claim, PhoneSource, ResultSink, RunEnd, RunId, RunLog, RunRecord, RunStart, SinkError,
+    Backlog, Claim, PhoneSource, ResultSink, RunEnd, RunId, RunLog, RunRecord, RunStart, SinkError,
     SourceError, WriteReceipt,
 };
 use tokio::time::{sleep, Instant};
@@ -628,7 +628,8 @@ impl RunLog for MemoryStore {
             .map(|(_, r)| r.clone()))
     }
 
-    async fn backlog(&self) -> Result<u64, SinkError> {
+    /// The claimable records; the memory store keeps no arrival times.
+    async fn backlog(&self) -> Result<Backlog, SinkError> {
         let now = self.clock.now();
         let state = self.lock();
         let waiting = state
@@ -636,7 +637,10 @@ impl RunLog for MemoryStore {
             .iter()
             .filter(|&&i| state.entries[i].claimable(now))
             .count();
-        Ok(u64::try_from(waiting).unwrap_or(u64::MAX))
+        Ok(Backlog {
+            records: u64::try_from(waiting).unwrap_or(u64::MAX),
+            oldest_arrival: None,
+        })
     }
 }
 

@@ -10,7 +10,7 @@ use ca_notify_domain::{
     ClaimToken, DedupKey, KeyHistory, RecipientRecord, RecordId, RecordOutcome,
 };
 use ca_notify_ports::{
-    Claim, PhoneSource, ResultSink, RunEnd, RunId, RunLog, RunRecord, RunStart, SinkError,
+    Backlog, Claim, PhoneSource, ResultSink, RunEnd, RunId, RunLog, RunRecord, RunStart, SinkError,
     SourceError, WriteReceipt,
 };
 use ca_notify_store_contract::{ClockOffset, RecordState, StoreHarness};
@@ -68,7 +68,7 @@ impl RunLog for Handle {
         self.0.last_success().await
     }
 
-    async fn backlog(&self) -> Result<u64, SinkError> {
+    async fn backlog(&self) -> Result<Backlog, SinkError> {
         self.0.backlog().await
     }
 }
@@ -116,6 +116,10 @@ impl StoreHarness for Memory {
             processed: result.is_some(),
             run_id: store.0.run_id(id).map(String::from),
         }
+    }
+
+    fn knows_arrival_times(&self) -> bool {
+        false
     }
 }
 

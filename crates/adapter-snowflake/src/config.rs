@@ -162,6 +162,8 @@ pub(crate) struct SourceNames {
     pub symptom_date: Option<Ident>,
     pub test_type: Option<Ident>,
     pub tz_offset: Option<Ident>,
+    /// When each record arrived: dates the backlog's oldest record.
+    pub arrived_at: Option<Ident>,
 }
 
 /// Every name the store puts in SQL, validated once.
@@ -294,6 +296,7 @@ impl SnowflakeConfig {
             symptom_date: optional("symptom_date_column", &self.table.symptom_date_column)?,
             test_type: optional("test_type_column", &self.table.test_type_column)?,
             tz_offset: optional("tz_offset_column", &self.table.tz_offset_column)?,
+            arrived_at: optional("arrived_at_column", &self.table.arrived_at_column)?,
         };
         let mut seen: Vec<(&str, &Ident)> = vec![("id_column", &source.id)];
         let others = [
@@ -302,6 +305,7 @@ impl SnowflakeConfig {
             ("symptom_date_column", source.symptom_date.as_ref()),
             ("test_type_column", source.test_type.as_ref()),
             ("tz_offset_column", source.tz_offset.as_ref()),
+            ("arrived_at_column", source.arrived_at.as_ref()),
         ];
         for (key, name) in others {
             let Some(name) = name else { continue };

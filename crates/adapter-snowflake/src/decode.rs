@@ -7,6 +7,7 @@
 //! reported and read as absent rather than failing the whole claim.
 
 use ca_notify_domain::{RawPhone, RecipientRecord, RecordId};
+use chrono::{DateTime, Utc};
 use snowflake_connector_rs::CellValue;
 
 /// A row or cell the store cannot use. The message never holds cell contents.
@@ -79,6 +80,18 @@ pub(crate) fn text(cell: &CellValue, what: &str) -> Result<Option<String>, Decod
             )))
         }
     }))
+}
+
+/// A point in time, `None` for NULL or a cell that holds none: a timestamp (without a
+/// zone: UTC, the session's `TIMEZONE`) or a date (its midnight, UTC).
+pub(crate) fn instant(cell: &CellValue) -> Option<DateTime<Utc>> {
+    match cell {
+        CellValue::TimestampNtz(t) => Some(t.and_utc()),
+        CellValue::TimestampLtz(t) => Some(t.with_timezone(&Utc)),
+        CellValue::TimestampTz(t) => Some(t.with_timezone(&Utc)),
+        CellValue::Date(d) => d.and_hms_opt(0, 0, 0).map(|t| t.and_utc()),
+        _ => None,
+    }
 }
 
 /// Integral floats print without a fraction, so a phone held as `FLOAT` keeps its digits.

@@ -18,6 +18,7 @@
 //! * [`StoreError`]: unavailable (retryable), misconfigured, or unknown.
 
 mod admin;
+mod admin_sql;
 pub mod config;
 mod connection;
 mod decode;

@@ -3,15 +3,17 @@
 //! A run's row is written once, at its end, by one `MERGE` that inserts it with the start
 //! the store kept in memory (or updates it, so finishing twice keeps the last end). The
 //! start costs no statement because every statement keeps a warehouse awake and billed
-//! (issue 15's idle run: the run status, then this row; docs/store-snowflake.md, "Cost");
-//! the price is that a run that crashed leaves no row here — its outcomes still carry its
-//! `RUN_ID`. Times travel as bound text cast to `TIMESTAMP_NTZ` (UTC, the job's clock: a
+//! (docs/store-snowflake.md, "Cost"); the price is that a run that crashed leaves no row
+//! here — its outcomes still carry its `RUN_ID`. An idle run costs one statement in all:
+//! before it starts, [`record_idle_run`] inserts its finished row only if the schema is
+//! current and nothing waits; its end then costs nothing when it ends so, and its backlog
+//! is known to be empty. A run that claims after all updates the row at its end. Times travel as bound text cast to `TIMESTAMP_NTZ` (UTC, the job's clock: a
 //! run's times are the job's, not the server's) and come back as `TIMESTAMP_NTZ`.
 //! Starting a run makes it the store's current run, whose id every write-back stamps in
 //! `RUN_ID`.
 
 use async_trait::async_trait;
-use ca_notify_ports::{RunCounts, RunEnd, RunId, RunLog, RunRecord, RunStart, SinkError};
+use ca_notify_ports::{Backlog, RunCounts, RunEnd, RunId, RunLog, RunRecord, RunStart, SinkError};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use snowflake_connector_rs::CellValue;
 
@@ -66,6 +68,34 @@ pub(crate) fn finish_run(names: &Names, id: &RunId, start: Option<&RunStart>, en
             count(c.not_sent),
             count(c.unconfirmed),
             count(c.deferred),
+        ],
+    }
+}
+
+/// Records `run` as finished when it started, having found nothing to claim
+/// ([`RunEnd::nothing_to_claim`]), only if the state tables are at schema `latest` and no
+/// record waits: one statement that reads both and writes the row. One row inserted means
+/// the run is idle; none, that something waits or the schema is not this build's.
+pub(crate) fn record_idle_run(names: &Names, latest: u32, run: &RunStart) -> Sql {
+    let end = RunEnd::nothing_to_claim(run.started_at);
+    Sql {
+        text: format!(
+            "INSERT INTO {runs} (RUN_ID, WORKER, STARTED_AT, ENDED_AT, SUCCEEDED, STOP, \
+               CLAIMED, SENT, ALREADY_SENT, NOT_SENT, UNCONFIRMED, DEFERRED) \
+             SELECT ?, ?, CAST(? AS TIMESTAMP_NTZ), CAST(? AS TIMESTAMP_NTZ), ?, ?, 0, 0, 0, 0, 0, 0 \
+             FROM (SELECT COALESCE(MAX(VERSION), 0) AS VERSION FROM {migrations}) AS m \
+             WHERE m.VERSION = {latest} AND {nothing_waits}",
+            runs = names.runs.sql(),
+            migrations = names.migrations.sql(),
+            nothing_waits = sql::nothing_waits(names),
+        ),
+        binds: vec![
+            Value::Text(Some(run.id.to_string())),
+            Value::Text(Some(run.worker.clone())),
+            time_text(&run.started_at),
+            time_text(&end.ended_at),
+            Value::Int(Some(i64::from(end.succeeded))),
+            Value::Text(Some(end.stop)),
         ],
     }
 }
@@ -165,6 +195,9 @@ impl RunLog for SnowflakeStore {
     }
 
     async fn finish_run(&self, id: &RunId, end: &RunEnd) -> Result<(), SinkError> {
+        if end.is_nothing_to_claim() && self.idle_run().as_ref() == Some(id) {
+            return Ok(());
+        }
         let start = self.run_start(id);
         self.conn
             .run(
@@ -190,16 +223,25 @@ impl RunLog for SnowflakeStore {
             .next())
     }
 
-    async fn backlog(&self) -> Result<u64, SinkError> {
+    async fn backlog(&self) -> Result<Backlog, SinkError> {
+        if self.idle_run().is_some() {
+            return Ok(Backlog::default());
+        }
         let answer = self
             .conn
-            .run(
-                "counting waiting records",
-                &sql::count_claimable(&self.names),
-            )
+            .run("counting waiting records", &sql::backlog(&self.names))
             .await
             .map_err(|e| self.hint_migration(e))?;
-        Ok(first_count(&answer, "count of waiting records")?)
+        let records = first_count(&answer, "count of waiting records")?;
+        let oldest_arrival = answer
+            .rows
+            .first()
+            .and_then(|row| row.values().get(1))
+            .and_then(decode::instant);
+        Ok(Backlog {
+            records,
+            oldest_arrival,
+        })
     }
 }
 

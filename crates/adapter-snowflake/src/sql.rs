@@ -345,14 +345,33 @@ pub(crate) fn peek(names: &Names, limit: Limit) -> Sql {
     }
 }
 
-/// How many records are waiting for a claim (for `check`).
-pub(crate) fn count_claimable(names: &Names) -> Sql {
+/// The backlog as a select list with its `FROM`: how many records wait for a claim
+/// (`PENDING`) and when the oldest of them arrived (`OLDEST`, from the source's
+/// `arrived_at_column`; `NULL` when none is configured or nothing waits).
+pub(crate) fn backlog_select(names: &Names) -> String {
+    let oldest = names.source.arrived_at.as_ref().map_or_else(
+        || "CAST(NULL AS TIMESTAMP_NTZ)".to_owned(),
+        |column| format!("MIN(src.{})", column.sql()),
+    );
+    format!(
+        "COUNT(DISTINCT {key}) AS PENDING, {oldest} AS OLDEST {claimable}",
+        key = source_key(names, "src"),
+        claimable = claimable(names),
+    )
+}
+
+/// A condition true when no record waits for a claim.
+pub(crate) fn nothing_waits(names: &Names) -> String {
+    format!(
+        "NOT EXISTS (SELECT 1 AS ONE {claimable})",
+        claimable = claimable(names)
+    )
+}
+
+/// The backlog (for `check` and the run's metrics): [`backlog_select`]'s one row.
+pub(crate) fn backlog(names: &Names) -> Sql {
     Sql {
-        text: format!(
-            "SELECT COUNT(DISTINCT {key}) AS PENDING {claimable}",
-            key = source_key(names, "src"),
-            claimable = claimable(names),
-        ),
+        text: format!("SELECT {}", backlog_select(names)),
         binds: Vec::new(),
     }
 }
@@ -561,7 +580,7 @@ mod tests {
             adopt(&n, Limit::clamped(100)),
             read_claimed(&n, &token),
             peek(&n, Limit::clamped(10)),
-            count_claimable(&n),
+            backlog(&n),
             release(&n, &token, &ids),
             write_back(&n, &token, Some("run-1"), &rows),
             append_attempts(&n, &token, &attempts),

@@ -16,6 +16,7 @@ use std::process::Command;
 
 use ca_notify_domain::{ClaimToken, RecordId};
 
+use crate::admin_sql::{self, RequeueFilter};
 use crate::config::tests::config;
 use crate::config::Names;
 use crate::schema::{self, MIGRATIONS};
@@ -27,6 +28,7 @@ fn name_variants() -> Vec<Names> {
     all_columns.table.symptom_date_column = Some("symptom_onset".into());
     all_columns.table.test_type_column = Some("\"Test Type\"".into());
     all_columns.table.tz_offset_column = Some("tz".into());
+    all_columns.table.arrived_at_column = Some("loaded_at".into());
     let mut none = config();
     none.table.test_date_column = None;
     let mut quoted = config();
@@ -101,7 +103,7 @@ fn catalog() -> Vec<(String, Sql)> {
             add("peek", sql::peek(&n, limit));
         }
         add("read_claimed", sql::read_claimed(&n, &token));
-        add("count_claimable", sql::count_claimable(&n));
+        add("backlog", sql::backlog(&n));
         add("release", sql::release(&n, &token, &ids));
         add("release", sql::release(&n, &token, &ids[..1]));
         add(
@@ -117,7 +119,56 @@ fn catalog() -> Vec<(String, Sql)> {
             "finish_run",
             crate::runs::finish_run(&n, &run_id, None, &run_end),
         );
+        add(
+            "record_idle_run",
+            crate::runs::record_idle_run(&n, crate::schema::latest_version(), &run_start),
+        );
         add("recent_runs", crate::runs::recent_runs(&n, 5));
+        // The operator's commands (`admin_sql.rs`).
+        let id_texts = ["1", "2"];
+        add(
+            "requeue_candidates",
+            admin_sql::requeue_candidates(&n, &ids),
+        );
+        add("source_ids", admin_sql::source_ids(&n, &id_texts));
+        for filter in [
+            RequeueFilter::Ids(&id_texts),
+            RequeueFilter::Reason(ca_notify_domain::NotSentKind::NotSmsCapable),
+            RequeueFilter::Unconfirmed,
+        ] {
+            add(
+                "count_requeueable",
+                admin_sql::count_requeueable(&n, filter),
+            );
+            add("requeue", admin_sql::requeue(&n, filter));
+        }
+        add("status_counts", admin_sql::status_counts(&n));
+        add("not_sent_by_kind", admin_sql::not_sent_by_kind(&n));
+        add("deferred_by_reason", admin_sql::deferred_by_reason(&n));
+        add(
+            "count_purgeable",
+            admin_sql::count_purgeable(&n, chrono::Utc::now()),
+        );
+        for limit in [1, 500, usize::MAX] {
+            add("export_page", admin_sql::export_page(&n, "", limit));
+            add(
+                "unconfirmed_page",
+                admin_sql::unconfirmed_page(&n, "r-9", limit),
+            );
+        }
+        add(
+            "confirm_sent",
+            admin_sql::confirm_sent(
+                &n,
+                &ids[0],
+                &ca_notify_domain::DedupKey::parse("6f1c2d3e-4a5b-4c6d-8e7f-0a1b2c3d4e5f")
+                    .expect("a uuid"),
+            ),
+        );
+        add(
+            "report_records",
+            admin_sql::report_records(&n, chrono::Utc::now()),
+        );
         add("last_success", crate::runs::last_success(&n));
         add(
             "append_attempts",
@@ -266,7 +317,12 @@ fn builders(file: &str) -> BTreeSet<String> {
 fn the_catalog_names_every_statement_builder() {
     let labels: BTreeSet<String> = catalog().into_iter().map(|(label, _)| label).collect();
     let mut missing = Vec::new();
-    for file in ["src/sql.rs", "src/schema.rs", "src/runs.rs"] {
+    for file in [
+        "src/sql.rs",
+        "src/schema.rs",
+        "src/runs.rs",
+        "src/admin_sql.rs",
+    ] {
         let found = builders(file);
         assert!(!found.is_empty(), "no builder found in {file}");
         missing.extend(found.into_iter().filter(|b| !labels.contains(b)));

@@ -59,6 +59,10 @@ pub struct SnowflakeStore {
     /// The run whose id write-backs stamp (`RunLog::start_run`); its start is written
     /// with its end, in one statement (`runs.rs`).
     current_run: std::sync::Mutex<Option<ca_notify_ports::RunStart>>,
+    /// The run [`SnowflakeStore::prepare_for_run`] recorded in advance as finding nothing
+    /// to claim, while no claim statement has run since: its end costs no statement when
+    /// it ends so, and its backlog is known to be empty (`runs.rs`).
+    pub(crate) idle_run: std::sync::Mutex<Option<ca_notify_ports::RunId>>,
 }
 
 /// What the store knows about waiting records before a claim.
@@ -124,6 +128,7 @@ impl SnowflakeStore {
             run_id,
             hint: std::sync::Mutex::new(Hint::Unknown),
             current_run: std::sync::Mutex::new(None),
+            idle_run: std::sync::Mutex::new(None),
         })
     }
 
@@ -137,16 +142,35 @@ impl SnowflakeStore {
         self.conn.query_tag()
     }
 
-    /// What a run does first: one statement reads the schema version and whether anything
-    /// waits. A state table behind this build is migrated when `auto_migrate` allows, and
-    /// otherwise refused with a message naming `ca-notify migrate`. When nothing waits,
-    /// the run's first claim costs no statement.
+    /// What a run does first. Given the `run` about to start, one statement records it
+    /// in the runs table as a run that found nothing to claim — only if the schema is
+    /// this build's and nothing waits — and that is the whole cost of an idle run: its
+    /// first claim, its end ([`RunEnd::is_nothing_to_claim`]) and its backlog then cost
+    /// no statement. Otherwise (or without a `run`) one statement reads the schema
+    /// version and whether anything waits; a state table behind this build is migrated
+    /// when `auto_migrate` allows, and otherwise refused with a message naming
+    /// `ca-notify migrate`. When nothing waits, the run's first claim costs no statement.
+    ///
+    /// [`RunEnd::is_nothing_to_claim`]: ca_notify_ports::RunEnd::is_nothing_to_claim
     ///
     /// # Errors
     /// [`StoreError::Misconfigured`] for a schema this build cannot run on (missing or
     /// older with `auto_migrate` off, or newer); as [`SnowflakeStore::migrate`] otherwise.
-    pub async fn prepare_for_run(&self, auto_migrate: bool) -> Result<RunReadiness, StoreError> {
+    pub async fn prepare_for_run(
+        &self,
+        auto_migrate: bool,
+        run: Option<&ca_notify_ports::RunStart>,
+    ) -> Result<RunReadiness, StoreError> {
         let latest = schema::latest_version();
+        if let Some(run) = run {
+            if self.record_idle_run(run, latest).await {
+                return Ok(RunReadiness {
+                    found_version: latest,
+                    version: latest,
+                    waiting: Some(false),
+                });
+            }
+        }
         let (found, waiting) = match self
             .conn
             .run("reading the run status", &sql::run_status(&self.names))
@@ -207,6 +231,37 @@ impl SnowflakeStore {
             version: report.to_version,
             waiting: None,
         })
+    }
+
+    /// Records `run` as a run that found nothing to claim, if the schema is `latest` and
+    /// nothing waits; whether it did. A failed statement (tables missing, a grant, the
+    /// network) records nothing: the run status that follows reports what is wrong.
+    async fn record_idle_run(&self, run: &ca_notify_ports::RunStart, latest: u32) -> bool {
+        let statement = crate::runs::record_idle_run(&self.names, latest, run);
+        let recorded = match self.conn.run("recording an idle run", &statement).await {
+            Ok(answer) => rows_changed(&answer).is_ok_and(|n| n == 1),
+            Err(e) => {
+                tracing::debug!(error = %e, "Could not record an idle run; reading the run status.");
+                false
+            }
+        };
+        if recorded {
+            self.set_hint(Hint::Idle);
+            *self
+                .idle_run
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(run.id.clone());
+        }
+        recorded
+    }
+
+    /// Forgets the idle run: a claim statement is about to run, so what it knew about
+    /// waiting records no longer holds.
+    fn forget_idle_run(&self) {
+        *self
+            .idle_run
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
     }
 
     fn set_hint(&self, hint: Hint) {
@@ -315,10 +370,7 @@ impl SnowflakeStore {
                 }
                 let answer = self
                     .conn
-                    .run(
-                        "counting waiting records",
-                        &sql::count_claimable(&self.names),
-                    )
+                    .run("counting waiting records", &sql::backlog(&self.names))
                     .await?;
                 Some(first_count(&answer, "count of waiting records")?)
             }
@@ -480,6 +532,14 @@ impl SnowflakeStore {
             .current_run
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(run.clone());
+    }
+
+    /// The run recorded in advance as idle, while no claim statement has run since.
+    pub(crate) fn idle_run(&self) -> Option<ca_notify_ports::RunId> {
+        self.idle_run
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// The current run's start, if it is `id`.
@@ -694,8 +754,9 @@ impl PhoneSource for SnowflakeStore {
                     records: Vec::new(),
                 })
             }
-            Hint::Waiting => {}
+            Hint::Waiting => self.forget_idle_run(),
             Hint::Unknown => {
+                self.forget_idle_run();
                 let answer = self
                     .conn
                     .run("asking whether records wait", &sql::claim_hint(&self.names))

@@ -50,9 +50,28 @@ async fn status_counts_source_and_state() {
         [("gave_up".to_owned(), 1), ("invalid_number".to_owned(), 1)]
     );
     assert_eq!(status.deferred.values().sum::<u64>(), 1, "3 deferred");
+    let oldest = status
+        .oldest_pending_since
+        .expect("the arrival column dates the backlog");
+    assert!(
+        (Utc::now() - oldest).num_seconds().abs() < 86_400,
+        "the oldest arrival {oldest} is not about now"
+    );
+}
+
+#[tokio::test]
+async fn without_an_arrival_column_the_backlog_is_not_dated() {
+    let db = TestDb::new().await;
+    let source = unique("SRC");
+    db.create_source(&source, &operator_day_records()).await;
+    let mut config = db.config(&unique("no_arrival"), &source, &unique("STATE"));
+    config.table.arrived_at_column = None;
+    let store = TestStore::open(config).await;
+    let status = store.store.status(Utc::now()).await.expect("status");
+    assert_eq!(status.pending, 6);
     assert_eq!(
         status.oldest_pending_since, None,
-        "Snowflake keeps no arrival time"
+        "an arrival time was invented"
     );
 }
 
@@ -209,4 +228,8 @@ async fn confirmations_and_a_purge_that_erases_nothing_of_the_source() {
     assert!(records
         .iter()
         .all(|r| r.test_date == chrono::NaiveDate::from_ymd_opt(2026, 11, 30)));
+    assert!(
+        records.iter().all(|r| r.arrived_at.is_some()),
+        "the arrival column dates every record of the report"
+    );
 }

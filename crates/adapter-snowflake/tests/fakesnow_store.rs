@@ -32,12 +32,14 @@ mod store {
 
     use std::time::Duration;
 
-    use ca_notify_adapter_snowflake::{SnowflakeAuth, SnowflakeStore, StoreError};
+    use ca_notify_adapter_snowflake::{RunReadiness, SnowflakeAuth, SnowflakeStore, StoreError};
     use ca_notify_domain::{
         ClaimToken, KeyHistory, NotSentReason, Outcome, RawPhone, RecipientRecord, RecordId,
         RecordOutcome,
     };
-    use ca_notify_ports::{PhoneSource, ResultSink, SinkError, SourceError};
+    use ca_notify_ports::{
+        PhoneSource, ResultSink, RunEnd, RunId, RunLog, RunStart, SinkError, SourceError,
+    };
     use ca_notify_store_contract::fixtures::records;
     use serde_json::json;
 
@@ -685,29 +687,136 @@ mod store {
         }
     }
 
+    /// A run about to start, as the job describes it.
+    fn run_start(id: &str) -> RunStart {
+        RunStart {
+            id: RunId::parse(id).expect("valid"),
+            worker: "worker-1".to_owned(),
+            started_at: chrono::Utc::now(),
+        }
+    }
+
+    /// Prepares `store` for run `id`, as the job does before its first claim.
+    async fn prepare(store: &TestStore, id: &str) -> (RunStart, RunReadiness) {
+        let start = run_start(id);
+        let readiness = store
+            .store
+            .prepare_for_run(true, Some(&start))
+            .await
+            .expect("ready");
+        (start, readiness)
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_idle_run_costs_one_statement_and_takes_no_lock() {
         let db = TestDb::new().await;
         let user = unique("idle");
         let store = store_with(&db, &user, &[]).await;
+        let runs = db.qualified(&format!("{}_RUNS", store.config.state_table));
         let before = fakesnow().statements_of(&user).len();
-        let readiness = store.store.prepare_for_run(true).await.expect("ready");
+        // The whole run, as the job drives it: prepare, start, claim, count, finish.
+        let (start, readiness) = prepare(&store, "idle-run").await;
         assert_eq!(readiness.waiting, Some(false));
         assert_eq!(readiness.version, 4);
+        store.start_run(&start).await.expect("start");
         let claim = store.claim(100, LEASE).await.expect("claim");
         assert!(claim.records.is_empty());
+        let backlog = store.backlog().await.expect("backlog");
+        assert_eq!((backlog.records, backlog.oldest_arrival), (0, None));
+        store
+            .finish_run(&start.id, &RunEnd::nothing_to_claim(chrono::Utc::now()))
+            .await
+            .expect("finish");
         let sent = fakesnow().statements_of(&user)[before..].to_vec();
         assert_eq!(sent.len(), 1, "{sent:#?}");
         assert!(
-            sent[0].starts_with("SELECT (SELECT COALESCE(MAX(VERSION), 0)"),
+            sent[0].starts_with(&format!("INSERT INTO {runs}")),
             "{sent:#?}"
         );
+        assert!(
+            !sent[0].contains("_LOCK"),
+            "an idle run took the claim lock"
+        );
+        // The one statement recorded the run, finished and successful.
+        let recorded = store.recent_runs(5).await.expect("runs");
+        assert_eq!(recorded.len(), 1, "{recorded:?}");
+        assert_eq!(recorded[0].start.id, start.id);
+        assert_eq!(recorded[0].start.worker, "worker-1");
+        let end = recorded[0].end.as_ref().expect("an end");
+        assert!(end.is_nothing_to_claim(), "{end:?}");
         // The status is used once: a later claim asks again, still without the lock.
+        let before = fakesnow().statements_of(&user).len();
         let again = store.claim(100, LEASE).await.expect("claim");
         assert!(again.records.is_empty());
         let sent = fakesnow().statements_of(&user)[before..].to_vec();
-        assert_eq!(sent.len(), 2, "{sent:#?}");
-        assert!(sent[1].starts_with("SELECT 1 AS PENDING"), "{sent:#?}");
+        assert_eq!(sent.len(), 1, "{sent:#?}");
+        assert!(sent[0].starts_with("SELECT 1 AS PENDING"), "{sent:#?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_run_recorded_idle_that_claims_after_all_records_what_it_did() {
+        let db = TestDb::new().await;
+        let user = unique("idle_then_busy");
+        let store = store_with(&db, &user, &[]).await;
+        let (start, readiness) = prepare(&store, "idle-then-busy").await;
+        assert_eq!(readiness.waiting, Some(false));
+        store.start_run(&start).await.expect("start");
+        assert!(store
+            .claim(10, LEASE)
+            .await
+            .expect("claim")
+            .records
+            .is_empty());
+        // A record arrives during the run, and a later claim of the same run takes it.
+        db.exec(
+            &format!(
+                "INSERT INTO {} (ID, PHONE, ARRIVED_AT) VALUES (?, ?, SYSDATE())",
+                db.qualified(&store.config.table.name)
+            ),
+            vec![Some("77".to_owned()), Some("+14155550177".to_owned())],
+        )
+        .await;
+        let claim = store.claim(10, LEASE).await.expect("claim");
+        assert_eq!(claim.records.len(), 1);
+        let backlog = store.backlog().await.expect("backlog");
+        assert_eq!(backlog.records, 0, "the claimed record is not waiting");
+        let mut end = RunEnd::nothing_to_claim(chrono::Utc::now());
+        end.counts.claimed = 1;
+        end.stop = "deadline".into();
+        store.finish_run(&start.id, &end).await.expect("finish");
+        let recorded = store.recent_runs(5).await.expect("runs");
+        assert_eq!(recorded.len(), 1, "{recorded:?}");
+        let written = recorded[0].end.as_ref().expect("an end");
+        assert_eq!(
+            (written.counts.claimed, written.stop.as_str()),
+            (1, "deadline")
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_busy_run_reads_the_status_after_the_idle_check_and_records_nothing_yet() {
+        let db = TestDb::new().await;
+        let user = unique("busy");
+        let store = store_with(&db, &user, &records(1, 2)).await;
+        let before = fakesnow().statements_of(&user).len();
+        let (_, readiness) = prepare(&store, "busy-run").await;
+        assert_eq!(readiness.waiting, Some(true));
+        let sent: Vec<String> = fakesnow().statements_of(&user)[before..]
+            .iter()
+            .map(|s| head(s, 2))
+            .collect();
+        assert_eq!(
+            sent,
+            vec!["INSERT INTO".to_owned(), "SELECT (SELECT".to_owned()],
+            "the idle check, then the run status"
+        );
+        assert!(
+            store.recent_runs(5).await.expect("runs").is_empty(),
+            "a run with work was recorded before it ended"
+        );
+        let backlog = store.backlog().await.expect("backlog");
+        assert_eq!(backlog.records, 2);
+        assert!(backlog.oldest_arrival.is_some(), "{backlog:?}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -717,17 +826,20 @@ mod store {
         db.create_source(&source, &records(1, 2)).await;
         let config = db.config(&unique("empty_schema"), &source, &unique("STATE"));
         let store = SnowflakeStore::connect(config).await.expect("connect");
-        match store.prepare_for_run(false).await {
+        match store.prepare_for_run(false, None).await {
             Err(StoreError::Misconfigured(m)) => {
                 assert!(m.contains("ca-notify migrate"), "{m}");
                 assert!(m.contains("snowflake.auto_migrate"), "{m}");
             }
             other => panic!("expected a refusal naming ca-notify migrate, got {other:?}"),
         }
-        let readiness = store.prepare_for_run(true).await.expect("migrated");
+        let readiness = store
+            .prepare_for_run(true, Some(&run_start("empty-schema")))
+            .await
+            .expect("migrated");
         assert_eq!((readiness.found_version, readiness.version), (0, 4));
         assert_eq!(store.claim(5, LEASE).await.expect("claim").records.len(), 2);
-        let again = store.prepare_for_run(false).await.expect("ready");
+        let again = store.prepare_for_run(false, None).await.expect("ready");
         assert_eq!(again.waiting, Some(false), "both records are claimed");
     }
 
@@ -813,7 +925,11 @@ mod store {
         )
         .await;
         for auto_migrate in [true, false] {
-            match store.store.prepare_for_run(auto_migrate).await {
+            match store
+                .store
+                .prepare_for_run(auto_migrate, Some(&run_start("gone")))
+                .await
+            {
                 Err(StoreError::Misconfigured(m)) => {
                     assert!(
                         m.contains(&store.config.table.name.to_ascii_uppercase())

@@ -44,6 +44,7 @@ fn config(server: &MockServer) -> SnowflakeConfig {
             symptom_date_column: Some("SYMPTOM_DATE".into()),
             test_type_column: Some("TEST_TYPE".into()),
             tz_offset_column: Some("TZ_OFFSET".into()),
+            arrived_at_column: None,
             ..SourceTable::new("POSITIVES", "ID", "PHONE")
         },
         state_table: "CA_NOTIFY_STATE".into(),

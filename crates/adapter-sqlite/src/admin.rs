@@ -28,7 +28,7 @@ const STATUS: &str = "SELECT count(*),
         max(lease_until) FILTER (WHERE outcome IS NULL AND lease_until > ?1),
         count(*) FILTER (WHERE sent = 1),
         count(*) FILTER (WHERE outcome = 'unconfirmed'),
-        min(adopted_at) FILTER (WHERE outcome IS NULL),
+        min(adopted_at) FILTER (WHERE outcome IS NULL AND lease_until <= ?1),
         count(*) FILTER (WHERE purged_at IS NOT NULL)
     FROM ca_notify_state";
 

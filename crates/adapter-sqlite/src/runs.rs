@@ -6,7 +6,7 @@
 //! current run, whose id every write-back stamps on the rows it reaches.
 
 use async_trait::async_trait;
-use ca_notify_ports::{RunCounts, RunEnd, RunId, RunLog, RunRecord, RunStart, SinkError};
+use ca_notify_ports::{Backlog, RunCounts, RunEnd, RunId, RunLog, RunRecord, RunStart, SinkError};
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{params, Row};
 
@@ -25,9 +25,9 @@ const FINISH_RUN: &str = "INSERT INTO ca_notify_runs (run_id, worker, started_at
         not_sent = excluded.not_sent, unconfirmed = excluded.unconfirmed,
         deferred = excluded.deferred";
 
-/// What a claim could take now: the partial index of pending rows, up to now.
-const BACKLOG: &str =
-    "SELECT count(*) FROM ca_notify_state WHERE outcome IS NULL AND lease_until <= ?1";
+/// The claimable records and the oldest arrival among them (`adopted_at`, schema 4).
+const BACKLOG: &str = "SELECT count(*), min(adopted_at) FROM ca_notify_state
+    WHERE outcome IS NULL AND lease_until <= ?1";
 
 const COLUMNS: &str = "run_id, worker, started_at, ended_at, succeeded, stop, claimed, sent,
     already_sent, not_sent, unconfirmed, deferred";
@@ -154,15 +154,29 @@ impl RunLog for SqliteStore {
         Ok(run)
     }
 
-    async fn backlog(&self) -> Result<u64, SinkError> {
-        let waiting = self
+    async fn backlog(&self) -> Result<Backlog, SinkError> {
+        let (records, oldest) = self
             .run(move |conn, inner| {
-                let n: i64 = conn
+                let (n, oldest): (i64, Option<String>) = conn
                     .prepare_cached(BACKLOG)?
-                    .query_row([inner.now_ms()], |row| row.get(0))?;
-                Ok(u64::try_from(n).unwrap_or(0))
+                    .query_row([inner.now_ms()], |row| Ok((row.get(0)?, row.get(1)?)))?;
+                Ok((u64::try_from(n).unwrap_or(0), oldest))
             })
             .await?;
-        Ok(waiting)
+        let oldest_arrival = oldest
+            .map(|text| {
+                DateTime::parse_from_rfc3339(&text)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|e| {
+                        StoreError::Misconfigured(format!(
+                            "ca_notify_state holds a bad arrival time: {e}"
+                        ))
+                    })
+            })
+            .transpose()?;
+        Ok(Backlog {
+            records,
+            oldest_arrival,
+        })
     }
 }

@@ -357,6 +357,7 @@ async fn a_final_id_is_found_under_another_spelling_of_the_same_integer() {
             symptom_date_column: None,
             test_type_column: None,
             tz_offset_column: None,
+            arrived_at_column: None,
         },
         ..SqliteConfig::at(&path)
     })

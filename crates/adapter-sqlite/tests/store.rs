@@ -99,6 +99,7 @@ async fn a_configured_table_with_integer_ids_and_absent_columns_is_adopted_as_it
             symptom_date_column: None,
             test_type_column: None,
             tz_offset_column: None,
+            arrived_at_column: None,
         },
         ..SqliteConfig::at(&path)
     };

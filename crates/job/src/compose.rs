@@ -62,15 +62,21 @@ impl Store {
     /// What a run does before its first claim: the schema check. SQLite migrated itself
     /// when it opened; Snowflake reads its schema version (and whether anything waits) in
     /// one statement and migrates when `snowflake.auto_migrate` allows, or stops with a
-    /// message naming `ca-notify migrate`.
+    /// message naming `ca-notify migrate`. When its schema is current and nothing waits,
+    /// that one statement records `run` as finished having found nothing to claim: the
+    /// whole cost of an idle run (docs/store-snowflake.md, "Cost").
     ///
     /// # Errors
     /// [`JobError::Store`] naming the state table and what to do.
-    pub async fn prepare_for_run(&self, config: &JobConfig) -> Result<(), JobError> {
+    pub async fn prepare_for_run(
+        &self,
+        config: &JobConfig,
+        run: &ca_notify_ports::RunStart,
+    ) -> Result<(), JobError> {
         match self {
             Self::Sqlite(_) => Ok(()),
             Self::Snowflake(s) => s
-                .prepare_for_run(config.snowflake.auto_migrate)
+                .prepare_for_run(config.snowflake.auto_migrate, Some(run))
                 .await
                 .map(|readiness| {
                     if readiness.found_version < readiness.version {

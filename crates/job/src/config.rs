@@ -142,6 +142,9 @@ pub struct SourceSection {
     pub symptom_date_column: String,
     /// The test type column; empty when the table has none.
     pub test_type_column: String,
+    /// When each record arrived (a `TIMESTAMP` or `DATE` column), for the backlog's age
+    /// on Snowflake; empty when the table has none. SQLite stamps arrivals itself.
+    pub arrived_at_column: String,
     /// Region of numbers written without a country code (ISO 3166 alpha-2).
     pub phone_region: String,
 }
@@ -156,6 +159,7 @@ impl Default for SourceSection {
             test_date_column: t.test_date_column.unwrap_or_default(),
             symptom_date_column: t.symptom_date_column.unwrap_or_default(),
             test_type_column: t.test_type_column.unwrap_or_default(),
+            arrived_at_column: t.arrived_at_column.unwrap_or_default(),
             phone_region: "US".to_owned(),
         }
     }
@@ -172,6 +176,7 @@ impl SourceSection {
             test_date_column: optional(&self.test_date_column),
             symptom_date_column: optional(&self.symptom_date_column),
             test_type_column: optional(&self.test_type_column),
+            arrived_at_column: optional(&self.arrived_at_column),
             ..SourceTable::new(&self.table, &self.id_column, &self.phone_column)
         }
     }
@@ -365,6 +370,13 @@ impl JobConfig {
             ),
             Some(_) => {}
         }
+        if self.store.kind == StoreKind::Sqlite && !self.source.arrived_at_column.trim().is_empty()
+        {
+            problems.push(ConfigError::new(
+                "source.arrived_at_column",
+                "is read by the Snowflake store only: SQLite stamps each record's arrival itself (leave it empty)",
+            ));
+        }
         if issuer {
             problems.extend(self.verification.missing());
         }
@@ -509,6 +521,26 @@ mod tests {
         ] {
             assert!(err.contains(key), "{err}");
         }
+    }
+
+    #[test]
+    fn an_arrival_column_is_for_snowflake_and_refused_on_sqlite() {
+        let env = env(&[("CA_NOTIFY__SOURCE__ARRIVED_AT_COLUMN", "LOADED_AT")]);
+        let c = JobConfig::load(None, &env).expect("loads");
+        assert_eq!(
+            c.source.table().arrived_at_column.as_deref(),
+            Some("LOADED_AT")
+        );
+        let err = c.validate_for_run().expect_err("refused").to_string();
+        assert!(err.contains("source.arrived_at_column"), "{err}");
+        assert!(err.contains("Snowflake"), "{err}");
+        let mut snowflake = c.clone();
+        snowflake.store.kind = StoreKind::Snowflake;
+        let err = snowflake
+            .validate_for_run()
+            .expect_err("other keys")
+            .to_string();
+        assert!(!err.contains("arrived_at_column"), "{err}");
     }
 
     #[test]

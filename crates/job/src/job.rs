@@ -8,7 +8,7 @@ use ca_notify_metrics::Metrics;
 use ca_notify_pipeline::{BuildError, Pipeline, RunFailure, RunObserver, RunReport};
 use ca_notify_ports::config::{ConfigError, ConfigErrors};
 use ca_notify_ports::{
-    PhoneSource, PhoneValidator, ResultSink, RunEnd, RunId, RunLog, RunStart, SmsIssuer,
+    Backlog, PhoneSource, PhoneValidator, ResultSink, RunEnd, RunId, RunLog, RunStart, SmsIssuer,
 };
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
@@ -144,7 +144,7 @@ impl Job {
     async fn last_success_and_backlog(
         &self,
         end: &RunEnd,
-    ) -> (Option<chrono::DateTime<Utc>>, Option<u64>) {
+    ) -> (Option<chrono::DateTime<Utc>>, Option<Backlog>) {
         let Some(log) = &self.run_log else {
             return (end.succeeded.then_some(end.ended_at), None);
         };
@@ -283,16 +283,14 @@ impl JobBuilder {
         let secret = compose::dedup_secret(config)?;
         let metrics = config.metrics.metrics()?;
         let run_id = self.run_id.unwrap_or_else(observe::new_run_id);
-        let (source, sink, run_log) = match (self.source, self.sink) {
-            (Some(source), Some(sink)) => (source, sink, self.run_log),
+        let (store, source, sink, run_log) = match (self.source, self.sink) {
+            (Some(source), Some(sink)) => (None, source, sink, self.run_log),
             (source, sink) => {
                 let store = Store::open_for_run(config, &run_id).await?;
-                store.prepare_for_run(config).await?;
-                (
-                    source.unwrap_or_else(|| store.source()),
-                    sink.unwrap_or_else(|| store.sink()),
-                    Some(self.run_log.unwrap_or_else(|| store.run_log())),
-                )
+                let source = source.unwrap_or_else(|| store.source());
+                let sink = sink.unwrap_or_else(|| store.sink());
+                let run_log = Some(self.run_log.unwrap_or_else(|| store.run_log()));
+                (Some(store), source, sink, run_log)
             }
         };
         let validator = match self.validator {
@@ -314,8 +312,19 @@ impl JobBuilder {
         if let Some(observer) = self.observer {
             pipeline = pipeline.observer(observer);
         }
+        let pipeline = pipeline.build()?;
+        // Last, so that nothing after it can fail: on Snowflake it may record an idle
+        // run as finished (compose.rs).
+        if let Some(store) = &store {
+            let start = RunStart {
+                id: run_id.clone(),
+                worker: config.worker_id(),
+                started_at: Utc::now(),
+            };
+            store.prepare_for_run(config, &start).await?;
+        }
         Ok(Job {
-            pipeline: pipeline.build()?,
+            pipeline,
             run_id,
             worker: config.worker_id(),
             run_log,
@@ -384,6 +393,56 @@ mod tests {
             .expect("ran");
         assert_eq!((report.claimed, report.sent), (2, 1));
         assert_eq!(store.counts().open, 0);
+    }
+
+    /// On SQLite, which stamps each record's arrival, the metrics date the backlog left.
+    #[tokio::test]
+    async fn the_metrics_date_the_backlog_a_sqlite_run_leaves() {
+        let today = chrono::Utc::now().date_naive().to_string();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = with_secret();
+        config.store.path = dir.path().join("state.db");
+        config.metrics.textfile = Some(dir.path().join("ca_notify.prom"));
+        config.pipeline.epoch_count = 1;
+        config.pipeline.epoch_size = 10;
+        let csv = dir.path().join("positives.csv");
+        let mut text = "id,phone,test_date\n".to_owned();
+        for n in 0..30 {
+            text.push_str(&format!("lab-{n},41520{n:05},{today}\n"));
+        }
+        std::fs::write(&csv, text).expect("csv");
+        let store = compose::sqlite_only(&config, "the test loads SQLite")
+            .await
+            .expect("store");
+        ca_notify_adapter_sqlite::import_csv(&store, &csv)
+            .await
+            .expect("import");
+        let before = Utc::now();
+        Job::builder(config)
+            .validator(Arc::new(MemoryValidator::new()))
+            .issuer(Arc::new(MemoryIssuer::new()))
+            .build()
+            .await
+            .expect("built")
+            .run(CancellationToken::new())
+            .await
+            .expect("ran");
+        let text = std::fs::read_to_string(dir.path().join("ca_notify.prom")).expect("textfile");
+        let value = |name: &str| -> f64 {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("{name} ")))
+                .unwrap_or_else(|| panic!("no {name} in {text}"))
+                .parse()
+                .expect("a number")
+        };
+        let left = value("ca_notify_backlog_records");
+        assert!((1.0..30.0).contains(&left), "{text}");
+        let oldest = value("ca_notify_backlog_oldest_arrival_timestamp_seconds");
+        let imported = before.timestamp_millis() as f64 / 1000.0;
+        assert!(
+            (imported - 120.0..=imported + 1.0).contains(&oldest),
+            "the oldest arrival {oldest} is not the import's time {imported}: {text}"
+        );
     }
 
     /// A run is recorded in the store's runs table under the job's id, with its end and

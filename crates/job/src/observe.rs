@@ -11,7 +11,7 @@ use std::time::Duration;
 use ca_notify_domain::NotSentKind;
 use ca_notify_metrics::{RecordCount, RunMetrics};
 use ca_notify_pipeline::RunReport;
-use ca_notify_ports::{RunCounts, RunEnd, RunId};
+use ca_notify_ports::{Backlog, RunCounts, RunEnd, RunId};
 use chrono::{DateTime, Utc};
 
 /// A new run id: a UUID version 7 (time-ordered), hyphenated.
@@ -43,7 +43,7 @@ pub fn run_metrics(
     end: &RunEnd,
     duration: Duration,
     last_success: Option<DateTime<Utc>>,
-    backlog: Option<u64>,
+    backlog: Option<Backlog>,
 ) -> RunMetrics {
     let mut records = vec![
         RecordCount {
@@ -79,7 +79,8 @@ pub fn run_metrics(
         succeeded: end.succeeded,
         stop: end.stop.clone(),
         last_success: last_success.map(unix_secs),
-        backlog,
+        backlog: backlog.map(|b| b.records),
+        backlog_oldest_arrival: backlog.and_then(|b| b.oldest_arrival).map(unix_secs),
     }
 }
 

@@ -103,13 +103,39 @@ async fn run_on_an_empty_schema_migrates_first_and_texts_everyone_once() {
         .expect("the job builds on an empty schema");
     let report = job.run(CancellationToken::new()).await.expect("ran");
     assert_eq!((report.claimed, report.sent), (2, 2), "{report:?}");
-    let again = build(config(&database, &base_url, true))
-        .await
-        .expect("built again")
-        .run(CancellationToken::new())
-        .await
-        .expect("ran again");
+    // The next scheduled run finds nothing: one statement, from login to exit.
+    let idle = config(&database, &base_url, true);
+    let user = idle.snowflake.user.clone();
+    let job = build(idle).await.expect("built again");
+    let run_id = job.run_id().to_string();
+    let again = job.run(CancellationToken::new()).await.expect("ran again");
     assert_eq!((again.claimed, again.sent), (0, 0), "{again:?}");
+    let sent = tokio::task::spawn_blocking(move || fakesnow().statements_of(&user))
+        .await
+        .expect("statements");
+    assert_eq!(
+        sent.len(),
+        1,
+        "an idle run cost more than one statement: {sent:#?}"
+    );
+    assert!(sent[0].starts_with("INSERT INTO"), "{sent:#?}");
+    assert!(sent[0].contains("_RUNS"), "{sent:#?}");
+    // …which recorded the run as finished, having found nothing.
+    let store = ca_notify_job::compose::Store::open(&config(&database, &base_url, true))
+        .await
+        .expect("open");
+    let runs = store.run_log().recent_runs(5).await.expect("runs");
+    let idle_run = runs
+        .iter()
+        .find(|r| r.start.id.to_string() == run_id)
+        .expect("the idle run is recorded");
+    assert!(
+        idle_run
+            .end
+            .as_ref()
+            .is_some_and(|e| e.is_nothing_to_claim()),
+        "{idle_run:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -50,10 +50,13 @@ pub struct RunMetrics {
     pub last_success: Option<f64>,
     /// Records waiting for a claim after the run; `None` when the store could not say.
     pub backlog: Option<u64>,
+    /// When the oldest of them arrived, in Unix seconds; `None` when none waits, or the
+    /// store keeps no arrival times (Snowflake without `source.arrived_at_column`).
+    pub backlog_oldest_arrival: Option<f64>,
 }
 
 /// Every metric name [`render`] can write, for alerting rules and their tests.
-pub const METRIC_NAMES: [&str; 12] = [
+pub const METRIC_NAMES: [&str; 13] = [
     RECORDS,
     CLAIMED,
     ISSUE_REQUESTS,
@@ -66,6 +69,7 @@ pub const METRIC_NAMES: [&str; 12] = [
     STOP,
     LAST_SUCCESS,
     BACKLOG,
+    BACKLOG_OLDEST,
 ];
 
 const RECORDS: &str = "ca_notify_run_records";
@@ -80,6 +84,7 @@ const SUCCEEDED: &str = "ca_notify_run_succeeded";
 const STOP: &str = "ca_notify_run_stop";
 const LAST_SUCCESS: &str = "ca_notify_last_success_timestamp_seconds";
 const BACKLOG: &str = "ca_notify_backlog_records";
+const BACKLOG_OLDEST: &str = "ca_notify_backlog_oldest_arrival_timestamp_seconds";
 
 /// The run in the text exposition format.
 pub fn render(m: &RunMetrics) -> String {
@@ -174,6 +179,14 @@ pub fn render(m: &RunMetrics) -> String {
             backlog as f64,
         );
     }
+    if let Some(at) = m.backlog_oldest_arrival {
+        plain(
+            &mut out,
+            BACKLOG_OLDEST,
+            "When the oldest record waiting for a claim arrived, in Unix time (absent when none waits).",
+            at,
+        );
+    }
     out
 }
 
@@ -239,6 +252,7 @@ mod tests {
             stop: "deadline".into(),
             last_success: Some(1_767_225_600.25),
             backlog: Some(4),
+            backlog_oldest_arrival: Some(1_767_200_000.5),
         }
     }
 
@@ -258,6 +272,7 @@ mod tests {
         assert!(text.contains("ca_notify_run_stop{reason=\"deadline\"} 1\n"));
         assert!(text.contains("ca_notify_last_success_timestamp_seconds 1767225600.25\n"));
         assert!(text.contains("ca_notify_backlog_records 4\n"));
+        assert!(text.contains("ca_notify_backlog_oldest_arrival_timestamp_seconds 1767200000.5\n"));
         for name in METRIC_NAMES {
             assert_eq!(
                 text.matches(&format!("# TYPE {name} gauge\n")).count(),
@@ -272,8 +287,10 @@ mod tests {
         let mut m = sample();
         m.last_success = None;
         m.backlog = None;
+        m.backlog_oldest_arrival = None;
         let text = render(&m);
         assert!(!text.contains(LAST_SUCCESS), "{text}");
         assert!(!text.contains(BACKLOG), "{text}");
+        assert!(!text.contains(BACKLOG_OLDEST), "{text}");
     }
 }

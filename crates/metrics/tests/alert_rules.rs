@@ -104,13 +104,18 @@ tests:
           - exp_labels: {severity: page}
             exp_annotations:
               summary: no ca-notify run has reported a success
-  # Worker a never empties its backlog; worker b emptied it once, 2 hours in.
+  # Worker a never empties its backlog; worker b emptied it once, 2 hours in; worker c
+  # never empties it either, but dates it: every record is fresh, so this rule is quiet.
   - interval: 10m
     input_series:
       - series: 'ca_notify_backlog_records{job="ca-notify",instance="a"}'
         values: '3x30'
       - series: 'ca_notify_backlog_records{job="ca-notify",instance="b"}'
         values: '3x11 0 3x18'
+      - series: 'ca_notify_backlog_records{job="ca-notify",instance="c"}'
+        values: '3x30'
+      - series: 'ca_notify_backlog_oldest_arrival_timestamp_seconds{job="ca-notify",instance="c"}'
+        values: '0+600x30'
     alert_rule_test:
       - eval_time: 3h
         alertname: CaNotifyBacklogNotDraining
@@ -121,6 +126,24 @@ tests:
           - exp_labels: {severity: ticket, job: ca-notify, instance: a}
             exp_annotations:
               summary: no ca-notify run has emptied the backlog for 4 hours
+  # Worker a's oldest record arrived at Unix time 0 and is still waiting; worker b's
+  # oldest record is always a few minutes old.
+  - interval: 10m
+    input_series:
+      - series: 'ca_notify_backlog_oldest_arrival_timestamp_seconds{job="ca-notify",instance="a"}'
+        values: '0x30'
+      - series: 'ca_notify_backlog_oldest_arrival_timestamp_seconds{job="ca-notify",instance="b"}'
+        values: '0+600x30'
+    alert_rule_test:
+      - eval_time: 3h50m
+        alertname: CaNotifyBacklogOld
+        exp_alerts: []
+      - eval_time: 4h10m
+        alertname: CaNotifyBacklogOld
+        exp_alerts:
+          - exp_labels: {severity: ticket, job: ca-notify, instance: a}
+            exp_annotations:
+              summary: a record has waited for ca-notify for more than 4 hours
   # A misconfiguration stop pages at once; a deadline stop does not.
   - interval: 1m
     input_series:
@@ -143,6 +166,6 @@ fn promtool_accepts_the_rules_and_each_alert_fires_when_it_should() {
     std::fs::write(dir.path().join("rules.yml"), rules()).expect("rules.yml");
     std::fs::write(dir.path().join("tests.yml"), TESTS).expect("tests.yml");
     let checked = promtool(&["check", "rules", "rules.yml"], dir.path());
-    assert!(checked.contains("4 rules found"), "{checked}");
+    assert!(checked.contains("5 rules found"), "{checked}");
     promtool(&["test", "rules", "tests.yml"], dir.path());
 }

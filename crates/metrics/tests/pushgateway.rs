@@ -122,6 +122,7 @@ fn run(succeeded: bool, stop: &str, backlog: Option<u64>) -> RunMetrics {
         stop: stop.into(),
         last_success: Some(1_767_225_600.0),
         backlog,
+        backlog_oldest_arrival: backlog.filter(|&n| n > 0).map(|_| 1_767_200_000.0),
     }
 }
 
@@ -160,6 +161,10 @@ async fn a_run_is_pushed_and_the_next_push_replaces_it() {
         vec!["ca_notify_backlog_records 4"]
     );
     assert_eq!(
+        value(&text, "ca_notify_backlog_oldest_arrival_timestamp_seconds"),
+        Some(1_767_200_000.0)
+    );
+    assert_eq!(
         value(&text, "ca_notify_last_success_timestamp_seconds"),
         Some(1_767_225_600.0)
     );
@@ -187,6 +192,10 @@ async fn a_run_is_pushed_and_the_next_push_replaces_it() {
     assert!(
         samples(&text, "ca_notify_backlog_records").is_empty(),
         "{text}"
+    );
+    assert!(
+        samples(&text, "ca_notify_backlog_oldest_arrival_timestamp_seconds").is_empty(),
+        "a stale arrival time lingers: {text}"
     );
     assert_eq!(
         samples(&text, "ca_notify_last_success_timestamp_seconds").len(),

@@ -146,7 +146,7 @@ impl StopReason {
         match self {
             Self::Deadline => "deadline",
             Self::Shutdown => "shutdown",
-            Self::Drained => "drained",
+            Self::Drained => ca_notify_ports::NOTHING_TO_CLAIM_STOP,
             Self::IssuerUnavailable => "issuer_unavailable",
             Self::ValidatorUnavailable => "validator_unavailable",
             Self::Misconfigured => "misconfigured",

@@ -171,6 +171,11 @@ pub struct SourceTable {
     /// The user's time-zone offset in minutes, if any (Snowflake only).
     #[serde(default)]
     pub tz_offset_column: Option<String>,
+    /// When each record arrived in the table (a `TIMESTAMP` or `DATE` column), if any
+    /// (Snowflake only: SQLite stamps each record's arrival itself). It dates the
+    /// backlog's oldest record for `status` and the metrics.
+    #[serde(default)]
+    pub arrived_at_column: Option<String>,
 }
 
 impl SourceTable {
@@ -188,6 +193,7 @@ impl SourceTable {
             symptom_date_column: None,
             test_type_column: None,
             tz_offset_column: None,
+            arrived_at_column: None,
         }
     }
 }

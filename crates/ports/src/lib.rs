@@ -30,7 +30,10 @@ pub mod validator;
 pub use admin::{AdminError, StoreAdmin};
 pub use config::{ConfigError, ConfigErrors, SourceTable};
 pub use issuer::{IssueError, IssueItem, SmsIssuer, MAX_BATCH_ITEMS};
-pub use run::{InvalidRunId, RunCounts, RunEnd, RunId, RunLog, RunRecord, RunStart};
+pub use run::{
+    Backlog, InvalidRunId, RunCounts, RunEnd, RunId, RunLog, RunRecord, RunStart,
+    NOTHING_TO_CLAIM_STOP,
+};
 pub use sink::{ResultSink, SinkError, WriteReceipt};
 pub use source::{Claim, PhoneSource, SourceError};
 pub use validator::{PhoneValidator, PhoneVerdict, ValidationError};

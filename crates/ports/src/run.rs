@@ -122,6 +122,40 @@ pub struct RunEnd {
     pub counts: RunCounts,
 }
 
+/// The stop code of a run that found nothing to claim: the pipeline's "drained". A store
+/// that learns before a run that nothing waits may record the run's end in advance as
+/// [`RunEnd::nothing_to_claim`], and then owes no write when the run ends so.
+pub const NOTHING_TO_CLAIM_STOP: &str = "drained";
+
+impl RunEnd {
+    /// The end of a run that found nothing to claim, at `at`: succeeded, stopped
+    /// [`NOTHING_TO_CLAIM_STOP`], nothing counted.
+    pub fn nothing_to_claim(at: DateTime<Utc>) -> Self {
+        Self {
+            ended_at: at,
+            succeeded: true,
+            stop: NOTHING_TO_CLAIM_STOP.to_owned(),
+            counts: RunCounts::default(),
+        }
+    }
+
+    /// Whether this end is [`RunEnd::nothing_to_claim`]'s, whenever it happened.
+    pub fn is_nothing_to_claim(&self) -> bool {
+        self.succeeded && self.stop == NOTHING_TO_CLAIM_STOP && self.counts == RunCounts::default()
+    }
+}
+
+/// The records waiting for a claim, for the run's metrics and `status`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Backlog {
+    /// Records with no final outcome that a claim could take now.
+    pub records: u64,
+    /// When the oldest of them arrived in the store, when the store knows arrival times
+    /// (SQLite stamps each record's arrival; Snowflake reads `source.arrived_at_column`
+    /// when configured); `None` when it does not, or when nothing waits.
+    pub oldest_arrival: Option<DateTime<Utc>>,
+}
+
 /// One row of the runs table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunRecord {
@@ -166,16 +200,44 @@ pub trait RunLog: Send + Sync {
     async fn last_success(&self) -> Result<Option<RunRecord>, SinkError>;
 
     /// The backlog: records with no final outcome that a claim could take now (no live
-    /// claim or hold on them). One count, read at the end of a run for the metrics.
+    /// claim or hold on them), and when the oldest of them arrived. Read at the end of a
+    /// run for the metrics.
     ///
     /// # Errors
     /// As [`RunLog::start_run`].
-    async fn backlog(&self) -> Result<u64, SinkError>;
+    async fn backlog(&self) -> Result<Backlog, SinkError>;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_that_found_nothing_is_known_by_its_end_alone() {
+        let at = DateTime::parse_from_rfc3339("2026-03-01T00:00:00Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        let idle = RunEnd::nothing_to_claim(at);
+        assert!(idle.is_nothing_to_claim());
+        let later = RunEnd {
+            ended_at: at + chrono::Duration::seconds(3),
+            ..idle.clone()
+        };
+        assert!(later.is_nothing_to_claim(), "the time does not matter");
+        let mut busy = idle.clone();
+        busy.counts.claimed = 1;
+        assert!(!busy.is_nothing_to_claim());
+        let failed = RunEnd {
+            succeeded: false,
+            ..idle.clone()
+        };
+        assert!(!failed.is_nothing_to_claim());
+        let deadline = RunEnd {
+            stop: "deadline".into(),
+            ..idle
+        };
+        assert!(!deadline.is_nothing_to_claim());
+    }
 
     #[test]
     fn run_ids_are_short_printable_text() {

@@ -105,4 +105,11 @@ pub trait StoreHarness: Send + Sync {
     fn lists_runs_from_their_start(&self) -> bool {
         true
     }
+
+    /// Whether the store knows when each record arrived, so the backlog is dated (SQLite
+    /// stamps arrivals; the Snowflake harness configures `arrived_at_column`; the memory
+    /// store keeps none).
+    fn knows_arrival_times(&self) -> bool {
+        true
+    }
 }

@@ -70,7 +70,10 @@ fn render(s: &StoreStatus, age: Option<i64>) -> String {
             since.format("%Y-%m-%d %H:%M UTC"),
             human_age(age)
         ),
-        _ if s.pending > 0 => "  (arrival times unknown to this store)".to_owned(),
+        _ if s.pending > 0 => {
+            "  (age unknown: no arrival times; on Snowflake, set source.arrived_at_column)"
+                .to_owned()
+        }
         _ => String::new(),
     };
     let leases = s

@@ -17,7 +17,7 @@ use ca_notify_domain::{
     ClaimToken, DedupKey, KeyHistory, RecipientRecord, RecordId, RecordOutcome,
 };
 use ca_notify_ports::{
-    Claim, PhoneSource, ResultSink, RunEnd, RunId, RunLog, RunRecord, RunStart, SinkError,
+    Backlog, Claim, PhoneSource, ResultSink, RunEnd, RunId, RunLog, RunRecord, RunStart, SinkError,
     SourceError, WriteReceipt,
 };
 use ca_notify_store_contract::{RecordState, StoreHarness};
@@ -93,7 +93,7 @@ impl TestDb {
 
 /// How a test source table stores its columns: the id as a number, the test date as a
 /// `DATE` and the symptom date as text, so both decoding paths run.
-pub const SOURCE_DDL: &str = "ID NUMBER(38,0), PHONE VARCHAR, TEST_DATE DATE, SYMPTOM_DATE VARCHAR, TEST_TYPE VARCHAR, TZ_OFFSET NUMBER(10,0)";
+pub const SOURCE_DDL: &str = "ID NUMBER(38,0), PHONE VARCHAR, TEST_DATE DATE, SYMPTOM_DATE VARCHAR, TEST_TYPE VARCHAR, TZ_OFFSET NUMBER(10,0), ARRIVED_AT TIMESTAMP_NTZ";
 
 impl TestDb {
     /// `"DB"."SCHEMA"."NAME"`.
@@ -125,7 +125,8 @@ impl TestDb {
         self.exec(&format!("CREATE TABLE {name} ({SOURCE_DDL})"), Vec::new())
             .await;
         for chunk in records.chunks(50) {
-            let values = vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+            // Each record arrives now, on Snowflake's clock (as a loading job stamps it).
+            let values = vec!["(?, ?, ?, ?, ?, ?, SYSDATE())"; chunk.len()].join(", ");
             let mut binds = Vec::with_capacity(chunk.len() * 6);
             for r in chunk {
                 binds.push(Some(r.id.as_str().to_owned()));
@@ -137,7 +138,7 @@ impl TestDb {
             }
             self.exec(
                 &format!(
-                    "INSERT INTO {name} (ID, PHONE, TEST_DATE, SYMPTOM_DATE, TEST_TYPE, TZ_OFFSET) VALUES {values}"
+                    "INSERT INTO {name} (ID, PHONE, TEST_DATE, SYMPTOM_DATE, TEST_TYPE, TZ_OFFSET, ARRIVED_AT) VALUES {values}"
                 ),
                 binds,
             )
@@ -162,6 +163,7 @@ impl TestDb {
                 symptom_date_column: Some("symptom_date".to_owned()),
                 test_type_column: Some("test_type".to_owned()),
                 tz_offset_column: Some("tz_offset".to_owned()),
+                arrived_at_column: Some("arrived_at".to_owned()),
                 ..SourceTable::new(source, "id", "phone")
             },
             state_table: state.to_owned(),
@@ -292,7 +294,7 @@ impl RunLog for TestStore {
         self.store.last_success().await
     }
 
-    async fn backlog(&self) -> Result<u64, SinkError> {
+    async fn backlog(&self) -> Result<Backlog, SinkError> {
         self.store.backlog().await
     }
 }
