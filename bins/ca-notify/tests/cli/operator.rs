@@ -72,17 +72,19 @@ async fn status(kind: StoreKind) {
         "{before}"
     );
     assert_eq!(before["last_runs"], serde_json::json!([]), "{before}");
-    // SQLite keeps each record's arrival; a Snowflake source table does not say.
-    match kind {
-        StoreKind::Sqlite => assert!(
-            before["oldest_pending_age_secs"]
-                .as_i64()
-                .is_some_and(|a| a >= 0),
-            "{before}"
-        ),
-        StoreKind::Snowflake => {
-            assert_eq!(before["oldest_pending_since"], Value::Null, "{before}");
-        }
+    // SQLite stamps each record's arrival; Snowflake reads `source.arrived_at_column`.
+    let age = before["oldest_pending_age_secs"].as_i64();
+    assert!(age.is_some_and(|a| (0..3600).contains(&a)), "{before}");
+    if kind == StoreKind::Snowflake {
+        let undated = json(&world.run_without_arrival_column(&["status", "--json"]));
+        assert_eq!(undated["pending"].as_u64(), Some(10), "{undated}");
+        assert_eq!(undated["oldest_pending_since"], Value::Null, "{undated}");
+        let text = world.run_without_arrival_column(&["status"]);
+        assert!(
+            text.stdout.contains("set source.arrived_at_column"),
+            "{}",
+            text.stdout
+        );
     }
 
     let run = world.run(&["run", "--until-drained"]);
@@ -546,16 +548,8 @@ async fn report(kind: StoreKind) {
     let median = today["median_hours"].as_f64().expect("a median");
     assert!((0.0..24.0).contains(&median), "{figures}");
     assert_eq!(figures["without_test_date"].as_u64(), Some(0), "{figures}");
-    let without_arrival = match kind {
-        StoreKind::Sqlite => 0,
-        // Snowflake's source table does not say when a record arrived.
-        StoreKind::Snowflake => 10,
-    };
-    assert_eq!(
-        figures["without_arrival"].as_u64(),
-        Some(without_arrival),
-        "{figures}"
-    );
+    assert_eq!(figures["without_arrival"].as_u64(), Some(0), "{figures}");
+    assert_eq!(today["backlog"].as_u64(), Some(0), "all decided: {figures}");
     let html = std::fs::read_to_string(&page).expect("the page is written");
     for chart in crate::report::CHARTS {
         assert!(html.contains(&format!("id=\"{chart}\"")), "{chart} missing");

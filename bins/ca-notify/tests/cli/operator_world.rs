@@ -3,8 +3,10 @@
 //! the two simulators, and a TOML configuration naming the store, which every command of
 //! the world is run with. On SQLite the records come in through `ca-notify import`; on
 //! Snowflake (fakesnow) they are inserted into a `RECIPIENTS` table of a database of the
-//! test's own and the state tables are made by `ca-notify migrate`, as an operator makes
-//! them. The `[source]` defaults (`recipients (id, phone, test_date, …)`) name both.
+//! test's own, stamped with their arrival (`source.arrived_at_column = "ARRIVED_AT"`, as
+//! a loading job stamps them), and the state tables are made by `ca-notify migrate`, as
+//! an operator makes them. The `[source]` defaults (`recipients (id, phone, test_date,
+//! …)`) name the rest on both.
 //!
 //! A test looks at and arranges the store through [`OperatorWorld::query`] and
 //! [`OperatorWorld::execute`]: one statement text for both stores, with `{state}`,
@@ -22,7 +24,7 @@
 mod fakesnow;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ca_notify_integration_tests::{people, CliOutput};
@@ -138,7 +140,8 @@ impl OperatorWorld {
                 "[store]\nkind = \"snowflake\"\n\n[snowflake]\naccount = \"fake\"\n\
                  user = {user:?}\npassword = \"not-checked-by-fakesnow\"\n\
                  warehouse = \"test_wh\"\ndatabase = {database:?}\nschema = \"PUBLIC\"\n\
-                 base_url = {base_url:?}\nauto_migrate = false\n"
+                 base_url = {base_url:?}\nauto_migrate = false\n\n\
+                 [source]\narrived_at_column = \"ARRIVED_AT\"\n"
             ),
         )
         .expect("config written");
@@ -156,7 +159,7 @@ impl OperatorWorld {
             format!("CREATE SCHEMA IF NOT EXISTS \"{database}\".\"PUBLIC\""),
             this.sql(
                 "CREATE TABLE {source} (ID VARCHAR, PHONE VARCHAR, TEST_DATE DATE, \
-                 SYMPTOM_DATE VARCHAR, TEST_TYPE VARCHAR)",
+                 SYMPTOM_DATE VARCHAR, TEST_TYPE VARCHAR, ARRIVED_AT TIMESTAMP_NTZ)",
             ),
         ] {
             this.execute(&ddl, &[]).await;
@@ -164,7 +167,8 @@ impl OperatorWorld {
         let today = Utc::now().date_naive().to_string();
         for p in &this.world.people {
             this.execute(
-                "INSERT INTO {source} (ID, PHONE, TEST_DATE) VALUES (?, ?, ?)",
+                "INSERT INTO {source} (ID, PHONE, TEST_DATE, ARRIVED_AT) \
+                 VALUES (?, ?, ?, SYSDATE())",
                 &[&p.id, &p.national, &today],
             )
             .await;
@@ -185,10 +189,27 @@ impl OperatorWorld {
 
     /// Runs `cli` (this world's, changed by the test) with the configuration file.
     pub fn run_cli(&self, cli: &ca_notify_integration_tests::Cli, args: &[&str]) -> CliOutput {
-        let config = self.config.display().to_string();
+        Self::run_with(cli, &self.config, args)
+    }
+
+    fn run_with(cli: &ca_notify_integration_tests::Cli, config: &Path, args: &[&str]) -> CliOutput {
+        let config = config.display().to_string();
         let mut all = vec!["--config", &config];
         all.extend_from_slice(args);
         cli.run(&all)
+    }
+
+    /// Runs the command with this world's configuration less `source.arrived_at_column`
+    /// (an environment variable cannot unset it: empty values are ignored).
+    pub fn run_without_arrival_column(&self, args: &[&str]) -> CliOutput {
+        let text = std::fs::read_to_string(&self.config).expect("config");
+        let config = self.world.dir.path().join("without-arrival.toml");
+        let kept: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with("arrived_at_column"))
+            .collect();
+        std::fs::write(&config, kept.join("\n")).expect("config written");
+        Self::run_with(&self.cli(), &config, args)
     }
 
     /// `statement` with the store's table names in place of `{state}`, `{source}` and
