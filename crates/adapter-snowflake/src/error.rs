@@ -127,12 +127,29 @@ fn mentions_a_lock(message: &str) -> bool {
 
 /// Turns a connector error into a [`StoreError`], with `what` naming the step.
 pub(crate) fn store_error(what: &str, e: &ConnectorError) -> StoreError {
-    let message = format!("{what}: {}", safe_text(&e.to_string()));
+    let message = format!("{what}: {}", describe(e));
     match classify(e) {
         Class::SessionGone | Class::Unavailable => StoreError::Unavailable(message),
         Class::Misconfigured => StoreError::Misconfigured(message),
         Class::Unknown => StoreError::Unknown(anyhow::anyhow!(message)),
     }
+}
+
+/// A connector error as safe text. A server error is written as its code and its message
+/// (`Snowflake error 002003: SQL compilation error: …`), not as the connector's
+/// `002003 (42S02): …`, whose code and SQLSTATE the phone scrubber reads as one number.
+fn describe(e: &ConnectorError) -> String {
+    server_text(e.snowflake_code(), e.snowflake_message())
+        .unwrap_or_else(|| safe_text(&e.to_string()))
+}
+
+fn server_text(code: Option<&str>, message: Option<&str>) -> Option<String> {
+    let code =
+        code.filter(|c| (1..=6).contains(&c.len()) && c.chars().all(|c| c.is_ascii_digit()))?;
+    Some(format!(
+        "Snowflake error {code}: {}",
+        safe_text(message.unwrap_or("(no message)"))
+    ))
 }
 
 /// Outside text made safe to log: no phone numbers, bounded length.
@@ -173,6 +190,36 @@ mod tests {
             assert_eq!(classify_server(Some(code), Some(message)), want, "{code}");
         }
         assert_eq!(classify_server(None, None), Class::Unknown);
+    }
+
+    #[test]
+    fn a_server_error_keeps_its_code_readable_and_loses_phone_numbers() {
+        let text = server_text(
+            Some("002003"),
+            Some("SQL compilation error:\nTable 'RECIPIENTS' does not exist or not authorized."),
+        )
+        .expect("a server error");
+        assert!(
+            text.starts_with("Snowflake error 002003: SQL compilation error"),
+            "{text}"
+        );
+        assert!(!text.contains("[phone]"), "{text}");
+        let leaky = server_text(
+            Some("100038"),
+            Some("Numeric value '4155550123' is not recognized"),
+        )
+        .expect("a server error");
+        assert!(!leaky.contains("4155550123"), "{leaky}");
+        assert_eq!(
+            server_text(None, Some("x")),
+            None,
+            "no code: the connector's own text"
+        );
+        assert_eq!(
+            server_text(Some("4155550123x"), Some("x")),
+            None,
+            "a code is digits"
+        );
     }
 
     #[test]
