@@ -26,7 +26,10 @@ pub async fn execute(
             commands::status::execute(&open(config_path, env).await?.1, json).await
         }
         OperatorCommand::Requeue(args) => {
-            commands::requeue::execute(&open(config_path, env).await?.1, &args).await
+            // The selection is read first: bad input costs no connection to the store.
+            let selection = commands::requeue::selection(&args)?;
+            let admin = open(config_path, env).await?.1;
+            commands::requeue::execute(&admin, &selection, &args).await
         }
         OperatorCommand::Reconcile {
             dry_run,

@@ -12,14 +12,17 @@ use crate::cli::{RequeueArgs, RequeueOutcome};
 use crate::commands::operator::print_json;
 use crate::exit::{self, Failure};
 
-/// Requeues (or counts) the selected records.
+/// Requeues (or counts) the records of `selection` (read by [`selection`]).
 ///
 /// # Errors
-/// Exit code 7 for a malformed ids file, 10 for a refused selection (a texted, pending,
-/// purged or unknown id; an empty list), 5 when the store fails. Nothing changes then.
-pub async fn execute(admin: &Arc<dyn StoreAdmin>, args: &RequeueArgs) -> Result<(), Failure> {
-    let selection = selection(args)?;
-    let report = admin.requeue(&selection, args.yes).await?;
+/// Exit code 10 for a refused selection (a texted, pending, purged or unknown id), 5 when
+/// the store fails. Nothing changes then.
+pub async fn execute(
+    admin: &Arc<dyn StoreAdmin>,
+    selection: &RequeueSelection,
+    args: &RequeueArgs,
+) -> Result<(), Failure> {
+    let report = admin.requeue(selection, args.yes).await?;
     if args.json {
         return print_json(&report);
     }
@@ -42,7 +45,11 @@ pub async fn execute(admin: &Arc<dyn StoreAdmin>, args: &RequeueArgs) -> Result<
     Ok(())
 }
 
-fn selection(args: &RequeueArgs) -> Result<RequeueSelection, Failure> {
+/// What `args` select, before any store is opened.
+///
+/// # Errors
+/// Exit code 7 for a malformed ids file, 10 for an empty id list, 2 for no selection.
+pub fn selection(args: &RequeueArgs) -> Result<RequeueSelection, Failure> {
     if let Some(ids) = &args.ids {
         let ids: Vec<RecordId> = ids
             .iter()

@@ -229,6 +229,27 @@ async fn requeue(kind: StoreKind) {
     let missing = world.run(&["requeue", "--ids-file", "/nonexistent/ids.txt", "--yes"]);
     assert_eq!(missing.code, Some(7), "{}", missing.all());
     world.assert_unchanged(&before, "a missing ids file").await;
+    // Bad input is refused before the store is opened: with no store to reach, it still
+    // gets its own answer, not a store failure (exit 5).
+    let unreachable = world
+        .cli()
+        .env("CA_NOTIFY__STORE__PATH", "/nonexistent/dir/state.db")
+        .env("CA_NOTIFY__SNOWFLAKE__BASE_URL", "http://127.0.0.1:9");
+    for (args, code) in [
+        (vec!["requeue", "--ids", " , ", "--yes"], 10),
+        (vec!["requeue", "--ids-file", "/nonexistent/ids.txt"], 7),
+        (vec!["requeue", "--yes"], 2),
+    ] {
+        let out = world.run_cli(&unreachable, &args);
+        assert_eq!(out.code, Some(code), "{args:?}: {}", out.all());
+    }
+    let reachable_needed = world.run_cli(&unreachable, &["requeue", "--ids", "x"]);
+    assert_eq!(
+        reachable_needed.code,
+        Some(5),
+        "the unreachable store is not what the test thinks: {}",
+        reachable_needed.all()
+    );
 
     // A twin of the texted mobile (same phone, same test date: the same dedup key). New
     // in the source, it is pending, which requeue refuses.
