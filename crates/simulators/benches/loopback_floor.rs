@@ -24,22 +24,6 @@ use ca_notify_simulators::twilio::{TwilioSimConfig, TwilioSimulator};
 const REQUESTS: usize = 100_000;
 const IN_FLIGHT: usize = 10;
 
-/// CPU time (user + system) of this process so far.
-fn process_cpu() -> Duration {
-    let text = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = text
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
-}
-
 /// Sends `REQUESTS` GETs, `IN_FLIGHT` at a time; returns (wall, CPU).
 async fn drive(
     urls: Arc<dyn Fn(usize) -> String + Send + Sync>,
@@ -51,7 +35,7 @@ async fn drive(
         .build()
         .expect("client");
     let next = Arc::new(AtomicUsize::new(0));
-    let cpu = process_cpu();
+    let cpu = ca_notify_simulators::cpu::own();
     let started = Instant::now();
     let workers: Vec<_> = (0..IN_FLIGHT)
         .map(|_| {
@@ -81,7 +65,10 @@ async fn drive(
     for w in workers {
         w.await.expect("worker");
     }
-    (started.elapsed(), process_cpu().saturating_sub(cpu))
+    (
+        started.elapsed(),
+        ca_notify_simulators::cpu::own().saturating_sub(cpu),
+    )
 }
 
 fn row(name: &str, (wall, cpu): (Duration, Duration)) {
