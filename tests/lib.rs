@@ -75,7 +75,7 @@ impl Person {
 /// duplicate of an earlier mobile (same phone and test date). The Twilio simulator answers
 /// by the last digit (0–4 mobile, 5 landline, 9 invalid).
 pub fn people(count: usize) -> Vec<Person> {
-    let number = national_number;
+    let number = ca_notify_simulators::numbers::national;
     (0..count)
         .map(|i| {
             let (national, kind) = match i % 10 {
@@ -91,29 +91,6 @@ pub fn people(count: usize) -> Vec<Person> {
             }
         })
         .collect()
-}
-
-/// The N11 service codes (211 community services … 911 emergency): never a subscriber's
-/// exchange, so libphonenumber — and the job's offline pre-filter — call a number in one
-/// invalid.
-const N11_EXCHANGES: [usize; 7] = [311, 411, 511, 611, 711, 811, 911];
-
-/// The ten-digit national number of the `serial`-th person of a world, ending in `last`
-/// (which the Twilio simulator reads as the number's kind): area code 415, a thousand
-/// people per exchange from 300 upward, skipping the N11 exchanges, so every number is a
-/// valid North American one however large the world (up to about 690,000 people).
-pub fn national_number(serial: usize, last: usize) -> String {
-    let mut exchange = 300 + serial / 1000;
-    for n11 in N11_EXCHANGES {
-        if exchange >= n11 {
-            exchange += 1;
-        }
-    }
-    assert!(
-        exchange <= 999,
-        "a world of more than about 690,000 people runs out of exchanges"
-    );
-    format!("415{exchange:03}{:03}{last}", serial % 1000)
 }
 
 /// A `ca-notify` invocation with a clean environment (no inherited `CA_NOTIFY__*`).
@@ -196,40 +173,5 @@ impl Cli {
             stdout: String::from_utf8_lossy(&stdout).into_owned(),
             stderr: String::from_utf8_lossy(&stderr).into_owned(),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn numbers_keep_the_layout_of_the_first_exchanges() {
-        assert_eq!(national_number(0, 1), "4153000001");
-        assert_eq!(national_number(10_999, 5), "4153109995");
-    }
-
-    #[test]
-    fn numbers_skip_the_n11_exchanges() {
-        // Person 11,000 would have landed in 311 (the r11000 failure of the 100,000-record
-        // bench: the pre-filter rightly refused the number of someone the world called a
-        // mobile).
-        assert_eq!(national_number(11_000, 1), "4153120001");
-        for serial in (0..600_000).step_by(1000) {
-            let exchange: usize = national_number(serial, 1)[3..6].parse().unwrap();
-            assert_ne!(
-                exchange % 100,
-                11,
-                "serial {serial} got exchange {exchange}"
-            );
-        }
-    }
-
-    #[test]
-    fn every_person_of_a_large_world_has_a_distinct_number() {
-        let numbers: std::collections::HashSet<String> = (0..120_000)
-            .map(|serial| national_number(serial, 1))
-            .collect();
-        assert_eq!(numbers.len(), 120_000);
     }
 }

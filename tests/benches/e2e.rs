@@ -253,7 +253,7 @@ fn mobiles(count: usize) -> Vec<Person> {
     (0..count)
         .map(|i| Person {
             id: format!("m{i:06}"),
-            national: format!("415{:06}1", 500_000 + i),
+            national: ca_notify_simulators::numbers::national(i, 1),
             kind: Kind::Mobile,
         })
         .collect()

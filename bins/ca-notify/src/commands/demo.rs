@@ -160,14 +160,15 @@ fn memory_number(kind: LineKind, serial: usize) -> String {
 }
 
 /// Numbers the Twilio simulator judges as `kind` (by the last digit: 0–4 mobile,
-/// 5 landline, 9 invalid). Distinct serials give distinct numbers.
+/// 5 landline, 9 invalid), never in an N11 exchange the pre-filter would refuse. Distinct
+/// serials (below `numbers::DISTINCT`) give distinct numbers.
 fn simulator_number(kind: LineKind, serial: usize) -> String {
     let (prefix, last) = match kind {
         LineKind::Mobile => (serial / 5, serial % 5),
         LineKind::Landline => (serial, 5),
         LineKind::Invalid => (serial, 9),
     };
-    format!("415{:06}{last}", 200_000 + prefix % 800_000)
+    ca_notify_simulators::numbers::national(prefix, last)
 }
 
 fn write_csv(path: &std::path::Path, records: &[RecipientRecord]) -> std::io::Result<()> {
