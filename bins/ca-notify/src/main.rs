@@ -26,11 +26,14 @@ use crate::cli::{Cli, Command};
 use crate::exit::Failure;
 
 fn main() -> ExitCode {
-    // Before the runtime's threads: it may set SSL_CERT_FILE.
+    // Before the runtime's threads (its blocking pool): it may set SSL_CERT_FILE.
     tls_roots::provide_when_missing();
     let cli = Cli::parse();
     telemetry::init(cli.log_format, telemetry::level(cli.verbose, cli.quiet));
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // One runtime thread: the job waits on its peers and never computes for long, so a
+    // second worker only adds wake-ups across threads (measured: `docs/benchmarks.md`,
+    // CPU per record). The store's blocking calls run on tokio's blocking pool.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
