@@ -19,6 +19,7 @@ pub mod admin;
 pub mod clock;
 pub mod config;
 mod csv_lines;
+mod durability;
 mod error;
 pub mod identifier;
 pub mod import;

@@ -15,6 +15,7 @@ use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, TransactionBehavior};
 
 use crate::clock::lease_until;
+use crate::durability;
 use crate::error::StoreError;
 use crate::statements::{CLAIM, RELEASE};
 use crate::store::{Inner, SqliteStore};
@@ -80,6 +81,19 @@ impl PhoneSource for SqliteStore {
 }
 
 fn claim_blocking(
+    conn: &mut Connection,
+    inner: &Inner,
+    token: &ClaimToken,
+    max: usize,
+    lease: Duration,
+) -> Result<Vec<RecipientRecord>, StoreError> {
+    // A claim decides nothing the ledger keeps, so its commit is not forced to disk
+    // (the `durability` module): the next write-back's `fsync` carries it.
+    durability::unforced(conn, |conn| stamp_and_read(conn, inner, token, max, lease))
+}
+
+/// The claim's transaction: stamp, read back, forget orphans, commit.
+fn stamp_and_read(
     conn: &mut Connection,
     inner: &Inner,
     token: &ClaimToken,

@@ -14,9 +14,18 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::clock::{system_clock, Clock};
 use crate::config::{SqliteConfig, ValidTable};
+use crate::durability;
 use crate::error::StoreError;
 use crate::schema;
 use crate::statements::{SourceSql, COUNTS};
+
+/// Pages the WAL may hold before a commit checkpoints it (SQLite's default is 1,000):
+/// about 40 MiB of log at the default page size, removed when the last connection to the
+/// file closes.
+const WAL_PAGES: i64 = 10_000;
+
+/// The connection's page cache, in KiB (SQLite's default is 2,000).
+const CACHE_KIB: i64 = 8 * 1024;
 
 /// The embedded SQLite store: recipients source and outcome ledger in one file.
 #[derive(Clone)]
@@ -142,9 +151,15 @@ impl SqliteStore {
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(journal_mode = %mode, "The database file refused WAL mode; readers will wait for writers.");
         }
-        // FULL: a commit is on disk before write-back returns, so a power cut cannot
-        // forget that someone was texted. The benchmark measures what it costs.
-        conn.pragma_update(None, "synchronous", "FULL")?;
+        // Every commit on disk before it returns, but a claim's (the `durability` module).
+        durability::force_commits(&conn)?;
+        // The ledger's two uuid-keyed trees take a write at a random page per record, so
+        // a write-back dirties about two pages a record. A WAL of up to WAL_PAGES
+        // between checkpoints lets a checkpoint copy a page written by many commits
+        // once, and a page cache of CACHE_KIB keeps those trees' pages in memory instead
+        // of reading them back from the OS for every write (`docs/store.md`, *Costs*).
+        conn.pragma_update(None, "wal_autocheckpoint", WAL_PAGES)?;
+        conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
         // Statement journals (every insert that fires the adoption trigger needs one)
         // stay in memory instead of a temporary file per statement.
         conn.pragma_update(None, "temp_store", "MEMORY")?;
@@ -267,5 +282,40 @@ impl fmt::Debug for SqliteStore {
             .field("table", &self.inner.table.name)
             .field("worker_id", &self.inner.config.worker_id)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use ca_notify_ports::PhoneSource;
+
+    use super::*;
+
+    async fn setting(store: &SqliteStore, pragma: &'static str) -> i64 {
+        store
+            .run(move |conn, _| {
+                Ok(conn.query_row(&format!("PRAGMA {pragma}"), [], |row| row.get(0))?)
+            })
+            .await
+            .expect("pragma")
+    }
+
+    #[tokio::test]
+    async fn the_connection_forces_commits_after_a_claim_and_keeps_a_large_log_and_cache() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = SqliteStore::open(SqliteConfig::at(dir.path().join("store.db")))
+            .await
+            .expect("open");
+        const FULL: i64 = 2;
+        assert_eq!(setting(&store, "synchronous").await, FULL);
+        assert_eq!(setting(&store, "wal_autocheckpoint").await, WAL_PAGES);
+        assert_eq!(setting(&store, "cache_size").await, -CACHE_KIB);
+        store
+            .claim(10, Duration::from_secs(60))
+            .await
+            .expect("claim");
+        assert_eq!(setting(&store, "synchronous").await, FULL);
     }
 }
