@@ -26,7 +26,8 @@
 //!   told to slow its store), on the SQLite store wrapped in 300 ms per statement, against
 //!   the limiter at 120/min: does the run still hold the budget?
 //! * `overhead`: no latency, no limits, 100 000 recipients, no setting changed; reports the
-//!   command's own CPU time per record beside its rate.
+//!   command's own CPU time per record beside its rate, and its read and write system
+//!   calls per record (a count, steadier than CPU time on a machine whose speed drifts).
 //! * `faults`: the chaos test's peers (Twilio 5 % 429 and 2 % 500; the verification server
 //!   5 % 500 after issuing, 3 % dropped after, 3 % dropped before, a limiter of 15
 //!   requests a second); runs until drained, then checks the exactly-once invariants.
@@ -148,6 +149,11 @@ struct Measured {
     cpu: Duration,
     /// The share of the machine's cores that were busy (any process) during the run.
     machine_busy: f64,
+    /// Read- and write-family system calls of the process, every thread's (`/proc/<pid>/io`:
+    /// `syscr` + `syscw`: `read`, `pread64`, `recvfrom`, `write`, `pwrite64`, `writev`, …),
+    /// at the last poll before it exited (at most one poll interval is missing): a count,
+    /// which does not drift with the machine's speed as CPU time does.
+    io_syscalls: u64,
     status: ExitStatus,
 }
 
@@ -162,16 +168,18 @@ fn measure(mut command: Command) -> Measured {
         .expect("ca-notify starts");
     let status_file = format!("/proc/{}/status", child.id());
     let children_before = ca_notify_simulators::cpu::reaped_children();
+    let io_file = format!("/proc/{}/io", child.id());
     let mut peak_rss_kib = 0;
+    let mut io_syscalls = 0;
     loop {
         if let Ok(text) = std::fs::read_to_string(&status_file) {
-            if let Some(kib) = text
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            {
+            if let Some(kib) = proc_field(&text, "VmHWM:") {
                 peak_rss_kib = peak_rss_kib.max(kib);
             }
+        }
+        if let Ok(text) = std::fs::read_to_string(&io_file) {
+            let calls = ["syscr:", "syscw:"].map(|name| proc_field(&text, name).unwrap_or(0));
+            io_syscalls = io_syscalls.max(calls.iter().sum());
         }
         if let Some(status) = child.try_wait().expect("child status") {
             let (busy, total) = machine_ticks();
@@ -185,11 +193,19 @@ fn measure(mut command: Command) -> Measured {
                 // counts among this process's reaped children; only this wait reaps any.
                 cpu: ca_notify_simulators::cpu::reaped_children().saturating_sub(children_before),
                 machine_busy,
+                io_syscalls,
                 status,
             };
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// The number after `name` in a `/proc` key-value file (`VmHWM:   1234 kB` gives 1234).
+fn proc_field(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 /// Busy and total clock ticks of all cores so far (`/proc/stat`; idle and iowait count
@@ -622,9 +638,11 @@ async fn overhead() -> Row {
         peak_rss_kib: measured.peak_rss_kib,
         notes: format!(
             "no latency, no limits, no setting changed; limit = the 20 000/s goal (RSS goal \
-             64 MiB); ca-notify used {:.1} s CPU, **{:.0} µs per record**; cores {:.0} % busy",
+             64 MiB); ca-notify used {:.1} s CPU, **{:.0} µs per record**, {:.1} read and \
+             write system calls per record; cores {:.0} % busy",
             measured.cpu.as_secs_f64(),
             cpu_per_record * 1e6,
+            measured.io_syscalls as f64 / records as f64,
             measured.machine_busy * 100.0
         ),
     }
