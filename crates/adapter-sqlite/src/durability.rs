@@ -7,7 +7,7 @@
 //! cut loses nothing — the process that held it died with it, and whatever it sent is
 //! known to the ledger only through a write-back, which is forced and, the WAL being
 //! one ordered log, carries every earlier commit of the file with it to disk.
-//! `docs/store.md` (*Durability*) has the whole argument.
+//! `docs/store.md` (*Durability and I/O*) has the whole argument.
 
 use rusqlite::Connection;
 

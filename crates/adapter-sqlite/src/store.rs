@@ -157,7 +157,8 @@ impl SqliteStore {
         // a write-back dirties about two pages a record. A WAL of up to WAL_PAGES
         // between checkpoints lets a checkpoint copy a page written by many commits
         // once, and a page cache of CACHE_KIB keeps those trees' pages in memory instead
-        // of reading them back from the OS for every write (`docs/store.md`, *Costs*).
+        // of reading them back from the OS for every write (`docs/store.md`, *Durability and
+        // I/O*).
         conn.pragma_update(None, "wal_autocheckpoint", WAL_PAGES)?;
         conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
         // Statement journals (every insert that fires the adoption trigger needs one)
