@@ -10,6 +10,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::clock::{system_clock, Clock};
@@ -161,6 +162,11 @@ impl SqliteStore {
         // I/O*).
         conn.pragma_update(None, "wal_autocheckpoint", WAL_PAGES)?;
         conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
+        // One plan per statement, whatever its bound values: without this, a bound
+        // `LIMIT` (the claim's size) is compiled into the plan, and every new binding
+        // prepares the statement again (SQLite's `sqlite3ExprIsInteger` marks the
+        // parameter; `sqlite3_bind_*` then expires the statement).
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
         // Statement journals (every insert that fires the adoption trigger needs one)
         // stay in memory instead of a temporary file per statement.
         conn.pragma_update(None, "temp_store", "MEMORY")?;
@@ -318,5 +324,30 @@ mod tests {
             .await
             .expect("claim");
         assert_eq!(setting(&store, "synchronous").await, FULL);
+    }
+
+    /// A claim binds its size to `LIMIT ?5`; without the planner's stability guarantee
+    /// SQLite compiles the value into the plan and prepares the statement again whenever
+    /// it is bound anew, that is on every claim.
+    #[tokio::test]
+    async fn claims_reuse_their_prepared_statement() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = SqliteStore::open(SqliteConfig::at(dir.path().join("store.db")))
+            .await
+            .expect("open");
+        for max in [10, 7, 10] {
+            store
+                .claim(max, Duration::from_secs(60))
+                .await
+                .expect("claim");
+        }
+        let reprepared = store
+            .run(|conn, _| {
+                let stmt = conn.prepare_cached(crate::statements::CLAIM)?;
+                Ok(stmt.get_status(rusqlite::StatementStatus::RePrepare))
+            })
+            .await
+            .expect("status");
+        assert_eq!(reprepared, 0);
     }
 }
