@@ -6,19 +6,48 @@ use std::time::Duration;
 
 /// User plus system CPU time of this process so far (`utime`, `stime`).
 pub fn own() -> Duration {
-    ticks(14, 15)
+    let [user, system] = stat_ticks([14, 15]);
+    user + system
 }
 
-/// User plus system CPU time of this process's children that have exited and been
-/// waited for (`cutime`, `cstime`): a child's whole CPU time, its last ticks included,
-/// counts here from the moment it is reaped.
-pub fn reaped_children() -> Duration {
-    ticks(16, 17)
+/// CPU time as the kernel splits it: in the process's own code, and in the kernel on its
+/// behalf (system calls, page faults, and whatever the kernel charges to it, such as
+/// delivering its writes to a receiver on the same machine).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CpuTime {
+    /// In user mode.
+    pub user: Duration,
+    /// In the kernel.
+    pub system: Duration,
 }
 
-/// The sum of two fields (numbered from 1, as `proc(5)` numbers them) of
-/// `/proc/self/stat`, as a duration.
-fn ticks(first: usize, second: usize) -> Duration {
+impl CpuTime {
+    /// User plus system.
+    pub fn total(&self) -> Duration {
+        self.user + self.system
+    }
+
+    /// What was added since `earlier` (zero where a counter went back).
+    #[must_use]
+    pub fn since(&self, earlier: CpuTime) -> CpuTime {
+        CpuTime {
+            user: self.user.saturating_sub(earlier.user),
+            system: self.system.saturating_sub(earlier.system),
+        }
+    }
+}
+
+/// CPU time of this process's children that have exited and been waited for (`cutime`,
+/// `cstime`): a child's whole CPU time, its last ticks included, counts here from the
+/// moment it is reaped.
+pub fn reaped_children() -> CpuTime {
+    let [user, system] = stat_ticks([16, 17]);
+    CpuTime { user, system }
+}
+
+/// Fields of `/proc/self/stat` (numbered from 1, as `proc(5)` numbers them) that count
+/// clock ticks, as durations.
+fn stat_ticks<const N: usize>(numbers: [usize; N]) -> [Duration; N] {
     let text = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     // The command name (field 2) is parenthesised and may hold spaces: the fields after
     // its closing parenthesis start with field 3.
@@ -26,13 +55,13 @@ fn ticks(first: usize, second: usize) -> Duration {
         .rsplit_once(')')
         .map(|(_, rest)| rest.split_whitespace().collect())
         .unwrap_or_default();
-    let field = |n: usize| {
-        fields
+    numbers.map(|n| {
+        let ticks = fields
             .get(n - 3)
             .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    Duration::from_millis((field(first) + field(second)) * 10)
+            .unwrap_or(0);
+        Duration::from_millis(ticks * 10)
+    })
 }
 
 #[cfg(test)]
@@ -51,6 +80,27 @@ mod tests {
     }
 
     #[test]
+    fn split_time_subtracts_part_by_part() {
+        let ms = Duration::from_millis;
+        let later = CpuTime {
+            user: ms(50),
+            system: ms(20),
+        };
+        let earlier = CpuTime {
+            user: ms(30),
+            system: ms(30),
+        };
+        assert_eq!(
+            later.since(earlier),
+            CpuTime {
+                user: ms(20),
+                system: Duration::ZERO
+            }
+        );
+        assert_eq!(later.total(), ms(70));
+    }
+
+    #[test]
     fn a_reaped_child_counts_among_the_children() {
         let before = reaped_children();
         // A shell that spins for about 100 ms of CPU, then exits; `status` waits for it.
@@ -60,7 +110,7 @@ mod tests {
             .expect("sh runs");
         assert!(status.success());
         assert!(
-            reaped_children() > before,
+            reaped_children().since(before).total() > Duration::ZERO,
             "the child's CPU time was not counted"
         );
     }
