@@ -300,6 +300,15 @@ mod tests {
 
     use super::*;
 
+    /// A new store in a temporary directory, which lives as long as the returned guard.
+    async fn fresh_store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = SqliteStore::open(SqliteConfig::at(dir.path().join("store.db")))
+            .await
+            .expect("open");
+        (dir, store)
+    }
+
     async fn setting(store: &SqliteStore, pragma: &'static str) -> i64 {
         store
             .run(move |conn, _| {
@@ -311,10 +320,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_connection_forces_commits_after_a_claim_and_keeps_a_large_log_and_cache() {
-        let dir = tempfile::tempdir().expect("dir");
-        let store = SqliteStore::open(SqliteConfig::at(dir.path().join("store.db")))
-            .await
-            .expect("open");
+        let (_dir, store) = fresh_store().await;
         const FULL: i64 = 2;
         assert_eq!(setting(&store, "synchronous").await, FULL);
         assert_eq!(setting(&store, "wal_autocheckpoint").await, WAL_PAGES);
@@ -331,10 +337,7 @@ mod tests {
     /// it is bound anew, that is on every claim.
     #[tokio::test]
     async fn claims_reuse_their_prepared_statement() {
-        let dir = tempfile::tempdir().expect("dir");
-        let store = SqliteStore::open(SqliteConfig::at(dir.path().join("store.db")))
-            .await
-            .expect("open");
+        let (_dir, store) = fresh_store().await;
         for max in [10, 7, 10] {
             store
                 .claim(max, Duration::from_secs(60))
