@@ -77,13 +77,15 @@ pub fn judge(
     at: ReceivedAt,
 ) -> Judgement {
     let parsed: Option<BatchIssueResponse> = serde_json::from_slice(body).ok();
-    let quoted = quote(parsed.as_ref().and_then(|p| p.error.as_deref()), body);
+    // Only the failures print the server's text; a good answer is never quoted.
+    let quoted = || quote(parsed.as_ref().and_then(|p| p.error.as_deref()), body);
     let code = parsed.as_ref().map_or("", BatchIssueResponse::code);
 
     if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
         return Judgement::Failed(IssueError::Unauthorized(format!(
-            "HTTP {}: {quoted}",
-            status.as_u16()
+            "HTTP {}: {}",
+            status.as_u16(),
+            quoted()
         )));
     }
     if let Some(codes) = parsed.as_ref().and_then(|p| p.codes.as_deref()) {
@@ -93,8 +95,9 @@ pub fn judge(
         ErrorCode::QuotaExceeded => return Judgement::Failed(IssueError::QuotaExhausted),
         known if known.is_unavailable() => {
             return Judgement::Failed(IssueError::Unavailable(format!(
-                "HTTP {} {code}: {quoted}",
-                status.as_u16()
+                "HTTP {} {code}: {}",
+                status.as_u16(),
+                quoted()
             )))
         }
         // `/api/issue` answers one item with an ErrorReturn (`handle_issue.go:148-150`);
@@ -132,13 +135,13 @@ pub fn judge(
     if status.is_server_error() {
         let gateway = status == StatusCode::BAD_GATEWAY || status == StatusCode::GATEWAY_TIMEOUT;
         return Judgement::NoAnswer {
-            text: format!("HTTP {}: {quoted}", status.as_u16()),
+            text: format!("HTTP {}: {}", status.as_u16(), quoted()),
             may_still_run: gateway,
         };
     }
     // The client was too slow to send the request: nothing was read, so nothing was done.
     if status == StatusCode::REQUEST_TIMEOUT {
-        return Judgement::Transient(format!("HTTP {}: {quoted}", status.as_u16()));
+        return Judgement::Transient(format!("HTTP {}: {}", status.as_u16(), quoted()));
     }
     if status.is_redirection()
         || status == StatusCode::NOT_FOUND
@@ -156,8 +159,9 @@ pub fn judge(
             code
         };
         return Judgement::Failed(IssueError::Rejected(format!(
-            "HTTP {} ({code}): {quoted}",
-            status.as_u16()
+            "HTTP {} ({code}): {}",
+            status.as_u16(),
+            quoted()
         )));
     }
     Judgement::Transient(format!("unexpected HTTP {}", status.as_u16()))
