@@ -58,6 +58,7 @@ use ca_notify_integration_tests::{faulty_twilio, faulty_verification, Cli};
 use ca_notify_job::{Job, JobConfig, Store};
 use ca_notify_ports::{Claim, PhoneSource, ResultSink, SinkError, SourceError, WriteReceipt};
 use ca_notify_simulators::cpu::CpuTime;
+use ca_notify_simulators::process;
 use ca_notify_simulators::twilio::TwilioSimConfig;
 use ca_notify_simulators::verification::{RateLimit, SimConfig};
 use harness::{Kind, Person, World};
@@ -169,20 +170,15 @@ fn measure(mut command: Command) -> Measured {
         .stderr(Stdio::null())
         .spawn()
         .expect("ca-notify starts");
-    let status_file = format!("/proc/{}/status", child.id());
     let children_before = ca_notify_simulators::cpu::reaped_children();
-    let io_file = format!("/proc/{}/io", child.id());
     let mut peak_rss_kib = 0;
     let mut io_syscalls = 0;
     loop {
-        if let Ok(text) = std::fs::read_to_string(&status_file) {
-            if let Some(kib) = proc_field(&text, "VmHWM:") {
-                peak_rss_kib = peak_rss_kib.max(kib);
-            }
+        if let Some(kib) = process::peak_rss_kib_of(child.id()) {
+            peak_rss_kib = peak_rss_kib.max(kib);
         }
-        if let Ok(text) = std::fs::read_to_string(&io_file) {
-            let calls = ["syscr:", "syscw:"].map(|name| proc_field(&text, name).unwrap_or(0));
-            io_syscalls = io_syscalls.max(calls.iter().sum());
+        if let Some(calls) = process::io_syscalls_of(child.id()) {
+            io_syscalls = io_syscalls.max(calls);
         }
         if let Some(status) = child.try_wait().expect("child status") {
             let (busy, total) = machine_ticks();
@@ -202,13 +198,6 @@ fn measure(mut command: Command) -> Measured {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-}
-
-/// The number after `name` in a `/proc` key-value file (`VmHWM:   1234 kB` gives 1234).
-fn proc_field(text: &str, name: &str) -> Option<u64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 /// Busy and total clock ticks of all cores so far (`/proc/stat`; idle and iowait count

@@ -97,12 +97,7 @@ async fn check_all(
 }
 
 fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kib| kib / 1024.0)
+    ca_notify_simulators::process::peak_rss_kib().map_or(f64::NAN, |kib| kib as f64 / 1024.0)
 }
 
 struct Row {

@@ -14,14 +14,9 @@ use ca_notify_adapter_twilio::offline::{finding_of, Finding};
 use ca_notify_adapter_twilio::structure::StructuralFault;
 use phonenumber::Type;
 
-/// The process's peak RSS (`VmHWM`), KiB.
+/// The process's peak RSS (`VmHWM`), KiB; 0 where it cannot be read.
 fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
+    ca_notify_simulators::process::peak_rss_kib().unwrap_or(0)
 }
 
 fn main() {

@@ -148,10 +148,7 @@ async fn paced(per_minute: u32, windows: u32) -> anyhow::Result<(Run, u64)> {
 }
 
 fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
+    ca_notify_simulators::process::peak_rss_kib().map(|kib| kib as f64 / 1024.0)
 }
 
 fn seconds(var: &str, default: u64) -> Duration {

@@ -220,16 +220,7 @@ fn zero_latency_child(records: u64) -> String {
 }
 
 fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kib| kib.parse().ok())
-        })
-        .unwrap_or(0)
+    ca_notify_simulators::process::peak_rss_kib().unwrap_or(0)
 }
 
 fn zero_latency_table() {

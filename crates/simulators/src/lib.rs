@@ -5,12 +5,14 @@
 //!   (`POST /api/batch-issue`).
 //!
 //! [`numbers`] makes the synthetic people's phone numbers the Twilio simulator judges, and
-//! [`cpu`] reads this process's CPU time, for the benchmarks that run against them.
+//! [`cpu`] and [`process`] read CPU time, peak memory and system calls, for the benchmarks
+//! that run against them.
 //!
 //! Both are axum servers that tests start in-process on an ephemeral loopback port, and
 //! that `ca-notify simulate` runs as standalone servers. They never reach the network.
 
 pub mod cpu;
 pub mod numbers;
+pub mod process;
 pub mod twilio;
 pub mod verification;
