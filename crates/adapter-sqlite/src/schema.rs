@@ -60,6 +60,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "arrival and purge times on the state table; the attempt log by record; purges in the runs table",
         MIGRATION_4,
     ),
+    (
+        5,
+        "the state table's outcome check as comparisons, not a temporary index per row written",
+        MIGRATION_5,
+    ),
 ];
 
 const MIGRATION_1: &str = "\
@@ -211,6 +216,55 @@ CREATE INDEX ca_notify_state_purgeable ON ca_notify_state (processed_at)
 CREATE INDEX ca_notify_attempts_record ON ca_notify_attempts (record_id, recorded_at);
 -- A purge is recorded as a run (stop 'purge') with the number of records it erased.
 ALTER TABLE ca_notify_runs ADD COLUMN purged INTEGER;";
+
+// The write-back's cost (issue 14, item 7). SQLite evaluates `x IN (a, b, c, …)` with more
+// than two constants by filling a temporary index with the list (libsqlite3-sys 0.35's
+// SQLite 3.50.2, `sqlite3.c` lines 113654-113668, `sqlite3FindInIndex`), and a CHECK
+// constraint is evaluated for every row a statement writes, so the outcome check built and
+// dropped such an index for every record written: about 8 % of the command's instructions
+// (docs/benchmarks.md). The same check as four comparisons builds nothing.
+const MIGRATION_5: &str = "\
+-- The state table is rebuilt (same columns, same rows, same constraints) for one CHECK:
+-- outcome as four comparisons instead of an IN list, which SQLite evaluates by building a
+-- temporary index every time the check runs (once per record written back).
+DROP TRIGGER IF EXISTS ca_notify_adopt_insert;
+DROP TRIGGER IF EXISTS ca_notify_adopt_update;
+CREATE TABLE ca_notify_state_v5 (
+    record_id     TEXT    NOT NULL PRIMARY KEY,  -- the source id, as text
+    sent          INTEGER CHECK (sent IN (0, 1)),  -- 1 sent or already sent, 0 not, NULL undecided
+    outcome       TEXT    CHECK (outcome = 'sent' OR outcome = 'already_sent'
+                                 OR outcome = 'not_sent' OR outcome = 'unconfirmed'),
+    reason        TEXT,                          -- stable reason code of the outcome
+    dedup_uuid    TEXT,                          -- the uuid sent to the verification server
+    attempts      INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),  -- write-backs that reached it
+    last_deferral TEXT,                          -- why the last run deferred it
+    processed_at  TEXT,                          -- RFC 3339 UTC, when the outcome was written
+    claim_token   TEXT,                          -- the current claim, NULL when unclaimed or held
+    claimed_by    TEXT,                          -- the worker holding it
+    lease_until   INTEGER NOT NULL DEFAULT 0,    -- Unix ms when the claim or hold lapses; 0 unclaimed
+    run_id        TEXT,                          -- the run whose write-back last reached it
+    adopted_at    TEXT DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),  -- RFC 3339 UTC, arrival
+    purged_at     TEXT,                          -- RFC 3339 UTC, when purge erased its personal data
+    CHECK ((sent IS NULL) = (outcome IS NULL)),
+    CHECK (purged_at IS NULL OR outcome IS NOT NULL)
+) WITHOUT ROWID;
+INSERT INTO ca_notify_state_v5 (record_id, sent, outcome, reason, dedup_uuid, attempts,
+                                last_deferral, processed_at, claim_token, claimed_by, lease_until,
+                                run_id, adopted_at, purged_at)
+SELECT record_id, sent, outcome, reason, dedup_uuid, attempts,
+       last_deferral, processed_at, claim_token, claimed_by, lease_until, run_id, adopted_at,
+       purged_at
+  FROM ca_notify_state;
+DROP TABLE ca_notify_state;
+ALTER TABLE ca_notify_state_v5 RENAME TO ca_notify_state;
+CREATE INDEX ca_notify_state_pending ON ca_notify_state (lease_until)
+    WHERE outcome IS NULL;
+CREATE INDEX ca_notify_state_claim ON ca_notify_state (claim_token)
+    WHERE claim_token IS NOT NULL;
+CREATE INDEX ca_notify_state_texted ON ca_notify_state (dedup_uuid)
+    WHERE sent = 1;
+CREATE INDEX ca_notify_state_purgeable ON ca_notify_state (processed_at)
+    WHERE outcome IS NOT NULL AND purged_at IS NULL;";
 
 /// Migrates the state tables, creates the source table if it is missing, checks its
 /// columns, and installs adoption. One transaction; idempotent. When a read-only look
@@ -552,7 +606,7 @@ pub(crate) fn adoption_installed(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// `docs/store.md` shows the DDL for review; it must be what the code runs.
@@ -658,6 +712,120 @@ mod tests {
             is_prepared(&conn, &table).expect("look"),
             "a second open migrates again"
         );
+    }
+
+    /// A database that build v4 left, with records in every state, comes out of migration 5
+    /// with every state row as it was (all fourteen columns), adoption working, the
+    /// outcome check as strict as before, and the write-back's statement building no
+    /// temporary index.
+    #[test]
+    fn migration_5_keeps_every_state_row_and_the_outcome_check() {
+        let table = ValidTable::new(&SourceTable::default()).expect("default table");
+        let mut conn = Connection::open_in_memory().expect("memory");
+        conn.execute_batch(&format!(
+            "CREATE TABLE ca_notify_migrations (version INTEGER NOT NULL PRIMARY KEY,
+                 description TEXT NOT NULL, applied_at TEXT NOT NULL);
+             {MIGRATION_1} {MIGRATION_2} {MIGRATION_3} {MIGRATION_4}
+             INSERT INTO ca_notify_migrations VALUES (4, 'v4', '2026-01-01T00:00:00Z');
+             INSERT INTO ca_notify_meta VALUES ('source_table', '{}');
+             {}
+             {}
+             INSERT INTO recipients (id, phone) VALUES ('1', 'a'), ('2', 'b'), ('3', 'c'), ('4', 'd');
+             UPDATE ca_notify_state SET sent = 1, outcome = 'sent', dedup_uuid = 'u1', attempts = 1,
+                 processed_at = '2026-01-02T00:00:00.000Z', run_id = 'r1',
+                 purged_at = '2026-02-01T00:00:00.000Z' WHERE record_id = '1';
+             UPDATE ca_notify_state SET claim_token = 't', claimed_by = 'w', lease_until = 99,
+                 last_deferral = 'deadline', attempts = 1 WHERE record_id = '2';
+             UPDATE ca_notify_state SET sent = 0, outcome = 'not_sent', reason = 'landline',
+                 dedup_uuid = 'u3', processed_at = '2026-01-03T00:00:00.000Z' WHERE record_id = '3';",
+            binding(&table),
+            source_table_ddl(&table),
+            adoption_ddl(&table),
+        ))
+        .expect("a v4 database");
+        let rows = |conn: &Connection| -> Vec<String> {
+            let mut stmt = conn
+                .prepare("SELECT * FROM ca_notify_state ORDER BY record_id")
+                .expect("select");
+            let width = stmt.column_count();
+            assert_eq!(width, 14, "every column of the state table");
+            stmt.query_map([], |r| {
+                let cells = (0..width)
+                    .map(|i| {
+                        r.get::<_, rusqlite::types::Value>(i)
+                            .map(|v| format!("{v:?}"))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(cells.join("|"))
+            })
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+        };
+        let before = rows(&conn);
+        assert_eq!(before.len(), 4);
+        assert!(
+            builds_a_temporary_index(&conn, crate::statements::WRITE_FINAL),
+            "version 4's outcome check builds one per record written"
+        );
+
+        let prepared = prepare(&mut conn, &table).expect("migrates");
+        assert_eq!(prepared.version, SCHEMA_VERSION);
+        assert_eq!(
+            prepared.adopted,
+            Some(0),
+            "adoption reinstalled, nothing to adopt"
+        );
+        assert_eq!(rows(&conn), before, "the rebuild changed a state row");
+        conn.execute("INSERT INTO recipients (id, phone) VALUES ('5', 'e')", [])
+            .expect("insert");
+        assert_eq!(rows(&conn).len(), 5, "a new source row was not adopted");
+        for outcome in ["sent", "already_sent", "not_sent", "unconfirmed"] {
+            conn.execute(
+                "UPDATE ca_notify_state SET sent = 0, outcome = ?1 WHERE record_id = '5'",
+                [outcome],
+            )
+            .expect("an outcome");
+        }
+        let refused = conn
+            .execute(
+                "UPDATE ca_notify_state SET sent = 0, outcome = 'texted' WHERE record_id = '5'",
+                [],
+            )
+            .expect_err("not an outcome");
+        assert!(refused.to_string().contains("CHECK"), "{refused}");
+        let indexes: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'ca_notify_state'
+                    AND name IN ('ca_notify_state_pending', 'ca_notify_state_claim',
+                                 'ca_notify_state_texted', 'ca_notify_state_purgeable')",
+                [],
+                |r| r.get(0),
+            )
+            .expect("schema");
+        assert_eq!(indexes, 4);
+        assert!(!builds_a_temporary_index(
+            &conn,
+            crate::statements::WRITE_FINAL
+        ));
+        assert!(
+            is_prepared(&conn, &table).expect("look"),
+            "a second open migrates again"
+        );
+    }
+
+    /// Whether the program of `sql` opens an ephemeral table (a temporary index).
+    pub(crate) fn builds_a_temporary_index(conn: &Connection, sql: &str) -> bool {
+        let mut stmt = conn.prepare(&format!("EXPLAIN {sql}")).expect("explain");
+        let unbound = vec![rusqlite::types::Null; stmt.parameter_count()];
+        let opcodes = stmt
+            .query_map(rusqlite::params_from_iter(unbound), |r| {
+                r.get::<_, String>(1)
+            })
+            .expect("program")
+            .collect::<Result<Vec<_>, _>>()
+            .expect("opcodes");
+        opcodes.iter().any(|op| op == "OpenEphemeral")
     }
 
     #[test]

@@ -160,6 +160,21 @@ mod tests {
     use super::*;
     use crate::config::SourceTable;
 
+    /// A write-back's statements run once per record: none may build a temporary index
+    /// (SQLite does for an IN list of more than two constants, a CHECK's included).
+    #[test]
+    fn writing_a_record_builds_no_temporary_index() {
+        let conn = Connection::open_in_memory().expect("memory");
+        conn.execute_batch(&crate::schema::ddl(&SourceTable::default()).expect("ddl"))
+            .expect("schema");
+        for sql in [WRITE_FINAL, WRITE_DEFERRED, WRITE_HELD, APPEND_ATTEMPT] {
+            assert!(
+                !crate::schema::tests::builds_a_temporary_index(&conn, sql),
+                "{sql}"
+            );
+        }
+    }
+
     /// The ledger read must stay an index lookup per key, at any history length.
     #[test]
     fn the_ledger_read_uses_the_uuid_indexes_not_a_scan() {
