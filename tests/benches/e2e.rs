@@ -29,7 +29,8 @@
 //!   command's own CPU time per record (user and system apart: the system share, which
 //!   includes delivering its requests to the simulators, drifts most) beside its rate, and
 //!   its read and write system calls per record (a count, steadier than CPU time on a
-//!   machine whose speed drifts).
+//!   machine whose speed drifts). `E2E_OVERHEAD_RECORDS` sets another size, for a run
+//!   under a slow instrument such as `valgrind --tool=cachegrind` (`docs/benchmarks.md`).
 //! * `faults`: the chaos test's peers (Twilio 5 % 429 and 2 % 500; the verification server
 //!   5 % 500 after issuing, 3 % dropped after, 3 % dropped before, a limiter of 15
 //!   requests a second); runs until drained, then checks the exactly-once invariants.
@@ -612,10 +613,13 @@ async fn slow_store(rows: &mut Vec<Row>) -> Summary {
     }
 }
 
-/// No latency, no limits, 100,000 records, no setting changed: what the command itself
+/// No latency, no limits, 100,000 records (or `E2E_OVERHEAD_RECORDS`), no setting changed: what the command itself
 /// costs, in wall time and in its own CPU time per record (issue 14, item 7).
 async fn overhead() -> Row {
-    let records = 100_000;
+    let records = std::env::var("E2E_OVERHEAD_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
     let world = World::start(records, no_ceiling(), SimConfig::default()).await;
     let measured = run_once("overhead", &world.defaults_cli());
     world.assert_exactly_once();

@@ -1,7 +1,7 @@
 //! `PhoneSource` for SQLite: claim under a lease, release, peek.
 //!
-//! A claim is one `BEGIN IMMEDIATE` transaction: stamp a fresh token and lease on up to N
-//! pending state rows, read the source rows back by that token, commit. SQLite admits one
+//! A claim is one `BEGIN IMMEDIATE` transaction: pick up to N pending state rows, stamp a
+//! fresh token and lease on each, read the source rows back by that token, commit. SQLite admits one
 //! such transaction at a time across every connection and process on the file, so no two
 //! claims can stamp the same row (proof in `docs/store.md`).
 
@@ -17,7 +17,7 @@ use rusqlite::{params, Connection, TransactionBehavior};
 use crate::clock::lease_until;
 use crate::durability;
 use crate::error::StoreError;
-use crate::statements::{CLAIM, RELEASE};
+use crate::statements::{CLAIMABLE, RELEASE, STAMP};
 use crate::store::{Inner, SqliteStore};
 
 #[async_trait]
@@ -102,20 +102,22 @@ fn stamp_and_read(
 ) -> Result<Vec<RecipientRecord>, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let now = inner.now_ms();
-    let stamped: Vec<String> = {
-        let mut stmt = tx.prepare_cached(CLAIM)?;
-        let ids = stmt.query_map(
-            params![
-                token.as_str(),
-                inner.config.worker_id,
-                lease_until(now, lease),
-                now,
-                limit(max)
-            ],
-            |row| row.get(0),
-        )?;
+    let claimable: Vec<String> = {
+        let mut stmt = tx.prepare_cached(CLAIMABLE)?;
+        let ids = stmt.query_map(params![now, limit(max)], |row| row.get(0))?;
         ids.collect::<Result<_, _>>()?
     };
+    let mut stamped = Vec::with_capacity(claimable.len());
+    {
+        let mut stmt = tx.prepare_cached(STAMP)?;
+        let until = lease_until(now, lease);
+        for id in claimable {
+            let worker = &inner.config.worker_id;
+            if stmt.execute(params![id, token.as_str(), worker, until, now])? == 1 {
+                stamped.push(id);
+            }
+        }
+    }
     let records = {
         let mut stmt = tx.prepare_cached(&inner.sql.read_by_token)?;
         let records = distinct_records(stmt.query([token.as_str()])?)?;

@@ -5,16 +5,23 @@
 
 use crate::config::ValidTable;
 
-/// Stamps a fresh token and lease on up to `?5` pending records (no final outcome, and
-/// unclaimed or lease ended by `?4`) and returns their ids. The inner SELECT walks the
-/// partial index `ca_notify_state_pending` from its low end: unclaimed rows (lease 0)
-/// first, then the oldest expired leases; live leases and processed rows are never read.
-pub(crate) const CLAIM: &str = "UPDATE ca_notify_state
-    SET claim_token = ?1, claimed_by = ?2, lease_until = ?3
-    WHERE record_id IN (SELECT record_id FROM ca_notify_state
-                         WHERE outcome IS NULL AND lease_until <= ?4
-                         ORDER BY lease_until LIMIT ?5)
-    RETURNING record_id";
+/// Up to `?2` pending records (no final outcome, and unclaimed or lease ended by `?1`), in
+/// the order a claim takes them. Walks the partial index `ca_notify_state_pending` from its
+/// low end: unclaimed rows (lease 0) first, then the oldest expired leases; live leases
+/// and processed rows are never read.
+pub(crate) const CLAIMABLE: &str = "SELECT record_id FROM ca_notify_state
+    WHERE outcome IS NULL AND lease_until <= ?1
+    ORDER BY lease_until LIMIT ?2";
+
+/// Stamps claim `?2` (worker `?3`, lease until `?4`) on record `?1` if it is claimable at
+/// `?5`. A claim runs [`CLAIMABLE`] and then this per record in one write transaction, so
+/// the check always holds there; it keeps the statement right on its own. One record a
+/// statement, not one `UPDATE … WHERE record_id IN (SELECT …) RETURNING`: SQLite runs an
+/// update whose WHERE holds a subquery in two passes through temporary tables (the list,
+/// the keys to change, the rows returned), which cost more than the claim's own writes.
+pub(crate) const STAMP: &str = "UPDATE ca_notify_state
+    SET claim_token = ?2, claimed_by = ?3, lease_until = ?4
+    WHERE record_id = ?1 AND outcome IS NULL AND lease_until <= ?5";
 
 /// A final outcome, only where `?2` still holds the claim.
 pub(crate) const WRITE_FINAL: &str = "UPDATE ca_notify_state

@@ -332,7 +332,7 @@ mod tests {
         assert_eq!(setting(&store, "synchronous").await, FULL);
     }
 
-    /// A claim binds its size to `LIMIT ?5`; without the planner's stability guarantee
+    /// A claim binds its size to `LIMIT ?2`; without the planner's stability guarantee
     /// SQLite compiles the value into the plan and prepares the statement again whenever
     /// it is bound anew, that is on every claim.
     #[tokio::test]
@@ -346,7 +346,7 @@ mod tests {
         }
         let reprepared = store
             .run(|conn, _| {
-                let stmt = conn.prepare_cached(crate::statements::CLAIM)?;
+                let stmt = conn.prepare_cached(crate::statements::CLAIMABLE)?;
                 Ok(stmt.get_status(rusqlite::StatementStatus::RePrepare))
             })
             .await
