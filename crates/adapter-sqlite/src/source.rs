@@ -140,13 +140,13 @@ fn stamp_and_read(
 }
 
 /// Decodes read-back rows, keeping the first row of an id that a foreign source table
-/// holds twice (the import never creates duplicates; `docs/store.md`).
+/// holds twice (the import never creates duplicates; `docs/store.md`). Both reads order
+/// their rows by the state row, so the rows of one id come one after another.
 fn distinct_records(mut rows: rusqlite::Rows<'_>) -> Result<Vec<RecipientRecord>, StoreError> {
     let mut records: Vec<RecipientRecord> = Vec::new();
-    let mut seen: HashSet<String> = HashSet::new();
     while let Some(row) = rows.next()? {
         let id: String = row.get(0)?;
-        if !seen.insert(id.clone()) {
+        if records.last().is_some_and(|last| last.id.as_str() == id) {
             tracing::warn!(record_id = %id, "The source table holds this id more than once; using its first row.");
             continue;
         }

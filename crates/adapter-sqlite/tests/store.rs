@@ -157,6 +157,54 @@ async fn a_configured_table_with_integer_ids_and_absent_columns_is_adopted_as_it
         .is_empty());
 }
 
+/// A foreign table may hold an id twice: the claim and the peek take one record per id
+/// (its first row) and every other id whole, with the ids around it in place.
+#[tokio::test]
+async fn an_id_held_twice_by_a_foreign_table_is_read_once() {
+    let h = Harness::new();
+    let path = h.new_path();
+    {
+        let conn = Connection::open(&path).expect("raw");
+        conn.execute_batch(
+            "CREATE TABLE Contacts (Ref TEXT, Mobile TEXT);
+             INSERT INTO Contacts VALUES ('1', 'first of 1'), ('2', 'first of 2'),
+                                         ('2', 'second of 2'), ('3', 'first of 3');",
+        )
+        .expect("foreign table");
+    }
+    let config = SqliteConfig {
+        table: SourceTable {
+            name: "Contacts".into(),
+            id_column: "Ref".into(),
+            phone_column: "Mobile".into(),
+            test_date_column: None,
+            symptom_date_column: None,
+            test_type_column: None,
+            tz_offset_column: None,
+            arrived_at_column: None,
+        },
+        ..SqliteConfig::at(&path)
+    };
+    let store = SqliteStore::open(config).await.expect("open");
+    let read = |records: &[ca_notify_domain::RecipientRecord]| -> Vec<(String, String)> {
+        records
+            .iter()
+            .map(|r| {
+                let phone = r.phone.as_ref().map(|p| p.expose().to_owned());
+                (r.id.to_string(), phone.unwrap_or_default())
+            })
+            .collect()
+    };
+    let expected = vec![
+        ("1".to_owned(), "first of 1".to_owned()),
+        ("2".to_owned(), "first of 2".to_owned()),
+        ("3".to_owned(), "first of 3".to_owned()),
+    ];
+    assert_eq!(read(&store.peek(10).await.expect("peek")), expected);
+    let claim = store.claim(10, LEASE).await.expect("claim");
+    assert_eq!(read(&claim.records), expected);
+}
+
 #[tokio::test]
 async fn insert_or_replace_into_the_source_keeps_the_ledger() {
     let h = Harness::new();
