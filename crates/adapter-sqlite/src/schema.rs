@@ -657,26 +657,13 @@ pub(crate) mod tests {
             adoption_ddl(&table),
         ))
         .expect("a v1 database");
-        let rows = |conn: &Connection| -> Vec<String> {
-            let mut stmt = conn
-                .prepare(
-                    "SELECT record_id, sent, outcome, reason, dedup_uuid, attempts, last_deferral,
-                            processed_at, claim_token, claimed_by, lease_until
-                       FROM ca_notify_state ORDER BY record_id",
-                )
-                .expect("select");
-            stmt.query_map([], |r| {
-                let cells = (0..11)
-                    .map(|i| {
-                        r.get::<_, rusqlite::types::Value>(i)
-                            .map(|v| format!("{v:?}"))
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok(cells.join("|"))
-            })
-            .expect("rows")
-            .collect::<Result<_, _>>()
-            .expect("rows")
+        let rows = |conn: &Connection| {
+            rows_as_text(
+                conn,
+                "SELECT record_id, sent, outcome, reason, dedup_uuid, attempts, last_deferral,
+                        processed_at, claim_token, claimed_by, lease_until
+                   FROM ca_notify_state ORDER BY record_id",
+            )
         };
         let before = rows(&conn);
         assert_eq!(before.len(), 3);
@@ -743,24 +730,13 @@ pub(crate) mod tests {
             adoption_ddl(&table),
         ))
         .expect("a v4 database");
-        let rows = |conn: &Connection| -> Vec<String> {
-            let mut stmt = conn
-                .prepare("SELECT * FROM ca_notify_state ORDER BY record_id")
-                .expect("select");
-            let width = stmt.column_count();
+        let rows = |conn: &Connection| {
+            let width = conn
+                .prepare("SELECT * FROM ca_notify_state")
+                .expect("select")
+                .column_count();
             assert_eq!(width, 14, "every column of the state table");
-            stmt.query_map([], |r| {
-                let cells = (0..width)
-                    .map(|i| {
-                        r.get::<_, rusqlite::types::Value>(i)
-                            .map(|v| format!("{v:?}"))
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok(cells.join("|"))
-            })
-            .expect("rows")
-            .collect::<Result<_, _>>()
-            .expect("rows")
+            rows_as_text(conn, "SELECT * FROM ca_notify_state ORDER BY record_id")
         };
         let before = rows(&conn);
         assert_eq!(before.len(), 4);
@@ -812,6 +788,25 @@ pub(crate) mod tests {
             is_prepared(&conn, &table).expect("look"),
             "a second open migrates again"
         );
+    }
+
+    /// Each row of `sql`, every column rendered and joined by `|`, to compare a table
+    /// before and after a migration.
+    fn rows_as_text(conn: &Connection, sql: &str) -> Vec<String> {
+        let mut stmt = conn.prepare(sql).expect("select");
+        let width = stmt.column_count();
+        stmt.query_map([], |r| {
+            let cells = (0..width)
+                .map(|i| {
+                    r.get::<_, rusqlite::types::Value>(i)
+                        .map(|v| format!("{v:?}"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(cells.join("|"))
+        })
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("rows")
     }
 
     /// Whether the program of `sql` opens an ephemeral table (a temporary index).

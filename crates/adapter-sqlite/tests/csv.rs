@@ -349,16 +349,7 @@ async fn a_final_id_is_found_under_another_spelling_of_the_same_integer() {
         .execute_batch("CREATE TABLE Patients (PatientId INTEGER PRIMARY KEY, Mobile TEXT);")
         .expect("table");
     let store = SqliteStore::open(SqliteConfig {
-        table: SourceTable {
-            name: "Patients".into(),
-            id_column: "PatientId".into(),
-            phone_column: "Mobile".into(),
-            test_date_column: None,
-            symptom_date_column: None,
-            test_type_column: None,
-            tz_offset_column: None,
-            arrived_at_column: None,
-        },
+        table: support::id_and_phone("Patients", "PatientId", "Mobile"),
         ..SqliteConfig::at(&path)
     })
     .await

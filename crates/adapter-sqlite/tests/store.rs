@@ -173,16 +173,7 @@ async fn an_id_held_twice_by_a_foreign_table_is_read_once() {
         .expect("foreign table");
     }
     let config = SqliteConfig {
-        table: SourceTable {
-            name: "Contacts".into(),
-            id_column: "Ref".into(),
-            phone_column: "Mobile".into(),
-            test_date_column: None,
-            symptom_date_column: None,
-            test_type_column: None,
-            tz_offset_column: None,
-            arrived_at_column: None,
-        },
+        table: support::id_and_phone("Contacts", "Ref", "Mobile"),
         ..SqliteConfig::at(&path)
     };
     let store = SqliteStore::open(config).await.expect("open");

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ca_notify_adapter_sqlite::{Clock, SqliteConfig, SqliteStore};
+use ca_notify_adapter_sqlite::{Clock, SourceTable, SqliteConfig, SqliteStore};
 use ca_notify_domain::{ClaimToken, RecipientRecord, RecordId};
 use ca_notify_store_contract::{ClockOffset, RecordState, StoreHarness};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -67,6 +67,21 @@ pub async fn open(path: &Path, worker: &str) -> SqliteStore {
     })
     .await
     .expect("open store")
+}
+
+/// A source table of someone else's, configured by name with only its id and phone
+/// columns (no dates, no test type).
+pub fn id_and_phone(name: &str, id: &str, phone: &str) -> SourceTable {
+    SourceTable {
+        name: name.into(),
+        id_column: id.into(),
+        phone_column: phone.into(),
+        test_date_column: None,
+        symptom_date_column: None,
+        test_type_column: None,
+        tz_offset_column: None,
+        arrived_at_column: None,
+    }
 }
 
 /// Inserts records into the default source table, NULLs kept as NULL.
