@@ -110,9 +110,8 @@ fn stamp_and_read(
     let mut stamped = Vec::with_capacity(claimable.len());
     {
         let mut stmt = tx.prepare_cached(STAMP)?;
-        let until = lease_until(now, lease);
+        let (worker, until) = (&inner.config.worker_id, lease_until(now, lease));
         for id in claimable {
-            let worker = &inner.config.worker_id;
             if stmt.execute(params![id, token.as_str(), worker, until, now])? == 1 {
                 stamped.push(id);
             }
