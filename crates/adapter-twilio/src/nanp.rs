@@ -16,13 +16,20 @@
 //! keep). [`classify`] answers `None` for anything else and the caller asks the crate.
 //! A test holds this module to the crate's answer over every area code.
 //!
+//! The patterns come from the generated [`ranges`] module, the `+1` regions of the
+//! crate's metadata written out as text, not from the crate's `DATABASE`: loading that
+//! parses every pattern of every country (about 560 million instructions, 0.15 s of CPU at
+//! each start, most of a small scheduled run's; `docs/benchmarks.md`). A test renders the
+//! module again from `DATABASE` and fails when the two differ (a `phonenumber` update):
+//! `CA_NOTIFY_WRITE_NANP_RANGES=1 cargo test -p ca-notify-adapter-twilio nanp` rewrites it.
+//!
 //! These are range metadata, and they go stale: a verdict from here is never final on its
 //! own (see the `structure` module). The offline validator asks it only about numbers whose
 //! structure is sound.
 
 use std::sync::LazyLock;
 
-use phonenumber::metadata::{Descriptor, Metadata, DATABASE};
+use phonenumber::metadata::DATABASE;
 use phonenumber::Type;
 use regex::{Regex, RegexBuilder};
 
@@ -63,8 +70,30 @@ pub fn crate_range(parsed: &phonenumber::PhoneNumber) -> RangeVerdict {
     }
 }
 
-/// The compiled regions of `+1`, in the crate's order; `None` if its metadata has none (a
-/// metadata problem the caller survives by asking the crate).
+#[rustfmt::skip]
+mod ranges;
+
+/// One region of `+1` as the crate's metadata describes it (the generated [`ranges`]).
+struct RegionText {
+    /// The region's id (`US`, `CA`, …), for the reader of the generated file.
+    #[allow(dead_code)]
+    id: &'static str,
+    leading_digits: Option<&'static str>,
+    general: RangeText,
+    /// The types tried before fixed line, in the crate's order.
+    special: &'static [(Type, RangeText)],
+    fixed_line: Option<RangeText>,
+    mobile: Option<RangeText>,
+}
+
+/// A descriptor as text: its national-number pattern and the lengths it allows.
+struct RangeText {
+    pattern: &'static str,
+    possible_lengths: &'static [u16],
+}
+
+/// The compiled regions of `+1`, in the crate's order; `None` if a pattern does not
+/// compile (which a test rules out; the caller would survive it by asking the crate).
 static PLAN: LazyLock<Option<Plan>> = LazyLock::new(Plan::compile);
 
 struct Plan {
@@ -73,10 +102,11 @@ struct Plan {
 
 impl Plan {
     fn compile() -> Option<Self> {
-        let mut regions = Vec::new();
-        for id in DATABASE.region(&1)? {
-            regions.push(Region::compile(DATABASE.by_id(id)?).ok()?);
-        }
+        let regions = ranges::REGIONS
+            .iter()
+            .map(Region::compile)
+            .collect::<Result<Vec<_>, _>>()
+            .ok()?;
         (!regions.is_empty()).then_some(Self { regions })
     }
 
@@ -116,32 +146,22 @@ struct Region {
 }
 
 impl Region {
-    fn compile(meta: &Metadata) -> Result<Self, regex::Error> {
-        let d = meta.descriptors();
-        let range = |desc: Option<&Descriptor>| desc.map(Range::compile).transpose();
-        let special = [
-            (Type::PremiumRate, d.premium_rate()),
-            (Type::TollFree, d.toll_free()),
-            (Type::SharedCost, d.shared_cost()),
-            (Type::Voip, d.voip()),
-            (Type::PersonalNumber, d.personal_number()),
-            (Type::Pager, d.pager()),
-            (Type::Uan, d.uan()),
-            (Type::Voicemail, d.voicemail()),
-        ]
-        .into_iter()
-        .filter_map(|(kind, desc)| desc.map(|desc| Range::compile(desc).map(|r| (kind, r))))
-        .collect::<Result<Vec<_>, _>>()?;
+    fn compile(text: &RegionText) -> Result<Self, regex::Error> {
+        let range = |r: Option<&RangeText>| r.map(Range::compile).transpose();
+        let special = text
+            .special
+            .iter()
+            .map(|(kind, r)| Range::compile(r).map(|r| (*kind, r)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let pattern = |r: Option<&RangeText>| r.map(|r| r.pattern);
         Ok(Self {
-            leading_digits: meta
-                .leading_digits()
-                .map(|r| anchored(r.as_str()))
-                .transpose()?,
-            general: Range::compile(d.general())?,
+            leading_digits: text.leading_digits.map(anchored).transpose()?,
+            general: Range::compile(&text.general)?,
             special,
-            fixed_line: range(d.fixed_line())?,
-            mobile: range(d.mobile())?,
-            fixed_line_is_mobile: pattern_text(d.fixed_line()) == pattern_text(d.mobile()),
+            fixed_line: range(text.fixed_line.as_ref())?,
+            mobile: range(text.mobile.as_ref())?,
+            fixed_line_is_mobile: pattern(text.fixed_line.as_ref())
+                == pattern(text.mobile.as_ref()),
         })
     }
 
@@ -173,10 +193,6 @@ impl Region {
     }
 }
 
-fn pattern_text(desc: Option<&Descriptor>) -> Option<&str> {
-    desc.map(|d| d.national_number().as_str())
-}
-
 /// A descriptor: its pattern and the lengths it allows (`Descriptor::is_match`).
 struct Range {
     pattern: Regex,
@@ -184,10 +200,10 @@ struct Range {
 }
 
 impl Range {
-    fn compile(desc: &Descriptor) -> Result<Self, regex::Error> {
+    fn compile(text: &RangeText) -> Result<Self, regex::Error> {
         Ok(Self {
-            pattern: anchored(desc.national_number().as_str())?,
-            possible_lengths: desc.possible_length().to_vec(),
+            pattern: anchored(text.pattern)?,
+            possible_lengths: text.possible_lengths.to_vec(),
         })
     }
 
@@ -270,6 +286,79 @@ mod tests {
         assert!(kinds.contains("Invalid"), "{kinds:?}");
         assert!(structural > 400, "{structural}");
         assert!(looser_metadata > 0, "N11 exchanges the metadata accepts");
+    }
+
+    /// The generated [`ranges`] module as the crate's metadata gives it now.
+    fn render_ranges() -> String {
+        use phonenumber::metadata::Descriptor;
+        let range = |d: &Descriptor| {
+            format!(
+                "RangeText {{ pattern: {:?}, possible_lengths: &{:?} }}",
+                d.national_number().as_str(),
+                d.possible_length()
+            )
+        };
+        let optional = |d: Option<&Descriptor>| {
+            d.map_or_else(|| "None".to_owned(), |d| format!("Some({})", range(d)))
+        };
+        let mut out = String::from(
+            "//! The `+1` regions of libphonenumber's metadata (the `phonenumber` crate), in the\n\
+             //! crate's order. Generated from `phonenumber::metadata::DATABASE` by `nanp`'s tests;\n\
+             //! do not edit: `CA_NOTIFY_WRITE_NANP_RANGES=1 cargo test -p\n\
+             //! ca-notify-adapter-twilio nanp` writes it again.\n\n\
+             use phonenumber::Type;\n\n\
+             use super::{RangeText, RegionText};\n\n\
+             pub(super) static REGIONS: &[RegionText] = &[\n",
+        );
+        for id in DATABASE.region(&1).expect("+1 has regions") {
+            let meta = DATABASE.by_id(id).expect("a region of +1 has metadata");
+            let d = meta.descriptors();
+            // The crate's order of the types tried before fixed line (validator::number_type).
+            let special: Vec<String> = [
+                (Type::PremiumRate, d.premium_rate()),
+                (Type::TollFree, d.toll_free()),
+                (Type::SharedCost, d.shared_cost()),
+                (Type::Voip, d.voip()),
+                (Type::PersonalNumber, d.personal_number()),
+                (Type::Pager, d.pager()),
+                (Type::Uan, d.uan()),
+                (Type::Voicemail, d.voicemail()),
+            ]
+            .into_iter()
+            .filter_map(|(kind, desc)| {
+                desc.map(|desc| format!("(Type::{kind:?}, {})", range(desc)))
+            })
+            .collect();
+            out.push_str(&format!(
+                "    RegionText {{\n        id: {id:?},\n        leading_digits: {:?},\n        \
+                 general: {},\n        special: &[{}],\n        fixed_line: {},\n        \
+                 mobile: {},\n    }},\n",
+                meta.leading_digits().map(|r| r.as_str()),
+                range(d.general()),
+                special.join(", "),
+                optional(d.fixed_line()),
+                optional(d.mobile()),
+            ));
+        }
+        out.push_str("];\n");
+        out
+    }
+
+    /// The generated ranges are the crate's metadata: a `phonenumber` update that changes
+    /// them fails here until the module is written again.
+    #[test]
+    fn the_generated_ranges_are_the_crates_metadata() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/nanp/ranges.rs");
+        let rendered = render_ranges();
+        if std::env::var_os("CA_NOTIFY_WRITE_NANP_RANGES").is_some() {
+            std::fs::write(path, &rendered).expect("src/nanp/ranges.rs written");
+        }
+        let on_disk = std::fs::read_to_string(path).expect("src/nanp/ranges.rs read");
+        assert!(
+            on_disk == rendered,
+            "src/nanp/ranges.rs is not phonenumber's metadata of today; \
+             CA_NOTIFY_WRITE_NANP_RANGES=1 cargo test -p ca-notify-adapter-twilio nanp writes it again"
+        );
     }
 
     #[test]
