@@ -241,7 +241,11 @@ mod tests {
         };
         let (mut plain, mut six_digits, mut at_bound, mut scrubbed) = (0, 0, 0, 0);
         for _ in 0..20_000 {
-            let len = if next(4) == 0 { 195 + next(10) } else { next(40) };
+            let len = if next(4) == 0 {
+                195 + next(10)
+            } else {
+                next(40)
+            };
             // A fifth of the texts hold no digit; the rest one in two to one in five.
             let digit_share = next(5);
             let text: String = (0..len)
@@ -273,7 +277,10 @@ mod tests {
             assert_eq!(bounded_reason(&text), long_way);
         }
         assert!(plain > 1_000, "{plain}");
-        assert!(six_digits > 0 && scrubbed > 1_000, "{six_digits} {scrubbed}");
+        assert!(
+            six_digits > 0 && scrubbed > 1_000,
+            "{six_digits} {scrubbed}"
+        );
         assert!(at_bound > 0, "{at_bound}");
     }
 
