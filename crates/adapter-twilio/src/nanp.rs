@@ -18,10 +18,11 @@
 //!
 //! The patterns come from the generated [`ranges`] module, the `+1` regions of the
 //! crate's metadata written out as text, not from the crate's `DATABASE`: loading that
-//! parses every pattern of every country (about 560 million instructions, 0.15 s of CPU at
-//! each start, most of a small scheduled run's; `docs/benchmarks.md`). A test renders the
-//! module again from `DATABASE` and fails when the two differ (a `phonenumber` update):
-//! `CA_NOTIFY_WRITE_NANP_RANGES=1 cargo test -p ca-notify-adapter-twilio nanp` rewrites it.
+//! parses every pattern of every country (about 575 million instructions, 0.1–0.15 s of
+//! CPU at each start, most of a small scheduled run's; `docs/benchmarks.md`). A test
+//! renders the module again from `DATABASE` and fails when the two differ (a `phonenumber`
+//! update): `CA_NOTIFY_WRITE_NANP_RANGES=1 cargo test -p ca-notify-adapter-twilio nanp`
+//! rewrites it.
 //!
 //! These are range metadata, and they go stale: a verdict from here is never final on its
 //! own (see the `structure` module). The offline validator asks it only about numbers whose
