@@ -231,14 +231,11 @@ mod tests {
     /// both edges.
     #[test]
     fn plain_text_is_what_scrubbing_leaves_unchanged() {
+        use rand::{rngs::StdRng, Rng, SeedableRng};
+
         const ALPHABET: &[u8] = b"0123456789abcXYZ_:- +()./";
-        let mut state = 11_u64;
-        let mut next = |n: usize| {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            usize::try_from(state >> 33).expect("31 bits fit") % n
-        };
+        let mut rng = StdRng::seed_from_u64(11);
+        let mut next = |n: usize| rng.random_range(0..n);
         let (mut plain, mut six_digits, mut at_bound, mut scrubbed) = (0, 0, 0, 0);
         for _ in 0..20_000 {
             let len = if next(4) == 0 {
