@@ -74,11 +74,9 @@ pub fn crate_range(parsed: &phonenumber::PhoneNumber) -> RangeVerdict {
 #[rustfmt::skip]
 mod ranges;
 
-/// One region of `+1` as the crate's metadata describes it (the generated [`ranges`]).
+/// One region of `+1` as the crate's metadata describes it (the generated [`ranges`],
+/// where a comment names the region).
 struct RegionText {
-    /// The region's id (`US`, `CA`, …), for the reader of the generated file.
-    #[allow(dead_code)]
-    id: &'static str,
     leading_digits: Option<&'static str>,
     general: RangeText,
     /// The types tried before fixed line, in the crate's order.
@@ -331,7 +329,7 @@ mod tests {
             })
             .collect();
             out.push_str(&format!(
-                "    RegionText {{\n        id: {id:?},\n        leading_digits: {:?},\n        \
+                "    // {id}\n    RegionText {{\n        leading_digits: {:?},\n        \
                  general: {},\n        special: &[{}],\n        fixed_line: {},\n        \
                  mobile: {},\n    }},\n",
                 meta.leading_digits().map(|r| r.as_str()),
