@@ -613,8 +613,9 @@ async fn slow_store(rows: &mut Vec<Row>) -> Summary {
     }
 }
 
-/// No latency, no limits, 100,000 records (or `E2E_OVERHEAD_RECORDS`), no setting changed: what the command itself
-/// costs, in wall time and in its own CPU time per record (issue 14, item 7).
+/// No latency, no limits, 100,000 records (or `E2E_OVERHEAD_RECORDS`), no setting changed:
+/// what the command itself costs, in wall time and in its own CPU time per record (issue
+/// 14, item 7).
 async fn overhead() -> Row {
     let records = std::env::var("E2E_OVERHEAD_RECORDS")
         .ok()
