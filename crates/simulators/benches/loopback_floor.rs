@@ -6,8 +6,8 @@
 //! Two clients, each with a 10 s request timeout as the adapters set one:
 //! * `reqwest`: the adapters' client, redirects off as ours are (`ca-notify-http`).
 //! * `hyper`: hyper-util's client, the one reqwest wraps, used directly: what a leaner
-//!   client would cost, for the decision the CPU-per-record goal of issue 14 is waiting on
-//!   (`docs/benchmarks.md`).
+//!   client would cost (issue 14, item 7). End to end it saves less than this floor
+//!   shows: `docs/benchmarks.md`, *where it ends*.
 //!
 //! Two servers:
 //! * `bare`: a route that answers a fixed body the size of a Twilio Lookup answer.
