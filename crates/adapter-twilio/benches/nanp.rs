@@ -13,6 +13,8 @@ use ca_notify_adapter_twilio::nanp::{crate_verdict, RangeVerdict};
 use ca_notify_adapter_twilio::offline::{finding_of, Finding};
 use ca_notify_adapter_twilio::structure::StructuralFault;
 use phonenumber::Type;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 /// The process's peak RSS (`VmHWM`), KiB; 0 where it cannot be read.
 fn peak_rss_kib() -> u64 {
@@ -24,15 +26,13 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
-    let mut state = 12_345_u64;
-    let mut next = move || {
-        state = state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        state >> 24
-    };
+    let mut rng = StdRng::seed_from_u64(12_345);
     let numbers: Vec<String> = (0..count)
-        .map(|_| format!("+1{}{:09}", 2 + next() % 8, next() % 1_000_000_000))
+        .map(|_| {
+            let first: u32 = rng.random_range(2..10);
+            let rest: u32 = rng.random_range(0..1_000_000_000);
+            format!("+1{first}{rest:09}")
+        })
         .collect();
     // Compile outside the timing, as a run does once; the metadata itself is loaded first
     // so the RSS step is the compiled patterns alone.

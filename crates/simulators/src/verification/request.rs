@@ -264,12 +264,12 @@ mod tests {
 
     #[test]
     fn nanp_e164_is_canonical_exactly_when_the_parser_says_so() {
-        let mut state = 3_u64;
+        use rand::{rngs::StdRng, Rng, SeedableRng};
+
+        let mut rng = StdRng::seed_from_u64(3);
         for npa in 200..1000 {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1);
-            let e164 = format!("+1{npa}{:07}", (state >> 33) % 10_000_000);
+            let line: u32 = rng.random_range(0..10_000_000);
+            let e164 = format!("+1{npa}{line:07}");
             assert!(is_nanp_e164(&e164));
             let parsed =
                 phonenumber::parse(Some(phonenumber::country::Id::US), &e164).expect("parses");
