@@ -42,7 +42,7 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 enum Client {
     Reqwest(reqwest::Client),
-    Hyper(hyper_util::client::legacy::Client<HttpConnector, Empty<Bytes>>),
+    Hyper(Box<hyper_util::client::legacy::Client<HttpConnector, Empty<Bytes>>>),
 }
 
 impl Client {
@@ -61,11 +61,11 @@ impl Client {
     fn hyper() -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
-        Self::Hyper(
+        Self::Hyper(Box::new(
             hyper_util::client::legacy::Client::builder(TokioExecutor::new())
                 .pool_max_idle_per_host(IN_FLIGHT)
                 .build(connector),
-        )
+        ))
     }
 
     fn name(&self) -> &'static str {
