@@ -195,14 +195,14 @@ impl Region {
 /// A descriptor: its pattern and the lengths it allows (`Descriptor::is_match`).
 struct Range {
     pattern: Regex,
-    possible_lengths: Vec<u16>,
+    possible_lengths: &'static [u16],
 }
 
 impl Range {
     fn compile(text: &RangeText) -> Result<Self, regex::Error> {
         Ok(Self {
             pattern: anchored(text.pattern)?,
-            possible_lengths: text.possible_lengths.to_vec(),
+            possible_lengths: text.possible_lengths,
         })
     }
 
