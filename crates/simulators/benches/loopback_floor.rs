@@ -107,7 +107,7 @@ impl Client {
 
 /// Sends `REQUESTS` GETs, `IN_FLIGHT` at a time; returns (wall, CPU).
 async fn drive(
-    client: Client,
+    client: &Client,
     urls: Arc<dyn Fn(usize) -> String + Send + Sync>,
     auth: Option<String>,
 ) -> (Duration, Duration) {
@@ -179,7 +179,7 @@ fn main() {
             format!("{base}/v2/PhoneNumbers/%2B1415{:07}?Fields=line_type_intelligence", i % 10_000_000)
         });
         for client in [Client::reqwest(), Client::hyper()] {
-            let measured = drive(client.clone(), Arc::clone(&urls), None).await;
+            let measured = drive(&client, Arc::clone(&urls), None).await;
             row("bare axum route", &client, measured);
         }
 
@@ -199,7 +199,7 @@ fn main() {
             format!("{base}/v2/PhoneNumbers/%2B1415{:07}?Fields=line_type_intelligence", i % 10_000_000)
         });
         for client in [Client::reqwest(), Client::hyper()] {
-            let measured = drive(client.clone(), Arc::clone(&urls), Some(auth.clone())).await;
+            let measured = drive(&client, Arc::clone(&urls), Some(auth.clone())).await;
             row("Twilio simulator", &client, measured);
         }
     });
